@@ -1,0 +1,103 @@
+/**
+ * Wire contracts between components, defined once (schema + type) and validated wherever read.
+ * Every message carries `v` so a later format can be told apart from this one.
+ */
+import { z } from "zod";
+
+export const QUEUE_NAMES = {
+  requests: "inference_requests",
+  results: "inference_results",
+} as const;
+
+export const generationParamsSchema = z
+  .object({
+    max_length: z.number().int().min(1).max(4096),
+    temperature: z.number().min(0).max(2),
+    top_p: z.number().gt(0).max(1),
+    top_k: z.number().int().min(0).max(1000),
+    repetition_penalty: z.number().min(0.5).max(2),
+    num_return_sequences: z.number().int().min(1).max(5),
+    stop: z.array(z.string().min(1).max(64)).max(4).optional(),
+    seed: z.number().int().min(0).max(2 ** 31 - 1).optional(),
+  })
+  .strict();
+export type GenerationParams = z.infer<typeof generationParamsSchema>;
+
+export const requestMessageSchema = z
+  .object({
+    v: z.literal(1),
+    request_id: z.string().uuid(),
+    user_id: z.string().min(1).max(128),
+    model: z.string().min(1).max(256),
+    prompt: z.string().min(1),
+    params: generationParamsSchema,
+    reserved_tokens: z.number().int().nonnegative(),
+    attempt: z.number().int().min(1),
+    created_at: z.string(),
+  })
+  .strict();
+export type RequestMessage = z.infer<typeof requestMessageSchema>;
+
+export const tokenUsageSchema = z
+  .object({
+    prompt_tokens: z.number().int().nonnegative(),
+    completion_tokens: z.number().int().nonnegative(),
+    total_tokens: z.number().int().nonnegative(),
+  })
+  .strict();
+export type TokenUsage = z.infer<typeof tokenUsageSchema>;
+
+export const outcomeStatusSchema = z.enum(["processing", "completed", "failed"]);
+export type OutcomeStatus = z.infer<typeof outcomeStatusSchema>;
+
+export const outcomeMessageSchema = z
+  .object({
+    v: z.literal(1),
+    request_id: z.string().uuid(),
+    user_id: z.string().min(1).max(128),
+    status: outcomeStatusSchema,
+    model: z.string().optional(),
+    output_text: z.string().optional(),
+    outputs: z.array(z.string()).optional(),
+    usage: tokenUsageSchema.optional(),
+    error: z.object({ code: z.string(), message: z.string() }).strict().optional(),
+    attempt: z.number().int().min(1),
+    timings: z
+      .object({ queued_ms: z.number().nonnegative().optional(), processing_ms: z.number().nonnegative().optional() })
+      .strict()
+      .optional(),
+    at: z.string(),
+  })
+  .strict();
+export type OutcomeMessage = z.infer<typeof outcomeMessageSchema>;
+
+/** Event pushed to clients waiting on `/events/{id}` (SSE), fanned out across API replicas. */
+export const requestEventSchema = z
+  .object({
+    request_id: z.string(),
+    user_id: z.string(),
+    status: z.enum(["queued", "processing", "completed", "failed"]),
+    final: z.boolean(),
+  })
+  .passthrough();
+export type RequestEvent = z.infer<typeof requestEventSchema>;
+
+export type ParseResult<T> = { ok: true; value: T } | { ok: false; error: string };
+
+function parseWith<T>(schema: z.ZodType<T>, raw: Buffer | string): ParseResult<T> {
+  let data: unknown;
+  try {
+    data = JSON.parse(typeof raw === "string" ? raw : raw.toString("utf8"));
+  } catch {
+    return { ok: false, error: "message is not JSON" };
+  }
+  const parsed = schema.safeParse(data);
+  if (!parsed.success) {
+    return { ok: false, error: parsed.error.issues.map((i) => `${i.path.join(".") || "(root)"}: ${i.message}`).join("; ") };
+  }
+  return { ok: true, value: parsed.data };
+}
+
+export const parseRequestMessage = (raw: Buffer | string) => parseWith(requestMessageSchema, raw);
+export const parseOutcomeMessage = (raw: Buffer | string) => parseWith(outcomeMessageSchema, raw);
+export const encodeMessage = (message: RequestMessage | OutcomeMessage): Buffer => Buffer.from(JSON.stringify(message));
