@@ -1,0 +1,242 @@
+/**
+ * The one place that reads the environment. Each component gets a validated, typed section; a bad
+ * value stops start-up with a message naming the variable. Every setting is documented in README.md.
+ */
+import { z } from "zod";
+import { AppError } from "./errors.js";
+
+const bool = z
+  .enum(["true", "false", "1", "0", "yes", "no"])
+  .transform((v) => v === "true" || v === "1" || v === "yes");
+const int = (min: number, max: number) => z.coerce.number().int().min(min).max(max);
+const num = (min: number, max: number) => z.coerce.number().min(min).max(max);
+const optionalUrl = z.string().min(1).optional();
+
+const envSchema = z.object({
+  // shared
+  NODE_ENV: z.string().optional(),
+  LOG_LEVEL: z.enum(["fatal", "error", "warn", "info", "debug", "trace", "silent"]).default("info"),
+  HOST: z.string().default("0.0.0.0"),
+  PORT: int(0, 65535).optional(),
+  DATA_DIR: z.string().default("./data"),
+  DATABASE_URL: optionalUrl,
+  REDIS_URL: optionalUrl,
+  AMQP_URL: optionalUrl,
+  QUEUE_REQUESTS: z.string().min(1).default("inference_requests"),
+  QUEUE_RESULTS: z.string().min(1).default("inference_results"),
+  REDIS_KEY_PREFIX: z.string().default(""),
+  SHUTDOWN_TIMEOUT_MS: int(0, 600_000).default(25_000),
+
+  // gateway
+  ANONYMOUS_ACCESS: bool.optional(),
+  ANONYMOUS_DAILY_REQUESTS: int(0, 1e9).default(100),
+  ANONYMOUS_DAILY_TOKENS: int(0, 1e12).default(100_000),
+  BODY_LIMIT_BYTES: int(256, 10 * 1024 * 1024).default(64 * 1024),
+  MAX_PROMPT_CHARS: int(1, 1_000_000).default(16_000),
+  DEFAULT_MODEL: z.string().min(1).optional(),
+  CORS_ORIGINS: z.string().default(""),
+  RATE_LIMIT_PER_IP_PER_MINUTE: int(0, 1e9).default(0),
+  SWEEP_INTERVAL_MS: int(100, 3_600_000).default(5_000),
+  SWEEP_UNPUBLISHED_AFTER_MS: int(100, 3_600_000).default(30_000),
+  RESERVATION_TIMEOUT_MS: int(1_000, 7 * 24 * 3_600_000).default(30 * 60_000),
+
+  // worker
+  ML_SERVICE_URL: z.string().url().optional(),
+  ML_SERVICE_API: z.enum(["native", "openai"]).default("native"),
+  WORKER_PREFETCH: int(1, 1000).default(8),
+  WORKER_MAX_ATTEMPTS: int(1, 20).default(4),
+  WORKER_RETRY_BASE_MS: int(1, 600_000).default(1_000),
+  ML_REQUEST_TIMEOUT_MS: int(100, 3_600_000).default(120_000),
+
+  // collector
+  COLLECTOR_PREFETCH: int(1, 1000).default(32),
+
+  // api service
+  SSE_HEARTBEAT_MS: int(100, 600_000).default(15_000),
+
+  // ml service
+  MODEL: z.string().min(1).optional(),
+  MODEL_NAME: z.string().min(1).optional(),
+  MODEL_CACHE_DIR: z.string().optional(),
+  MODEL_DOWNLOAD_TIMEOUT_MS: int(1_000, 24 * 3_600_000).default(600_000),
+  ML_GPU: z.enum(["auto", "cpu", "cuda", "vulkan", "metal"]).default("cpu"),
+  ML_THREADS: int(0, 256).default(1),
+  ML_CONTEXT_SIZE: int(64, 1_048_576).default(2048),
+  ML_BATCH_SEQUENCES: int(1, 256).default(8),
+  ML_QUEUE_LIMIT: int(0, 100_000).default(64),
+  ML_TRUNCATE_PROMPT: bool.default(false),
+  ML_MAX_TOKENS_LIMIT: int(1, 1_000_000).default(4096),
+});
+
+export type Env = z.infer<typeof envSchema>;
+
+export type Mode = "embedded" | "servers";
+
+export interface CommonConfig {
+  logLevel: Env["LOG_LEVEL"];
+  host: string;
+  dataDir: string;
+  databaseUrl: string | undefined;
+  redisUrl: string | undefined;
+  amqpUrl: string | undefined;
+  queues: { requests: string; results: string };
+  redisKeyPrefix: string;
+  shutdownTimeoutMs: number;
+}
+
+export interface GatewayConfig {
+  port: number;
+  anonymous: { enabled: boolean; dailyRequests: number; dailyTokens: number };
+  bodyLimitBytes: number;
+  maxPromptChars: number;
+  defaultModel: string;
+  corsOrigins: string[];
+  rateLimitPerIpPerMinute: number;
+  sweepIntervalMs: number;
+  sweepUnpublishedAfterMs: number;
+  reservationTimeoutMs: number;
+}
+
+export interface WorkerConfig {
+  mlServiceUrl: string;
+  mlServiceApi: "native" | "openai";
+  prefetch: number;
+  maxAttempts: number;
+  retryBaseMs: number;
+  requestTimeoutMs: number;
+}
+
+export interface CollectorConfig {
+  prefetch: number;
+}
+
+export interface ApiServiceConfig {
+  port: number;
+  sseHeartbeatMs: number;
+  corsOrigins: string[];
+}
+
+export interface MlServiceConfig {
+  port: number;
+  host: string;
+  /** GGUF path or `hf:` reference; undefined = the generated demo model. */
+  model: string | undefined;
+  modelName: string | undefined;
+  modelCacheDir: string;
+  dataDir: string;
+  downloadTimeoutMs: number;
+  gpu: "auto" | "cpu" | "cuda" | "vulkan" | "metal";
+  threads: number;
+  contextSize: number;
+  batchSequences: number;
+  queueLimit: number;
+  truncatePrompt: boolean;
+  maxTokensLimit: number;
+}
+
+export interface Config {
+  mode: Mode;
+  common: CommonConfig;
+  gateway: GatewayConfig;
+  worker: WorkerConfig;
+  collector: CollectorConfig;
+  apiService: ApiServiceConfig;
+  mlService: MlServiceConfig;
+}
+
+export const DEFAULT_PORTS = { gateway: 8080, mlService: 8081, apiService: 8082 } as const;
+
+const list = (value: string) =>
+  value
+    .split(",")
+    .map((s) => s.trim())
+    .filter(Boolean);
+
+/**
+ * Parse the environment once. `component` decides which default port PORT overrides.
+ * Throws AppError(config_invalid) naming every bad variable.
+ */
+export function loadConfig(
+  env: Record<string, string | undefined> = process.env,
+  component: "gateway" | "worker" | "collector" | "api-service" | "ml-service" | "all" | "cli" = "all",
+): Config {
+  const cleaned = Object.fromEntries(Object.entries(env).filter(([, v]) => v !== undefined && v !== ""));
+  const parsed = envSchema.safeParse(cleaned);
+  if (!parsed.success) {
+    const problems = parsed.error.issues.map((i) => `${i.path.join(".")}: ${i.message}`).join("; ");
+    throw new AppError("config_invalid", `invalid configuration: ${problems}`);
+  }
+  const e = parsed.data;
+  const serverUrls = [e.DATABASE_URL, e.REDIS_URL, e.AMQP_URL].filter(Boolean).length;
+  const mode: Mode = serverUrls > 0 ? "servers" : "embedded";
+  if (component !== "all" && component !== "ml-service" && component !== "cli" && mode === "embedded") {
+    // A lone component cannot share in-process state with anything else; only `all` may be embedded.
+    throw new AppError(
+      "config_invalid",
+      `component "${component}" runs alone and needs the real servers: set DATABASE_URL, REDIS_URL and AMQP_URL (or run "all")`,
+    );
+  }
+  const port = (fallback: number, own: boolean) => (own && e.PORT !== undefined ? e.PORT : fallback);
+  const cors = list(e.CORS_ORIGINS);
+  const mlPort = port(DEFAULT_PORTS.mlService, component === "ml-service");
+  return {
+    mode,
+    common: {
+      logLevel: e.LOG_LEVEL,
+      host: e.HOST,
+      dataDir: e.DATA_DIR,
+      databaseUrl: e.DATABASE_URL,
+      redisUrl: e.REDIS_URL,
+      amqpUrl: e.AMQP_URL,
+      queues: { requests: e.QUEUE_REQUESTS, results: e.QUEUE_RESULTS },
+      redisKeyPrefix: e.REDIS_KEY_PREFIX,
+      shutdownTimeoutMs: e.SHUTDOWN_TIMEOUT_MS,
+    },
+    gateway: {
+      port: port(DEFAULT_PORTS.gateway, component === "gateway" || component === "all"),
+      anonymous: {
+        enabled: e.ANONYMOUS_ACCESS ?? mode === "embedded",
+        dailyRequests: e.ANONYMOUS_DAILY_REQUESTS,
+        dailyTokens: e.ANONYMOUS_DAILY_TOKENS,
+      },
+      bodyLimitBytes: e.BODY_LIMIT_BYTES,
+      maxPromptChars: e.MAX_PROMPT_CHARS,
+      defaultModel: e.DEFAULT_MODEL ?? e.MODEL_NAME ?? "default",
+      corsOrigins: cors,
+      rateLimitPerIpPerMinute: e.RATE_LIMIT_PER_IP_PER_MINUTE,
+      sweepIntervalMs: e.SWEEP_INTERVAL_MS,
+      sweepUnpublishedAfterMs: e.SWEEP_UNPUBLISHED_AFTER_MS,
+      reservationTimeoutMs: e.RESERVATION_TIMEOUT_MS,
+    },
+    worker: {
+      mlServiceUrl: e.ML_SERVICE_URL ?? `http://127.0.0.1:${mlPort}`,
+      mlServiceApi: e.ML_SERVICE_API,
+      prefetch: e.WORKER_PREFETCH,
+      maxAttempts: e.WORKER_MAX_ATTEMPTS,
+      retryBaseMs: e.WORKER_RETRY_BASE_MS,
+      requestTimeoutMs: e.ML_REQUEST_TIMEOUT_MS,
+    },
+    collector: { prefetch: e.COLLECTOR_PREFETCH },
+    apiService: {
+      port: port(DEFAULT_PORTS.apiService, component === "api-service"),
+      sseHeartbeatMs: e.SSE_HEARTBEAT_MS,
+      corsOrigins: cors,
+    },
+    mlService: {
+      port: mlPort,
+      host: e.HOST,
+      model: e.MODEL,
+      modelName: e.MODEL_NAME,
+      modelCacheDir: e.MODEL_CACHE_DIR ?? `${e.DATA_DIR}/models`,
+      dataDir: e.DATA_DIR,
+      downloadTimeoutMs: e.MODEL_DOWNLOAD_TIMEOUT_MS,
+      gpu: e.ML_GPU,
+      threads: e.ML_THREADS,
+      contextSize: e.ML_CONTEXT_SIZE,
+      batchSequences: e.ML_BATCH_SEQUENCES,
+      queueLimit: e.ML_QUEUE_LIMIT,
+      truncatePrompt: e.ML_TRUNCATE_PROMPT,
+      maxTokensLimit: e.ML_MAX_TOKENS_LIMIT,
+    },
+  };
+}
