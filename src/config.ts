@@ -98,6 +98,8 @@ export interface GatewayConfig {
 }
 
 export interface WorkerConfig {
+  /** Port of the worker's /health, /livez and /metrics. */
+  port: number;
   mlServiceUrl: string;
   mlServiceApi: "native" | "openai";
   prefetch: number;
@@ -107,6 +109,8 @@ export interface WorkerConfig {
 }
 
 export interface CollectorConfig {
+  /** Port of the collector's /health, /livez and /metrics. */
+  port: number;
   prefetch: number;
 }
 
@@ -144,7 +148,7 @@ export interface Config {
   mlService: MlServiceConfig;
 }
 
-export const DEFAULT_PORTS = { gateway: 8080, mlService: 8081, apiService: 8082 } as const;
+export const DEFAULT_PORTS = { gateway: 8080, mlService: 8081, apiService: 8082, worker: 8083, collector: 8084 } as const;
 
 const list = (value: string) =>
   value
@@ -209,6 +213,7 @@ export function loadConfig(
       reservationTimeoutMs: e.RESERVATION_TIMEOUT_MS,
     },
     worker: {
+      port: port(DEFAULT_PORTS.worker, component === "worker"),
       mlServiceUrl: e.ML_SERVICE_URL ?? `http://127.0.0.1:${mlPort}`,
       mlServiceApi: e.ML_SERVICE_API,
       prefetch: e.WORKER_PREFETCH,
@@ -216,7 +221,7 @@ export function loadConfig(
       retryBaseMs: e.WORKER_RETRY_BASE_MS,
       requestTimeoutMs: e.ML_REQUEST_TIMEOUT_MS,
     },
-    collector: { prefetch: e.COLLECTOR_PREFETCH },
+    collector: { port: port(DEFAULT_PORTS.collector, component === "collector"), prefetch: e.COLLECTOR_PREFETCH },
     apiService: {
       port: port(DEFAULT_PORTS.apiService, component === "api-service"),
       sseHeartbeatMs: e.SSE_HEARTBEAT_MS,
