@@ -2,7 +2,7 @@
  * Interfaces the domain owns. Adapters (src/adapters/*) implement them with real servers
  * (PostgreSQL, Redis, RabbitMQ) or in-process (PGlite, memory). The domain imports no I/O library.
  */
-import type { RequestEvent } from "./contracts.js";
+import type { GenerationParams, RequestEvent, TokenUsage } from "./contracts.js";
 
 // ---------------------------------------------------------------- quota
 
@@ -125,4 +125,89 @@ export interface EventBus {
   /** Returns an unsubscribe function. Resolves once the subscription is live. */
   subscribe(requestId: string, listener: (event: RequestEvent) => void): Promise<() => Promise<void>>;
   close(): Promise<void>;
+}
+
+// ---------------------------------------------------------------- requests (durable store)
+
+export type RequestStatus = "queued" | "processing" | "completed" | "failed";
+
+export interface NewRequest {
+  requestId: string;
+  userId: string;
+  model: string;
+  prompt: string;
+  params: GenerationParams;
+  estimatedTokens: number;
+  window: QuotaWindow;
+  createdAt: Date;
+}
+
+export interface StoredRequest extends NewRequest {
+  status: RequestStatus;
+  published: boolean;
+  startedAt: Date | null;
+  completedAt: Date | null;
+  outputText: string | null;
+  outputs: string[] | null;
+  usage: TokenUsage | null;
+  error: { code: string; message: string } | null;
+}
+
+export interface FinishInput {
+  requestId: string;
+  status: "completed" | "failed";
+  at: Date;
+  outputText: string | null;
+  outputs: string[] | null;
+  usage: TokenUsage | null;
+  error: { code: string; message: string } | null;
+  attempt: number;
+}
+
+export interface RequestStore {
+  insert(request: NewRequest): Promise<void>;
+  /** Removes a request whose publish failed, so a 503 leaves nothing behind. */
+  deleteUnpublished(requestId: string): Promise<void>;
+  markPublished(requestIds: string[]): Promise<void>;
+  markProcessing(requestId: string, at: Date, attempt: number): Promise<boolean>;
+  /**
+   * In one transaction: store the outcome and (for completed) the ledger row. Only a request that is
+   * not yet finished changes; `changed: false` means a duplicate outcome.
+   */
+  finish(input: FinishInput): Promise<{ changed: boolean }>;
+  get(requestId: string): Promise<StoredRequest | null>;
+  /**
+   * Hands unpublished requests older than `olderThan` to `publish`, marking each published once it
+   * resolves; rows are locked while in hand so replicas do not republish the same row.
+   */
+  republishUnpublished(olderThan: Date, limit: number, publish: (request: StoredRequest) => Promise<void>): Promise<number>;
+  /** Marks open requests older than `olderThan` failed (code `timeout`) and returns them. */
+  expireStale(olderThan: Date, limit: number, at: Date): Promise<Array<{ requestId: string; userId: string }>>;
+  ping(): Promise<void>;
+  close(): Promise<void>;
+}
+
+// ---------------------------------------------------------------- users, keys, tiers
+
+export interface Tier {
+  name: string;
+  limits: QuotaLimits;
+}
+
+export interface UserRecord {
+  userId: string;
+  tier: Tier;
+  disabled: boolean;
+}
+
+export interface UserStore {
+  findByKeyHash(keyHash: string): Promise<UserRecord | null>;
+  findUser(userId: string): Promise<UserRecord | null>;
+  createUser(userId: string, tier: string): Promise<void>;
+  setTier(userId: string, tier: string): Promise<boolean>;
+  listUsers(): Promise<Array<{ userId: string; tier: string; disabled: boolean; activeKeys: number; createdAt: Date }>>;
+  addApiKey(keyId: string, userId: string, keyHash: string): Promise<void>;
+  revokeApiKey(keyId: string): Promise<boolean>;
+  upsertTier(tier: Tier): Promise<void>;
+  listTiers(): Promise<Tier[]>;
 }

@@ -1,0 +1,95 @@
+-- Every statement the application runs, by name. Loaded once by queries.ts.
+
+-- name: insertRequest
+INSERT INTO inference_requests
+  (request_id, user_id, model, prompt, params, estimated_tokens, quota_day, quota_month, created_at)
+VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9);
+
+-- name: deleteUnpublishedRequest
+DELETE FROM inference_requests WHERE request_id = $1 AND NOT published AND status = 'queued';
+
+-- name: markPublished
+UPDATE inference_requests SET published = true WHERE request_id = ANY($1::uuid[]) AND NOT published;
+
+-- name: claimUnpublished
+SELECT request_id, user_id, model, prompt, params, estimated_tokens, quota_day, quota_month, status, published,
+       created_at, started_at, completed_at, result, outputs, prompt_tokens, completion_tokens, total_tokens,
+       error_code, error_message
+FROM inference_requests
+WHERE NOT published AND status = 'queued' AND created_at < $1
+ORDER BY created_at
+LIMIT $2
+FOR UPDATE SKIP LOCKED;
+
+-- name: claimStale
+SELECT request_id, user_id, status
+FROM inference_requests
+WHERE status IN ('queued', 'processing') AND created_at < $1
+ORDER BY created_at
+LIMIT $2
+FOR UPDATE SKIP LOCKED;
+
+-- name: markProcessing
+UPDATE inference_requests
+SET status = 'processing', started_at = $2, attempts = GREATEST(attempts, $3)
+WHERE request_id = $1 AND status IN ('queued', 'processing');
+
+-- name: finishRequest
+UPDATE inference_requests
+SET status = $2, completed_at = $3, result = $4, outputs = $5, prompt_tokens = $6, completion_tokens = $7,
+    total_tokens = $8, error_code = $9, error_message = $10, attempts = GREATEST(attempts, $11),
+    started_at = COALESCE(started_at, $3)
+WHERE request_id = $1 AND status IN ('queued', 'processing')
+RETURNING user_id, quota_day, quota_month;
+
+-- name: insertLedger
+INSERT INTO usage_ledger (request_id, user_id, quota_day, quota_month, prompt_tokens, completion_tokens, total_tokens, settled_at)
+VALUES ($1, $2, $3, $4, $5, $6, $7, $8)
+ON CONFLICT (request_id) DO NOTHING;
+
+-- name: getRequest
+SELECT request_id, user_id, model, prompt, params, estimated_tokens, quota_day, quota_month, status, published,
+       created_at, started_at, completed_at, result, outputs, prompt_tokens, completion_tokens, total_tokens,
+       error_code, error_message
+FROM inference_requests WHERE request_id = $1;
+
+-- name: ledgerTotals
+SELECT COALESCE(SUM(total_tokens), 0)::bigint AS tokens, COUNT(*)::bigint AS requests
+FROM usage_ledger WHERE user_id = $1 AND quota_day = $2;
+
+-- name: findUserByKeyHash
+SELECT u.user_id, u.tier, u.disabled, t.daily_requests, t.daily_tokens, t.monthly_requests, t.monthly_tokens
+FROM api_keys k
+JOIN users u ON u.user_id = k.user_id
+JOIN tiers t ON t.name = u.tier
+WHERE k.key_hash = $1 AND k.revoked_at IS NULL;
+
+-- name: findUser
+SELECT u.user_id, u.tier, u.disabled, t.daily_requests, t.daily_tokens, t.monthly_requests, t.monthly_tokens
+FROM users u JOIN tiers t ON t.name = u.tier WHERE u.user_id = $1;
+
+-- name: insertUser
+INSERT INTO users (user_id, tier) VALUES ($1, $2);
+
+-- name: setUserTier
+UPDATE users SET tier = $2 WHERE user_id = $1;
+
+-- name: listUsers
+SELECT u.user_id, u.tier, u.disabled, u.created_at,
+       (SELECT COUNT(*) FROM api_keys k WHERE k.user_id = u.user_id AND k.revoked_at IS NULL)::int AS active_keys
+FROM users u ORDER BY u.user_id;
+
+-- name: insertApiKey
+INSERT INTO api_keys (key_id, user_id, key_hash) VALUES ($1, $2, $3);
+
+-- name: revokeApiKey
+UPDATE api_keys SET revoked_at = now() WHERE key_id = $1 AND revoked_at IS NULL;
+
+-- name: upsertTier
+INSERT INTO tiers (name, daily_requests, daily_tokens, monthly_requests, monthly_tokens)
+VALUES ($1, $2, $3, $4, $5)
+ON CONFLICT (name) DO UPDATE SET daily_requests = EXCLUDED.daily_requests, daily_tokens = EXCLUDED.daily_tokens,
+  monthly_requests = EXCLUDED.monthly_requests, monthly_tokens = EXCLUDED.monthly_tokens;
+
+-- name: listTiers
+SELECT name, daily_requests, daily_tokens, monthly_requests, monthly_tokens FROM tiers ORDER BY name;
