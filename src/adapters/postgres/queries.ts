@@ -1,0 +1,31 @@
+/** Loads queries.sql once and hands out statements by name. */
+import { readFileSync } from "node:fs";
+
+const source = readFileSync(new URL("./queries.sql", import.meta.url), "utf8");
+
+function parse(text: string): Map<string, string> {
+  const statements = new Map<string, string>();
+  let name: string | undefined;
+  let lines: string[] = [];
+  const flush = () => {
+    if (name) statements.set(name, lines.join("\n").trim().replace(/;$/, ""));
+  };
+  for (const line of text.split("\n")) {
+    const match = /^--\s*name:\s*(\w+)/.exec(line);
+    if (match) {
+      flush();
+      name = match[1];
+      lines = [];
+    } else if (name && !line.startsWith("--")) lines.push(line);
+  }
+  flush();
+  return statements;
+}
+
+const statements = parse(source);
+
+export function sql(name: string): string {
+  const statement = statements.get(name);
+  if (!statement) throw new Error(`no SQL statement named ${name} in queries.sql`);
+  return statement;
+}
