@@ -1,0 +1,230 @@
+/**
+ * Quota store on Redis: one atomic Lua script per operation (lua/reserve.lua, settle.lua,
+ * release.lua). Every key a script touches carries the hash tag `{<userId>}`, so the scripts run
+ * unchanged on Redis Cluster.
+ *
+ * Key layout (prefix = keyPrefix option, default ""):
+ *   <prefix>quota:{<userId>}:d:<YYYY-MM-DD>   hash requests, used, reserved   EXPIREAT day end + 2 days
+ *   <prefix>quota:{<userId>}:m:<YYYY-MM>      hash requests, used, reserved   EXPIREAT month end + 40 days
+ *   <prefix>quota:{<userId>}:r:<requestId>    hash tokens, day, month, state (reserved|settled|released),
+ *                                             actual (once settled)           EXPIREAT day end + 40 days
+ * Windows are calendar UTC day and month; expiry instants come from the window, never a rolling TTL.
+ *
+ * Settle and release first read the reservation's (immutable) day and month, then run their script
+ * with all three keys declared; the script re-checks the window, so the read adds no race.
+ *
+ * The Lua files are read next to this module (import.meta.url): a build must copy lua/*.lua along.
+ */
+import { readFileSync } from "node:fs";
+import type { Redis } from "ioredis";
+import type {
+  QuotaStore,
+  QuotaUsage,
+  QuotaWindow,
+  ReleaseResult,
+  ReserveInput,
+  ReserveResult,
+  SettleResult,
+  WindowUsage,
+  QuotaLimitName,
+} from "../../domain/ports.js";
+import {
+  assertCount,
+  assertLimits,
+  assertQuotaIds,
+  dailyResetAt,
+  dayKeyExpireAt,
+  monthKeyExpireAt,
+  monthlyResetAt,
+  quotaWindow,
+  reservationExpireAt,
+  retryAfterSeconds,
+} from "../../domain/quota-windows.js";
+
+export interface RedisQuotaStoreOptions {
+  /** ioredis client; owned by the caller (not closed by close()) unless ownsConnection is true. */
+  redis: Redis;
+  /** Prepended to every key, e.g. "mli:" (default ""). */
+  keyPrefix?: string;
+  /** close() quits the client when true (default false). */
+  ownsConnection?: boolean;
+}
+
+type ScriptArg = string | number;
+interface QuotaCommands {
+  mlQuotaReserve(...args: ScriptArg[]): Promise<unknown>;
+  mlQuotaSettle(...args: ScriptArg[]): Promise<unknown>;
+  mlQuotaRelease(...args: ScriptArg[]): Promise<unknown>;
+}
+
+const LIMIT_NAMES: ReadonlySet<string> = new Set<QuotaLimitName>([
+  "daily_requests",
+  "daily_tokens",
+  "monthly_requests",
+  "monthly_tokens",
+]);
+const SETTLE_RESULTS: ReadonlySet<string> = new Set<SettleResult>([
+  "settled",
+  "already_settled",
+  "already_released",
+  "unknown_reservation",
+]);
+const RELEASE_RESULTS: ReadonlySet<string> = new Set<ReleaseResult>([
+  "released",
+  "already_settled",
+  "already_released",
+  "unknown_reservation",
+]);
+/** A reservation's window never changes, so a mismatch means it expired and was re-made between read and script. */
+const MAX_WINDOW_RETRIES = 3;
+
+function loadLua(name: string): string {
+  return readFileSync(new URL(`./lua/${name}.lua`, import.meta.url), "utf8");
+}
+
+export class RedisQuotaStore implements QuotaStore {
+  private readonly redis: Redis;
+  private readonly commands: QuotaCommands;
+  private readonly prefix: string;
+  private readonly ownsConnection: boolean;
+
+  constructor(options: RedisQuotaStoreOptions) {
+    this.redis = options.redis;
+    this.prefix = options.keyPrefix ?? "";
+    this.ownsConnection = options.ownsConnection ?? false;
+    this.redis.defineCommand("mlQuotaReserve", { numberOfKeys: 3, lua: loadLua("reserve") });
+    this.redis.defineCommand("mlQuotaSettle", { numberOfKeys: 3, lua: loadLua("settle") });
+    this.redis.defineCommand("mlQuotaRelease", { numberOfKeys: 3, lua: loadLua("release") });
+    this.commands = this.redis as unknown as QuotaCommands;
+  }
+
+  /** Key names, exposed for tests and operators. */
+  keys(userId: string): {
+    day: (day: string) => string;
+    month: (month: string) => string;
+    reservation: (requestId: string) => string;
+  } {
+    const base = `${this.prefix}quota:{${userId}}`;
+    return {
+      day: (day) => `${base}:d:${day}`,
+      month: (month) => `${base}:m:${month}`,
+      reservation: (requestId) => `${base}:r:${requestId}`,
+    };
+  }
+
+  async reserve(input: ReserveInput): Promise<ReserveResult> {
+    assertQuotaIds(input.userId, input.requestId);
+    assertCount("tokens", input.tokens);
+    assertLimits(input.limits);
+    const window = quotaWindow(input.now);
+    const k = this.keys(input.userId);
+    const l = input.limits;
+    const reply = await this.commands.mlQuotaReserve(
+      k.day(window.day),
+      k.month(window.month),
+      k.reservation(input.requestId),
+      input.tokens,
+      l.dailyRequests ?? -1,
+      l.dailyTokens ?? -1,
+      l.monthlyRequests ?? -1,
+      l.monthlyTokens ?? -1,
+      window.day,
+      window.month,
+      dayKeyExpireAt(window.day),
+      monthKeyExpireAt(window.month),
+      reservationExpireAt(window),
+    );
+    if (!Array.isArray(reply) || reply.length !== 4) throw new Error(`unexpected reserve reply: ${JSON.stringify(reply)}`);
+    const [status, a, b, c] = reply as unknown[];
+    if (Number(status) === 1) {
+      return { ok: true, window: { day: String(b), month: String(c) }, duplicate: Number(a) === 1 };
+    }
+    const limit = String(a);
+    if (!LIMIT_NAMES.has(limit)) throw new Error(`unexpected reserve reply: ${JSON.stringify(reply)}`);
+    const name = limit as QuotaLimitName;
+    return {
+      ok: false,
+      limit: name,
+      current: Number(b),
+      limitValue: Number(c),
+      retryAfterSeconds: retryAfterSeconds(name, input.now),
+    };
+  }
+
+  async settle(input: { userId: string; requestId: string; actualTokens: number }): Promise<SettleResult> {
+    assertQuotaIds(input.userId, input.requestId);
+    assertCount("actualTokens", input.actualTokens);
+    const reply = await this.onReservation(input.userId, input.requestId, (keys, w) =>
+      this.commands.mlQuotaSettle(
+        ...keys,
+        input.actualTokens,
+        w.day,
+        w.month,
+        dayKeyExpireAt(w.day),
+        monthKeyExpireAt(w.month),
+      ),
+    );
+    if (!SETTLE_RESULTS.has(reply)) throw new Error(`unexpected settle reply: ${reply}`);
+    return reply as SettleResult;
+  }
+
+  async release(input: { userId: string; requestId: string }): Promise<ReleaseResult> {
+    assertQuotaIds(input.userId, input.requestId);
+    const reply = await this.onReservation(input.userId, input.requestId, (keys, w) =>
+      this.commands.mlQuotaRelease(...keys, w.day, w.month, dayKeyExpireAt(w.day), monthKeyExpireAt(w.month)),
+    );
+    if (!RELEASE_RESULTS.has(reply)) throw new Error(`unexpected release reply: ${reply}`);
+    return reply as ReleaseResult;
+  }
+
+  async usage(userId: string, now: Date): Promise<QuotaUsage> {
+    assertQuotaIds(userId);
+    const window = quotaWindow(now);
+    const k = this.keys(userId);
+    const [day, month] = await Promise.all([
+      this.redis.hmget(k.day(window.day), "requests", "used", "reserved"),
+      this.redis.hmget(k.month(window.month), "requests", "used", "reserved"),
+    ]);
+    return {
+      window,
+      daily: toUsage(day),
+      monthly: toUsage(month),
+      dailyResetAt: dailyResetAt(now),
+      monthlyResetAt: monthlyResetAt(now),
+    };
+  }
+
+  async ping(): Promise<void> {
+    await this.redis.ping();
+  }
+
+  async close(): Promise<void> {
+    if (this.ownsConnection) await this.redis.quit();
+  }
+
+  /**
+   * Reads the reservation's window (immutable once written), then runs `script` with the
+   * reservation, day and month keys. The script re-checks the window and answers window_mismatch
+   * if the record changed in between (expired and re-made); then we read again.
+   */
+  private async onReservation(
+    userId: string,
+    requestId: string,
+    script: (keys: [string, string, string], window: QuotaWindow) => Promise<unknown>,
+  ): Promise<string> {
+    const k = this.keys(userId);
+    const reservationKey = k.reservation(requestId);
+    for (let attempt = 0; attempt < MAX_WINDOW_RETRIES; attempt++) {
+      const [day, month] = await this.redis.hmget(reservationKey, "day", "month");
+      if (!day || !month) return "unknown_reservation";
+      const reply = String(await script([reservationKey, k.day(day), k.month(month)], { day, month }));
+      if (reply !== "window_mismatch") return reply;
+    }
+    throw new Error(`quota reservation ${reservationKey} kept changing window`);
+  }
+}
+
+function toUsage(fields: (string | null)[]): WindowUsage {
+  const n = (v: string | null | undefined): number => (v ? Number(v) : 0);
+  return { requests: n(fields[0]), tokensUsed: n(fields[1]), tokensReserved: n(fields[2]) };
+}
