@@ -181,6 +181,8 @@ export interface RequestStore {
    * resolves; rows are locked while in hand so replicas do not republish the same row.
    */
   republishUnpublished(olderThan: Date, limit: number, publish: (request: StoredRequest) => Promise<void>): Promise<number>;
+  /** Requests queued or processing (open reservations), for the gauge. */
+  countOpen(): Promise<number>;
   /** Marks open requests older than `olderThan` failed (code `timeout`) and returns them. */
   expireStale(olderThan: Date, limit: number, at: Date): Promise<Array<{ requestId: string; userId: string }>>;
   ping(): Promise<void>;

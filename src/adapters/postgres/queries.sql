@@ -29,6 +29,9 @@ ORDER BY created_at
 LIMIT $2
 FOR UPDATE SKIP LOCKED;
 
+-- name: countOpen
+SELECT COUNT(*)::int AS n FROM inference_requests WHERE status IN ('queued', 'processing');
+
 -- name: markProcessing
 UPDATE inference_requests
 SET status = 'processing', started_at = $2, attempts = GREATEST(attempts, $3)

@@ -144,6 +144,10 @@ export class SqlRequestStore implements RequestStore {
     });
   }
 
+  async countOpen(): Promise<number> {
+    return Number((await this.db.query<{ n: number }>(sql("countOpen"))).rows[0]?.n ?? 0);
+  }
+
   async expireStale(olderThan: Date, limit: number, at: Date): Promise<Array<{ requestId: string; userId: string }>> {
     return this.db.transaction(async (tx) => {
       const rows = (await tx.query<{ request_id: string; user_id: string }>(sql("claimStale"), [olderThan, limit])).rows;

@@ -1,0 +1,189 @@
+/**
+ * API Gateway: POST /api/v1/inference. Authenticate, validate, estimate, reserve quota atomically,
+ * store the request, publish it with a confirm, answer 202 at once. Any failure after the
+ * reservation gives it back and leaves nothing half-written.
+ */
+import { randomUUID } from "node:crypto";
+import type { FastifyInstance } from "fastify";
+import { AppError, isAppError } from "../../errors.js";
+import type { GatewayConfig } from "../../config.js";
+import { encodeMessage, type RequestMessage } from "../../domain/contracts.js";
+import { estimateTokens, parseInferenceBody } from "../../domain/inference-request.js";
+import type { EventBus, MessageQueue, QuotaStore, RequestStore } from "../../domain/ports.js";
+import type { Authenticator } from "../../http/authenticator.js";
+import { sendError } from "../../http/server.js";
+import type { Logger } from "../../observability/logger.js";
+import { Counter, Gauge, Histogram, type Registry } from "../../observability/metrics.js";
+import { PublishedMarker } from "./published-marker.js";
+import { Sweeper } from "./sweeper.js";
+
+export interface GatewayDeps {
+  logger: Logger;
+  registry: Registry;
+  auth: Authenticator;
+  quota: QuotaStore;
+  requests: RequestStore;
+  queue: MessageQueue;
+  events: EventBus;
+  requestsQueue: string;
+  models: readonly string[];
+  now?: () => Date;
+}
+
+export interface Gateway {
+  register(app: FastifyInstance): void;
+  health(): Promise<Record<string, unknown>>;
+  stop(): Promise<void>;
+}
+
+export function createGateway(config: GatewayConfig, deps: GatewayDeps): Gateway {
+  const now = deps.now ?? (() => new Date());
+  const log = deps.logger.child({ component: "gateway" });
+  const admissions = new Counter({
+    name: "gateway_admissions_total",
+    help: "Inference requests by admission result (accepted, or the rejection reason)",
+    labelNames: ["result"],
+    registers: [deps.registry],
+  });
+  const admissionSeconds = new Histogram({
+    name: "gateway_admission_seconds",
+    help: "Time to admit a request (reserve + store + confirmed publish)",
+    buckets: [0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 1],
+    registers: [deps.registry],
+  });
+  const published = new Counter({
+    name: "messages_published_total",
+    help: "Messages published with a broker confirm, by queue",
+    labelNames: ["queue"],
+    registers: [deps.registry],
+  });
+  const openGauge = new Gauge({
+    name: "quota_reservations_open",
+    help: "Requests admitted and not yet finished (their quota reservations are open)",
+    registers: [deps.registry],
+  });
+  const marker = new PublishedMarker(deps.requests, log);
+  const sweeper = new Sweeper(config, { ...deps, logger: log, now, openGauge, published });
+  sweeper.start();
+
+  async function admit(body: unknown, authorization: string | undefined) {
+    const user = await deps.auth.authenticate(authorization);
+    const input = parseInferenceBody(body, {
+      maxPromptChars: config.maxPromptChars,
+      models: deps.models,
+      defaultModel: config.defaultModel,
+    });
+    const requestId = randomUUID();
+    const createdAt = now();
+    const estimatedTokens = estimateTokens(input.prompt, input.params);
+    const reservation = await unavailableOnFailure("quota store", () =>
+      deps.quota.reserve({ userId: user.userId, requestId, tokens: estimatedTokens, limits: user.limits, now: createdAt }),
+    );
+    if (!reservation.ok) {
+      throw new AppError("quota_exceeded", `quota exceeded: ${reservation.limit} (${reservation.current} of ${reservation.limitValue} used)`, {
+        retryAfterSeconds: reservation.retryAfterSeconds,
+        details: { limit: reservation.limit, limit_value: reservation.limitValue, current: reservation.current, requested_tokens: estimatedTokens },
+      });
+    }
+    const release = () =>
+      deps.quota.release({ userId: user.userId, requestId }).catch((error: unknown) => {
+        log.error({ err: error, request_id: requestId }, "could not release a reservation; it will be reclaimed");
+      });
+    try {
+      await unavailableOnFailure("database", () =>
+        deps.requests.insert({
+          requestId,
+          userId: user.userId,
+          model: input.model,
+          prompt: input.prompt,
+          params: input.params,
+          estimatedTokens,
+          window: reservation.window,
+          createdAt,
+        }),
+      );
+    } catch (error) {
+      await release();
+      throw error;
+    }
+    const message: RequestMessage = {
+      v: 1,
+      request_id: requestId,
+      user_id: user.userId,
+      model: input.model,
+      prompt: input.prompt,
+      params: input.params,
+      reserved_tokens: estimatedTokens,
+      attempt: 1,
+      created_at: createdAt.toISOString(),
+    };
+    try {
+      await unavailableOnFailure("message broker", () => deps.queue.publish(deps.requestsQueue, encodeMessage(message)));
+    } catch (error) {
+      await deps.requests.deleteUnpublished(requestId).catch((deleteError: unknown) => {
+        // The row stays; the sweeper will publish it later. Logged so the 503 can be explained.
+        log.error({ err: deleteError, request_id: requestId }, "could not remove an unpublished request");
+      });
+      await release();
+      throw error;
+    }
+    published.inc({ queue: deps.requestsQueue });
+    marker.add(requestId);
+    log.info({ request_id: requestId, user_id: user.userId, estimated_tokens: estimatedTokens }, "request admitted");
+    return { requestId, user, createdAt, estimatedTokens, input };
+  }
+
+  return {
+    register(app) {
+      app.post("/api/v1/inference", async (request, reply) => {
+        const started = process.hrtime.bigint();
+        try {
+          const admitted = await admit(request.body, request.headers.authorization);
+          admissions.inc({ result: "accepted" });
+          admissionSeconds.observe(Number(process.hrtime.bigint() - started) / 1e9);
+          const id = admitted.requestId;
+          return reply
+            .code(202)
+            .header("Location", `/api/v1/status/${id}`)
+            .send({
+              request_id: id,
+              status: "queued",
+              status_url: `/api/v1/status/${id}`,
+              events_url: `/events/${id}`,
+              sse_endpoint: `/events/${id}`,
+              model: admitted.input.model,
+              estimated_tokens: admitted.estimatedTokens,
+              user_id: admitted.user.userId,
+              timestamp: admitted.createdAt.toISOString(),
+            });
+        } catch (error) {
+          const appError = isAppError(error) ? error : new AppError("internal_error", "internal error");
+          admissions.inc({ result: appError.code });
+          if (!isAppError(error)) log.error({ err: error }, "admission failed");
+          return sendError(reply, appError);
+        }
+      });
+    },
+    async health() {
+      await Promise.all([deps.quota.ping(), deps.requests.ping(), deps.queue.ping()]);
+      return { component: "gateway" };
+    },
+    async stop() {
+      await sweeper.stop();
+      await marker.flush();
+    },
+  };
+}
+
+/** A dependency that fails at admission is a 503 for the client, never a 500. */
+async function unavailableOnFailure<T>(what: string, work: () => Promise<T>): Promise<T> {
+  try {
+    return await work();
+  } catch (error) {
+    if (isAppError(error)) throw error;
+    throw new AppError("service_unavailable", `${what} unavailable; nothing was stored or charged, try again`, {
+      retryAfterSeconds: 1,
+      cause: error,
+    });
+  }
+}
