@@ -176,7 +176,7 @@ export class MemoryMessageQueue implements MessageQueue {
       const timer = setTimeout(() => {
         this.timers.delete(timer);
         this.enqueue(queue, message);
-      }, Math.ceil(delay));
+      }, Math.ceil(delay) + 1); // +1: a Node timer may fire up to 1 ms early by Date.now()
       this.timers.add(timer);
       this.state(queue);
       return;

@@ -6,7 +6,8 @@
  * this adapter publishes to or consumes from; all through the default exchange ""):
  *
  *   Q                 durable, arguments { x-dead-letter-exchange: "", x-dead-letter-routing-key: "Q.dead" }
- *   Q.dead            durable, no arguments (dead_letter verdicts land here)
+ *   Q.dead            durable, no arguments (dead_letter verdicts land here). A queue whose name
+ *                     ends in ".dead" is taken for a dead-letter queue: declared without arguments.
  *   Q.retry.<ms>      durable, created lazily by publish(Q, body, { delayMs }), arguments
  *                     { x-message-ttl: <ms>, x-dead-letter-exchange: "", x-dead-letter-routing-key: "Q",
  *                       x-expires: 2 * <ms> + 120000 } — a message waits there <ms> and then is
@@ -425,6 +426,11 @@ export class RabbitMessageQueue implements MessageQueue {
     let p = session.declared.get(queue);
     if (!p) {
       p = (async () => {
+        if (queue.endsWith(".dead")) {
+          // A dead-letter queue (consumed for inspection or replay) has no dead-letter queue itself.
+          await this.assertOrCheck(session, queue, { durable: true });
+          return;
+        }
         await this.assertOrCheck(session, deadLetterQueueName(queue), { durable: true });
         await this.assertOrCheck(session, queue, { durable: true, arguments: mainQueueArguments(queue) });
       })();
@@ -563,6 +569,18 @@ export class RabbitMessageQueue implements MessageQueue {
       const ch = await session.model.createChannel();
       await ch.close();
     }
+  }
+
+  /**
+   * Fault injection for tests: destroys the TCP socket as a network failure would, so the adapter
+   * goes through its connection-lost and reconnect path.
+   */
+  simulateConnectionLoss(): void {
+    const session = this.session;
+    if (!session) return;
+    const stream = (session.model.connection as unknown as { stream?: { destroy(err?: Error): void } }).stream;
+    if (stream) stream.destroy(new Error("simulated connection loss"));
+    else void session.model.close();
   }
 
   /** Drain consumers, wait for outstanding confirms, then close the connection. Idempotent. */
