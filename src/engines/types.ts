@@ -1,0 +1,88 @@
+/**
+ * The one interface every model engine implements. The ML Service's HTTP layer speaks only to this,
+ * so another engine (a remote OpenAI-compatible server, ONNX, ...) can be added beside llama.cpp.
+ */
+
+export interface ChatMessage {
+  role: "system" | "user" | "assistant";
+  content: string;
+}
+
+export interface SamplingParams {
+  /** Most tokens to generate (the completion, not counting the prompt). */
+  maxTokens: number;
+  /** 0 = greedy. */
+  temperature: number;
+  /** 1 = off. */
+  topP: number;
+  /** 0 = off (whole vocabulary). */
+  topK: number;
+  /** 1 = off. Applied to the last 64 generated tokens. */
+  repetitionPenalty: number;
+  presencePenalty?: number;
+  frequencyPenalty?: number;
+  /** Generation stops before the first occurrence of any of these; the stop text is not returned. */
+  stop?: readonly string[];
+  /** Makes sampling (temperature > 0) reproducible. */
+  seed?: number;
+}
+
+export interface GenerationRequest extends SamplingParams {
+  /** A plain prompt, or chat messages formatted with the model's chat template. */
+  input: { prompt: string } | { messages: readonly ChatMessage[] };
+}
+
+export type FinishReason = "stop" | "length" | "abort";
+
+export interface GenerationResult {
+  text: string;
+  /** Tokens the model evaluated as the prompt (with BOS where the model adds one), after any truncation. */
+  promptTokens: number;
+  completionTokens: number;
+  finishReason: FinishReason;
+  /** True when the prompt was cut to fit the context (only when truncation is enabled). */
+  truncated: boolean;
+}
+
+export interface GenerateOptions {
+  /** Aborting stops the generation; the partial result comes back with finishReason "abort". */
+  signal?: AbortSignal;
+  /** Called with each new piece of text as it is generated (their concatenation equals `text`). */
+  onText?: (text: string) => void;
+}
+
+export interface EngineInfo {
+  engine: string;
+  /** The name clients use (`model` in requests and answers). */
+  model: string;
+  /** Where the weights came from (file path). */
+  source: string | undefined;
+  device: string;
+  demo: boolean;
+  contextSize: number;
+  sequences: number;
+  threads: number;
+  loadSeconds: number | undefined;
+}
+
+export interface EngineStats {
+  running: number;
+  waiting: number;
+  capacity: number;
+  queueLimit: number;
+}
+
+export interface Engine {
+  /** Loads the model; resolves once it can generate. Calling it again returns the same promise. */
+  load(): Promise<void>;
+  readonly loaded: boolean;
+  info(): EngineInfo;
+  stats(): EngineStats;
+  /** Tokens of a text as the model's tokenizer counts them (no BOS). */
+  countTokens(text: string): number;
+  generate(request: GenerationRequest, options?: GenerateOptions): Promise<GenerationResult>;
+  /** Aborts every running generation (they return with finishReason "abort") and refuses waiters. */
+  abortAll(): void;
+  /** Frees the model. Generations still running are aborted. */
+  close(): Promise<void>;
+}
