@@ -1,0 +1,177 @@
+/**
+ * API Service: status and result of a request, the caller's quota, and Server-Sent Events that
+ * deliver the outcome. Any replica can serve any client: events fan out through the EventBus, and a
+ * client that connects after completion still gets the final event (read from the database).
+ */
+import type { FastifyInstance, FastifyReply } from "fastify";
+import { AppError } from "../../errors.js";
+import type { ApiServiceConfig } from "../../config.js";
+import type { RequestEvent } from "../../domain/contracts.js";
+import type { EventBus, QuotaLimits, QuotaStore, RequestStore, StoredRequest } from "../../domain/ports.js";
+import type { AuthenticatedUser, Authenticator } from "../../http/authenticator.js";
+import { sendError } from "../../http/server.js";
+import type { Logger } from "../../observability/logger.js";
+import { Gauge, type Registry } from "../../observability/metrics.js";
+
+export interface ApiServiceDeps {
+  logger: Logger;
+  registry: Registry;
+  auth: Authenticator;
+  quota: QuotaStore;
+  requests: RequestStore;
+  events: EventBus;
+  now?: () => Date;
+}
+
+export interface ApiService {
+  register(app: FastifyInstance): void;
+  health(): Promise<Record<string, unknown>>;
+  stop(): Promise<void>;
+}
+
+const UUID = /^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/i;
+const FINAL = new Set(["completed", "failed"]);
+
+export function statusBody(r: StoredRequest) {
+  return {
+    request_id: r.requestId,
+    status: r.status,
+    model: r.model,
+    created_at: r.createdAt.toISOString(),
+    started_at: r.startedAt?.toISOString() ?? null,
+    completed_at: r.completedAt?.toISOString() ?? null,
+    estimated_tokens: r.estimatedTokens,
+    result: r.status === "completed" ? { output_text: r.outputText, ...(r.outputs ? { outputs: r.outputs } : {}) } : null,
+    usage: r.usage,
+    error: r.error,
+  };
+}
+
+function limitsBody(limits: QuotaLimits) {
+  return {
+    daily: { requests: limits.dailyRequests, tokens: limits.dailyTokens },
+    monthly: { requests: limits.monthlyRequests, tokens: limits.monthlyTokens },
+  };
+}
+
+export function createApiService(config: ApiServiceConfig, deps: ApiServiceDeps): ApiService {
+  const now = deps.now ?? (() => new Date());
+  const log = deps.logger.child({ component: "api-service" });
+  const sseClients = new Gauge({ name: "sse_clients_connected", help: "Clients connected to /events", registers: [deps.registry] });
+  const open = new Set<() => void>();
+
+  async function ownRequest(id: string, user: AuthenticatedUser): Promise<StoredRequest> {
+    if (!UUID.test(id)) throw new AppError("invalid_request_id", "the request id must be a UUID");
+    const found = await deps.requests.get(id.toLowerCase());
+    // Someone else's request is answered exactly like a missing one: ids do not leak.
+    if (!found || found.userId !== user.userId) throw new AppError("request_not_found", `no request ${id}`);
+    return found;
+  }
+
+  async function streamEvents(reply: FastifyReply, initial: StoredRequest, requestId: string): Promise<void> {
+    reply.hijack();
+    const raw = reply.raw;
+    raw.writeHead(200, {
+      "content-type": "text/event-stream; charset=utf-8",
+      "cache-control": "no-cache, no-transform",
+      connection: "keep-alive",
+      "x-accel-buffering": "no",
+    });
+    let closed = false;
+    let eventId = 0;
+    const send = (name: string, data: unknown) => {
+      if (!closed) raw.write(`id: ${++eventId}\nevent: ${name}\ndata: ${JSON.stringify(data)}\n\n`);
+    };
+    let unsubscribe: (() => Promise<void>) | undefined;
+    const heartbeat = setInterval(() => !closed && raw.write(`: heartbeat ${now().toISOString()}\n\n`), config.sseHeartbeatMs);
+    const close = () => {
+      if (closed) return;
+      closed = true;
+      clearInterval(heartbeat);
+      open.delete(close);
+      sseClients.dec();
+      void unsubscribe?.().catch(() => undefined);
+      raw.end();
+    };
+    open.add(close);
+    sseClients.inc();
+    raw.on("close", close);
+    raw.write("retry: 2000\n\n");
+
+    let finished = false;
+    const deliverFinal = async () => {
+      if (finished) return;
+      finished = true;
+      const latest = await deps.requests.get(requestId);
+      if (latest) send(latest.status, statusBody(latest));
+      close();
+    };
+    const onEvent = (event: RequestEvent) => {
+      if (event.final || FINAL.has(event.status)) void deliverFinal().catch(close);
+      else send(event.status, { request_id: requestId, status: event.status });
+    };
+    try {
+      // Subscribe before reading the state again, so an outcome landing in between is not missed.
+      unsubscribe = await deps.events.subscribe(requestId, onEvent);
+      const current = (await deps.requests.get(requestId)) ?? initial;
+      if (FINAL.has(current.status)) await deliverFinal();
+      else send(current.status, { request_id: requestId, status: current.status });
+    } catch (error) {
+      log.warn({ err: error, request_id: requestId }, "event stream failed");
+      send("error", { error: { code: "service_unavailable", message: "event stream interrupted; reconnect or poll status_url" } });
+      close();
+    }
+  }
+
+  return {
+    register(app) {
+      app.get<{ Params: { id: string } }>("/api/v1/status/:id", async (request, reply) => {
+        try {
+          const user = await deps.auth.authenticate(request.headers.authorization);
+          return statusBody(await ownRequest(request.params.id, user));
+        } catch (error) {
+          if (error instanceof AppError) return sendError(reply, error);
+          throw error;
+        }
+      });
+
+      app.get("/api/v1/quota", async (request, reply) => {
+        try {
+          const user = await deps.auth.authenticate(request.headers.authorization);
+          const usage = await deps.quota.usage(user.userId, now());
+          return {
+            user_id: user.userId,
+            limits: limitsBody(user.limits),
+            window: usage.window,
+            daily: { requests: usage.daily.requests, tokens_used: usage.daily.tokensUsed, tokens_reserved: usage.daily.tokensReserved },
+            monthly: { requests: usage.monthly.requests, tokens_used: usage.monthly.tokensUsed, tokens_reserved: usage.monthly.tokensReserved },
+            resets: { daily: usage.dailyResetAt.toISOString(), monthly: usage.monthlyResetAt.toISOString() },
+          };
+        } catch (error) {
+          if (error instanceof AppError) return sendError(reply, error);
+          throw new AppError("service_unavailable", "quota store unavailable", { retryAfterSeconds: 1, cause: error });
+        }
+      });
+
+      // EventSource cannot set headers, so the key may also come as ?access_token=.
+      app.get<{ Params: { id: string }; Querystring: { access_token?: string } }>("/events/:id", async (request, reply) => {
+        try {
+          const token = typeof request.query.access_token === "string" ? request.query.access_token : undefined;
+          const user = await deps.auth.authenticate(request.headers.authorization, token);
+          const found = await ownRequest(request.params.id, user);
+          await streamEvents(reply, found, found.requestId);
+        } catch (error) {
+          if (error instanceof AppError) return sendError(reply, error);
+          throw error;
+        }
+      });
+    },
+    async health() {
+      await Promise.all([deps.quota.ping(), deps.requests.ping()]);
+      return { component: "api-service" };
+    },
+    async stop() {
+      for (const close of [...open]) close();
+    },
+  };
+}

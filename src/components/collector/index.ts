@@ -1,0 +1,119 @@
+/**
+ * Results Collector: consumes `inference_results`. A `processing` outcome moves the request along;
+ * a final one is stored with its usage in one transaction (PostgreSQL), then the reservation is
+ * settled against the real token count or released on failure (Redis), then waiting clients are told.
+ * The message is acked only after all of that. Every step is idempotent, so a duplicate outcome or a
+ * redelivery after a crash changes nothing.
+ */
+import type { CollectorConfig } from "../../config.js";
+import { parseOutcomeMessage, type OutcomeMessage } from "../../domain/contracts.js";
+import type { Consumer, EventBus, HandlerVerdict, MessageQueue, QuotaStore, RequestStore } from "../../domain/ports.js";
+import type { Logger } from "../../observability/logger.js";
+import { Counter, type Registry } from "../../observability/metrics.js";
+
+export interface CollectorDeps {
+  logger: Logger;
+  registry: Registry;
+  queue: MessageQueue;
+  quota: QuotaStore;
+  requests: RequestStore;
+  events: EventBus;
+  resultsQueue: string;
+}
+
+export interface Collector {
+  start(): Promise<void>;
+  /** Handles one raw outcome message; exposed for tests of idempotency. */
+  handle(body: Buffer): Promise<HandlerVerdict>;
+  health(): Promise<Record<string, unknown>>;
+  stop(): Promise<void>;
+}
+
+export function createCollector(config: CollectorConfig, deps: CollectorDeps): Collector {
+  const log = deps.logger.child({ component: "collector" });
+  const consumed = new Counter({ name: "messages_consumed_total", help: "Messages consumed, by queue", labelNames: ["queue"], registers: [deps.registry] });
+  const deadLettered = new Counter({ name: "messages_dead_lettered_total", help: "Unreadable messages moved to the dead-letter queue, by queue", labelNames: ["queue"], registers: [deps.registry] });
+  const collected = new Counter({ name: "results_collected_total", help: "Final outcomes stored, by status", labelNames: ["status"], registers: [deps.registry] });
+  const duplicates = new Counter({ name: "results_duplicates_total", help: "Outcomes for requests already finished (ignored)", registers: [deps.registry] });
+  const tokensSettled = new Counter({ name: "tokens_settled_total", help: "Real tokens settled against quotas", registers: [deps.registry] });
+  let consumer: Consumer | undefined;
+
+  async function finish(outcome: OutcomeMessage): Promise<void> {
+    const status = outcome.status === "completed" ? "completed" : "failed";
+    // A completed outcome without usage cannot be settled honestly: store it as failed.
+    const usage = status === "completed" ? outcome.usage ?? null : null;
+    const finalStatus = status === "completed" && !usage ? "failed" : status;
+    const { changed } = await deps.requests.finish({
+      requestId: outcome.request_id,
+      status: finalStatus,
+      at: new Date(outcome.at),
+      outputText: finalStatus === "completed" ? outcome.output_text ?? "" : null,
+      outputs: finalStatus === "completed" ? outcome.outputs ?? null : null,
+      usage,
+      error: finalStatus === "failed" ? outcome.error ?? { code: "missing_usage", message: "the model server reported no token usage" } : null,
+      attempt: outcome.attempt,
+    });
+    // Settle/release even when nothing changed: a crash after the commit and before this point is
+    // repaired by the redelivery, and the quota store applies each exactly once per request id.
+    const stored = changed ? null : await deps.requests.get(outcome.request_id);
+    if (!changed && !stored) {
+      log.warn({ request_id: outcome.request_id }, "outcome for an unknown request ignored");
+      return;
+    }
+    const settledStatus = stored ? stored.status : finalStatus;
+    const settledUsage = stored ? stored.usage : usage;
+    if (settledStatus === "completed" && settledUsage) {
+      const result = await deps.quota.settle({ userId: outcome.user_id, requestId: outcome.request_id, actualTokens: settledUsage.total_tokens });
+      if (result === "settled") tokensSettled.inc(settledUsage.total_tokens);
+    } else {
+      await deps.quota.release({ userId: outcome.user_id, requestId: outcome.request_id });
+    }
+    if (!changed) {
+      duplicates.inc();
+      log.info({ request_id: outcome.request_id }, "duplicate outcome ignored");
+      return;
+    }
+    collected.inc({ status: finalStatus });
+    log.info({ request_id: outcome.request_id, status: finalStatus, usage }, "result stored");
+    await deps.events
+      .publish({ request_id: outcome.request_id, user_id: outcome.user_id, status: finalStatus, final: true })
+      .catch((error: unknown) => log.warn({ err: error, request_id: outcome.request_id }, "could not notify waiting clients"));
+  }
+
+  async function handle(body: Buffer): Promise<HandlerVerdict> {
+    consumed.inc({ queue: deps.resultsQueue });
+    const parsed = parseOutcomeMessage(body);
+    if (!parsed.ok) {
+      deadLettered.inc({ queue: deps.resultsQueue });
+      log.error({ problem: parsed.error }, "unreadable outcome message sent to the dead-letter queue");
+      return "dead_letter";
+    }
+    const outcome = parsed.value;
+    if (outcome.status === "processing") {
+      const moved = await deps.requests.markProcessing(outcome.request_id, new Date(outcome.at), outcome.attempt);
+      if (moved) {
+        await deps.events
+          .publish({ request_id: outcome.request_id, user_id: outcome.user_id, status: "processing", final: false })
+          .catch(() => undefined);
+      }
+      return "ack";
+    }
+    await finish(outcome);
+    return "ack";
+  }
+
+  return {
+    handle,
+    async start() {
+      consumer = await deps.queue.consume(deps.resultsQueue, handle, { prefetch: config.prefetch });
+      log.info({ queue: deps.resultsQueue, prefetch: config.prefetch }, "collector consuming");
+    },
+    async health() {
+      await Promise.all([deps.quota.ping(), deps.requests.ping(), deps.queue.ping()]);
+      return { component: "collector" };
+    },
+    async stop() {
+      await consumer?.drain();
+    },
+  };
+}

@@ -1,0 +1,137 @@
+/**
+ * Calls a model server: our ML Service's native `POST /inference`, or any OpenAI-compatible
+ * `/v1/completions` (vLLM, llama.cpp's server, Ollama). Sorts failures into transient (retry later)
+ * and permanent (the request itself is bad), which is all the worker needs to decide.
+ */
+import type { GenerationParams, RequestMessage, TokenUsage } from "../../domain/contracts.js";
+
+export interface Generation {
+  outputText: string;
+  outputs: string[] | undefined;
+  usage: TokenUsage;
+  model: string;
+}
+
+export class MlCallError extends Error {
+  constructor(
+    readonly code: string,
+    message: string,
+    readonly transient: boolean,
+    readonly retryAfterMs?: number,
+  ) {
+    super(message);
+    this.name = "MlCallError";
+  }
+}
+
+export interface MlClientOptions {
+  baseUrl: string;
+  api: "native" | "openai";
+  timeoutMs: number;
+}
+
+export async function generate(options: MlClientOptions, message: RequestMessage, signal?: AbortSignal): Promise<Generation> {
+  const { url, body } = options.api === "native" ? nativeRequest(options.baseUrl, message) : openAiRequest(options.baseUrl, message);
+  const timeout = AbortSignal.timeout(options.timeoutMs);
+  let response: Response;
+  try {
+    response = await fetch(url, {
+      method: "POST",
+      headers: { "content-type": "application/json", "x-request-id": message.request_id },
+      body: JSON.stringify(body),
+      signal: signal ? AbortSignal.any([signal, timeout]) : timeout,
+    });
+  } catch (error) {
+    const timedOut = timeout.aborted;
+    throw new MlCallError(
+      timedOut ? "ml_timeout" : "ml_unreachable",
+      timedOut ? `model server did not answer within ${options.timeoutMs} ms` : `model server unreachable: ${(error as Error).message}`,
+      true,
+    );
+  }
+  const text = await response.text().catch(() => "");
+  let json: unknown;
+  try {
+    json = JSON.parse(text);
+  } catch {
+    json = undefined;
+  }
+  if (!response.ok) {
+    const error = (json as { error?: { code?: string; message?: string } } | undefined)?.error;
+    const code = typeof error?.code === "string" ? error.code : `ml_http_${response.status}`;
+    const detail = typeof error?.message === "string" ? error.message : text.slice(0, 200);
+    const transient = response.status >= 500 || response.status === 429 || response.status === 408;
+    const retryAfter = Number(response.headers.get("retry-after"));
+    throw new MlCallError(code, `model server answered ${response.status}: ${detail}`, transient, Number.isFinite(retryAfter) && retryAfter > 0 ? retryAfter * 1000 : undefined);
+  }
+  const parsed = options.api === "native" ? readNative(json) : readOpenAi(json);
+  if (!parsed) throw new MlCallError("ml_bad_response", "model server answered with an unexpected body", true);
+  return parsed;
+}
+
+function nativeRequest(baseUrl: string, m: RequestMessage) {
+  const p: GenerationParams = m.params;
+  return {
+    url: new URL("/inference", baseUrl),
+    body: {
+      prompt: m.prompt,
+      model: m.model,
+      max_length: p.max_length,
+      temperature: p.temperature,
+      top_p: p.top_p,
+      top_k: p.top_k,
+      repetition_penalty: p.repetition_penalty,
+      num_return_sequences: p.num_return_sequences,
+      ...(p.stop ? { stop: p.stop } : {}),
+      ...(p.seed !== undefined ? { seed: p.seed } : {}),
+      stream: false,
+    },
+  };
+}
+
+function openAiRequest(baseUrl: string, m: RequestMessage) {
+  const p = m.params;
+  return {
+    url: new URL("/v1/completions", baseUrl),
+    body: {
+      model: m.model,
+      prompt: m.prompt,
+      max_tokens: p.max_length,
+      temperature: p.temperature,
+      top_p: p.top_p,
+      n: p.num_return_sequences,
+      ...(p.stop ? { stop: p.stop } : {}),
+      ...(p.seed !== undefined ? { seed: p.seed } : {}),
+    },
+  };
+}
+
+const isCount = (v: unknown): v is number => typeof v === "number" && Number.isInteger(v) && v >= 0;
+
+function readUsage(raw: unknown): TokenUsage | undefined {
+  const u = raw as Record<string, unknown> | undefined;
+  if (!u || !isCount(u.prompt_tokens) || !isCount(u.completion_tokens)) return undefined;
+  const total = isCount(u.total_tokens) ? u.total_tokens : u.prompt_tokens + u.completion_tokens;
+  return { prompt_tokens: u.prompt_tokens, completion_tokens: u.completion_tokens, total_tokens: total };
+}
+
+function readNative(json: unknown): Generation | undefined {
+  const j = json as Record<string, unknown> | undefined;
+  const usage = readUsage(j?.token_usage);
+  if (!j || typeof j.output_text !== "string" || !usage) return undefined;
+  const outputs = Array.isArray(j.outputs) && j.outputs.every((o) => typeof o === "string") ? (j.outputs as string[]) : undefined;
+  return { outputText: j.output_text, outputs, usage, model: typeof j.model === "string" ? j.model : "unknown" };
+}
+
+function readOpenAi(json: unknown): Generation | undefined {
+  const j = json as { choices?: Array<{ text?: unknown }>; usage?: unknown; model?: unknown } | undefined;
+  const usage = readUsage(j?.usage);
+  const texts = (j?.choices ?? []).map((c) => c.text);
+  if (!usage || texts.length === 0 || !texts.every((t): t is string => typeof t === "string")) return undefined;
+  return {
+    outputText: texts[0] as string,
+    outputs: texts.length > 1 ? texts : undefined,
+    usage,
+    model: typeof j?.model === "string" ? j.model : "unknown",
+  };
+}
