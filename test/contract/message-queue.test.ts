@@ -426,6 +426,31 @@ describe("RabbitMessageQueue specifics", { skip: rabbitSkip }, () => {
       await mq.close();
     }
   });
+
+  it("close() during a reconnect back-off returns at once", async () => {
+    const mq = await RabbitMessageQueue.connect({ url, queues: [], reconnect: { initialDelayMs: 20_000 } });
+    mq.simulateConnectionLoss();
+    await waitFor("disconnected", () => !mq.connected, 2000);
+    await within(2000, mq.close(), "close during back-off");
+  });
+
+  it("a queue deleted under it is declared again", async () => {
+    const q = fresh();
+    const mq = await RabbitMessageQueue.connect({ url, queues: [q] });
+    const conn = await amqpConnect(url);
+    try {
+      await mq.publish(q, Buffer.from("1"));
+      const ch = await conn.createChannel();
+      await ch.deleteQueue(q);
+      // the first publish after the deletion is refused (unroutable), the next one re-declares
+      await assert.rejects(mq.publish(q, Buffer.from("2")), /unroutable/);
+      await mq.publish(q, Buffer.from("3"));
+      assert.equal((await mq.stats(q)).ready, 1);
+    } finally {
+      await conn.close();
+      await mq.close();
+    }
+  });
 });
 
 void rabbit;

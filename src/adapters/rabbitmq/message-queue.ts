@@ -103,8 +103,6 @@ function stringHeaders(raw: unknown): Record<string, string> {
   return out;
 }
 
-const sleep = (ms: number) => new Promise<void>((resolve) => setTimeout(resolve, ms).unref?.());
-
 interface PendingPublish {
   reject: (err: Error) => void;
 }
@@ -122,6 +120,8 @@ interface Session {
   returned: Set<string>;
   pending: Map<string, PendingPublish>;
   alive: boolean;
+  /** The broker blocks publishers during a resource (memory/disk) alarm. */
+  blocked: boolean;
 }
 
 class RabbitConsumer implements Consumer {
@@ -179,6 +179,7 @@ class RabbitConsumer implements Consumer {
       if (this.drained || !session.alive || this.owner.isClosing) return;
       this.start(session).catch((err: unknown) => {
         this.owner.log("warn", { err, queue: this.queue }, "consumer restart failed; retrying");
+        session.declared.delete(this.queue); // declare it again next time (it may have been deleted)
         this.scheduleRestart(session);
       });
     }, 1000);
@@ -298,7 +299,7 @@ export class RabbitMessageQueue implements MessageQueue {
   }
 
   log(level: "info" | "warn" | "error", obj: Record<string, unknown>, msg: string): void {
-    this.logger?.[level]({ component_part: "rabbitmq", ...obj }, msg);
+    this.logger?.[level]({ adapter: "rabbitmq", ...obj }, msg);
   }
 
   forget(consumer: RabbitConsumer): void {
@@ -327,6 +328,7 @@ export class RabbitMessageQueue implements MessageQueue {
         returned: new Set(),
         pending: new Map(),
         alive: true,
+        blocked: false,
       };
       const s = session;
       publisher.on("return", (msg: Message) => {
@@ -336,16 +338,24 @@ export class RabbitMessageQueue implements MessageQueue {
       publisher.on("error", (err: Error) => this.log("warn", { err }, "publisher channel error"));
       publisher.on("close", () => {
         // The publisher channel can close alone (channel-level error); then the session is useless.
-        if (s.alive) {
-          this.log("warn", {}, "publisher channel closed; reconnecting");
-          void s.model.close().catch(() => undefined);
+        // Checked a tick later: when the whole connection went, its own close handler runs first.
+        setImmediate(() => {
+          if (!s.alive) return;
+          this.log("warn", {}, "publisher channel closed alone; reopening the connection");
           this.onSessionLost(s, new Error("publisher channel closed"));
-        }
+          void s.model.close().catch(() => undefined);
+        });
       });
       model.on("error", (err: Error) => this.log("warn", { err }, "rabbitmq connection error"));
       model.on("close", (err?: Error) => this.onSessionLost(s, err));
-      model.on("blocked", (reason: string) => this.log("warn", { reason }, "rabbitmq connection blocked"));
-      model.on("unblocked", () => this.log("info", {}, "rabbitmq connection unblocked"));
+      model.on("blocked", (reason: string) => {
+        s.blocked = true;
+        this.log("warn", { reason }, "rabbitmq blocks publishers (resource alarm); publishes are refused until it lifts");
+      });
+      model.on("unblocked", () => {
+        s.blocked = false;
+        this.log("info", {}, "rabbitmq unblocked publishers");
+      });
       for (const queue of this.options.queues) await this.ensureQueue(s, queue);
       return s;
     } catch (err) {
@@ -374,7 +384,7 @@ export class RabbitMessageQueue implements MessageQueue {
       let attempt = 0;
       while (!this.closing) {
         attempt += 1;
-        await sleep(delay * (0.8 + Math.random() * 0.4));
+        await this.backoff(delay * (0.8 + Math.random() * 0.4));
         if (this.closing) break;
         try {
           const session = await this.openSession();
@@ -399,6 +409,21 @@ export class RabbitMessageQueue implements MessageQueue {
       }
     })().finally(() => {
       this.reconnecting = null;
+    });
+  }
+
+  private wakeBackoff: (() => void) | null = null;
+
+  /** A reconnect wait that close() cuts short. */
+  private backoff(ms: number): Promise<void> {
+    return new Promise<void>((resolve) => {
+      const done = () => {
+        clearTimeout(timer);
+        this.wakeBackoff = null;
+        resolve();
+      };
+      const timer = setTimeout(done, ms);
+      this.wakeBackoff = done;
     });
   }
 
@@ -473,6 +498,7 @@ export class RabbitMessageQueue implements MessageQueue {
     options: { delayMs?: number; headers?: Record<string, string> } = {},
   ): Promise<void> {
     const session = this.liveSession();
+    if (session.blocked) throw unavailable("message broker is blocking publishers (resource alarm)");
     try {
       await this.ensureQueue(session, queue);
       let routingKey = queue;
@@ -505,7 +531,12 @@ export class RabbitMessageQueue implements MessageQueue {
         session.pending.delete(messageId);
         const returned = session.returned.delete(messageId);
         if (err) reject(err);
-        else if (returned) reject(new AppError("internal_error", `message to "${routingKey}" was unroutable (no such queue)`));
+        else if (returned) {
+          // A queue vanished (deleted by hand?): declare the topology again on the next publish.
+          session.declared.clear();
+          session.delayDeclared.clear();
+          reject(new AppError("service_unavailable", `message to "${routingKey}" was unroutable (no such queue)`));
+        }
         else resolve();
       };
       session.pending.set(messageId, { reject: (err) => settle(err) });
@@ -602,6 +633,7 @@ export class RabbitMessageQueue implements MessageQueue {
       for (const pending of session.pending.values()) pending.reject(error);
       session.pending.clear();
     }
+    this.wakeBackoff?.();
     if (this.reconnecting) await this.reconnecting.catch(() => undefined);
     this.closed = true;
   }
