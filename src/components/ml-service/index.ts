@@ -183,6 +183,8 @@ export async function buildMlServiceApp(
   ready.catch(() => undefined);
 
   const app = Fastify({ logger: false, bodyLimit: BODY_LIMIT_BYTES, return503OnClosing: true });
+  // JSON only: a text/plain body is refused with 415 instead of being parsed as a string.
+  app.removeContentTypeParser("text/plain");
 
   app.setErrorHandler((error: FastifyError | AppError | Error, request, reply) => {
     let appError: AppError;
