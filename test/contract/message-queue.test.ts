@@ -434,6 +434,38 @@ describe("RabbitMessageQueue specifics", { skip: rabbitSkip }, () => {
     await within(2000, mq.close(), "close during back-off");
   });
 
+  it("a consumer whose queue is deleted under it consumes again once it is back", async () => {
+    const q = fresh();
+    const mq = await RabbitMessageQueue.connect({ url, queues: [q] });
+    const conn = await amqpConnect(url);
+    try {
+      const got: string[] = [];
+      const consumer = await mq.consume(
+        q,
+        async (body) => {
+          got.push(body.toString());
+          return "ack";
+        },
+        { prefetch: 1 },
+      );
+      const ch = await conn.createChannel();
+      await ch.deleteQueue(q);
+      await waitFor("published after re-declaration", async () => {
+        try {
+          await mq.publish(q, Buffer.from("back"));
+          return true;
+        } catch {
+          return false;
+        }
+      });
+      await waitFor("delivery to the restarted consumer", () => got.includes("back"), 5000);
+      await consumer.drain();
+    } finally {
+      await conn.close();
+      await mq.close();
+    }
+  });
+
   it("a queue deleted under it is declared again", async () => {
     const q = fresh();
     const mq = await RabbitMessageQueue.connect({ url, queues: [q] });

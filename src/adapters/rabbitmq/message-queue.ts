@@ -172,16 +172,21 @@ class RabbitConsumer implements Consumer {
     return p;
   }
 
+  /** start(), retried every second while it fails (after a reconnect). */
+  resume(session: Session): void {
+    this.start(session).catch((err: unknown) => {
+      this.owner.log("warn", { err, queue: this.queue }, "could not re-establish consumer; retrying");
+      session.declared.delete(this.queue);
+      this.scheduleRestart(session);
+    });
+  }
+
   private scheduleRestart(session: Session): void {
     if (this.restartTimer) return;
     this.restartTimer = setTimeout(() => {
       this.restartTimer = null;
       if (this.drained || !session.alive || this.owner.isClosing) return;
-      this.start(session).catch((err: unknown) => {
-        this.owner.log("warn", { err, queue: this.queue }, "consumer restart failed; retrying");
-        session.declared.delete(this.queue); // declare it again next time (it may have been deleted)
-        this.scheduleRestart(session);
-      });
+      this.resume(session);
     }, 1000);
     this.restartTimer.unref?.();
   }
@@ -393,14 +398,10 @@ export class RabbitMessageQueue implements MessageQueue {
             await session.model.close().catch(() => undefined);
             break;
           }
+          if (!session.alive) continue; // lost again while it was being set up
           this.session = session;
           this.log("info", { attempt }, "rabbitmq reconnected");
-          for (const consumer of this.consumers) {
-            if (consumer.isDrained) continue;
-            consumer.start(session).catch((err: unknown) => {
-              this.log("warn", { err, queue: consumer.queue }, "could not re-establish consumer");
-            });
-          }
+          for (const consumer of this.consumers) if (!consumer.isDrained) consumer.resume(session);
           break;
         } catch (err) {
           this.log("warn", { err, attempt, nextDelayMs: Math.min(delay * 2, this.maxDelayMs) }, "rabbitmq reconnect failed");
