@@ -181,6 +181,11 @@ export interface RequestStore {
    * resolves; rows are locked while in hand so replicas do not republish the same row.
    */
   republishUnpublished(olderThan: Date, limit: number, publish: (request: StoredRequest) => Promise<void>): Promise<number>;
+  /**
+   * Marks every open request unpublished, so the sweeper publishes it again. Used when the queue is
+   * in-process: after a restart it is empty, and the database is the only record of open work.
+   */
+  unpublishOpen(): Promise<number>;
   /** Requests queued or processing (open reservations), for the gauge. */
   countOpen(): Promise<number>;
   /** Marks open requests older than `olderThan` failed (code `timeout`) and returns them. */

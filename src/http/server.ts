@@ -7,7 +7,7 @@ import { randomUUID } from "node:crypto";
 import Fastify, { type FastifyBaseLogger, type FastifyInstance, type FastifyError, type FastifyReply } from "fastify";
 import { AppError, isAppError } from "../errors.js";
 import type { Logger } from "../observability/logger.js";
-import { Counter, Histogram, renderMetrics, type Registry } from "../observability/metrics.js";
+import { counter, histogram, renderMetrics, type Registry } from "../observability/metrics.js";
 
 export interface HttpAppOptions {
   logger: Logger;
@@ -75,19 +75,15 @@ export function createHttpApp(options: HttpAppOptions): FastifyInstance {
   });
 
   if (registry) {
-    const requests = new Counter({
+    const requests = counter(registry, {
       name: "http_requests_total",
       help: "HTTP requests by route, method and status",
-      labelNames: ["route", "method", "status"],
-      registers: [registry],
-    });
-    const duration = new Histogram({
+      labelNames: ["route", "method", "status"]});
+    const duration = histogram(registry, {
       name: "http_request_duration_seconds",
       help: "HTTP request latency by route",
       labelNames: ["route", "method"],
-      buckets: [0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 10],
-      registers: [registry],
-    });
+      buckets: [0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 10]});
     app.addHook("onResponse", async (request, reply) => {
       const route = request.routeOptions.url ?? "unmatched";
       requests.inc({ route, method: request.method, status: String(reply.statusCode) });

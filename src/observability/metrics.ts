@@ -17,3 +17,22 @@ export async function renderMetrics(registries: Registry[]): Promise<{ contentTy
   const merged = Registry.merge(registries);
   return { contentType: merged.contentType, body: await merged.metrics() };
 }
+
+/**
+ * Get-or-create: in `all` mode several components share one registry and the same metric names
+ * (messages_published_total from gateway and worker, say); they share the metric instead of clashing.
+ */
+export function counter<L extends string>(registry: Registry, config: { name: string; help: string; labelNames?: readonly L[] }): Counter<L> {
+  return (registry.getSingleMetric(config.name) as Counter<L> | undefined) ?? new Counter<L>({ ...config, registers: [registry] });
+}
+
+export function gauge<L extends string>(registry: Registry, config: { name: string; help: string; labelNames?: readonly L[] }): Gauge<L> {
+  return (registry.getSingleMetric(config.name) as Gauge<L> | undefined) ?? new Gauge<L>({ ...config, registers: [registry] });
+}
+
+export function histogram<L extends string>(
+  registry: Registry,
+  config: { name: string; help: string; labelNames?: readonly L[]; buckets?: number[] },
+): Histogram<L> {
+  return (registry.getSingleMetric(config.name) as Histogram<L> | undefined) ?? new Histogram<L>({ ...config, registers: [registry] });
+}

@@ -29,6 +29,9 @@ ORDER BY created_at
 LIMIT $2
 FOR UPDATE SKIP LOCKED;
 
+-- name: unpublishOpen
+UPDATE inference_requests SET published = false WHERE status IN ('queued', 'processing') AND published;
+
 -- name: countOpen
 SELECT COUNT(*)::int AS n FROM inference_requests WHERE status IN ('queued', 'processing');
 

@@ -144,6 +144,10 @@ export class SqlRequestStore implements RequestStore {
     });
   }
 
+  async unpublishOpen(): Promise<number> {
+    return (await this.db.query(sql("unpublishOpen"))).rowCount;
+  }
+
   async countOpen(): Promise<number> {
     return Number((await this.db.query<{ n: number }>(sql("countOpen"))).rows[0]?.n ?? 0);
   }

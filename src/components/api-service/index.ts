@@ -11,7 +11,7 @@ import type { EventBus, QuotaLimits, QuotaStore, RequestStore, StoredRequest } f
 import type { AuthenticatedUser, Authenticator } from "../../http/authenticator.js";
 import { sendError } from "../../http/server.js";
 import type { Logger } from "../../observability/logger.js";
-import { Gauge, type Registry } from "../../observability/metrics.js";
+import { gauge, type Registry } from "../../observability/metrics.js";
 
 export interface ApiServiceDeps {
   logger: Logger;
@@ -57,7 +57,7 @@ function limitsBody(limits: QuotaLimits) {
 export function createApiService(config: ApiServiceConfig, deps: ApiServiceDeps): ApiService {
   const now = deps.now ?? (() => new Date());
   const log = deps.logger.child({ component: "api-service" });
-  const sseClients = new Gauge({ name: "sse_clients_connected", help: "Clients connected to /events", registers: [deps.registry] });
+  const sseClients = gauge(deps.registry, { name: "sse_clients_connected", help: "Clients connected to /events"});
   const open = new Set<() => void>();
 
   async function ownRequest(id: string, user: AuthenticatedUser): Promise<StoredRequest> {

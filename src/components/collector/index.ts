@@ -9,7 +9,7 @@ import type { CollectorConfig } from "../../config.js";
 import { parseOutcomeMessage, type OutcomeMessage } from "../../domain/contracts.js";
 import type { Consumer, EventBus, HandlerVerdict, MessageQueue, QuotaStore, RequestStore } from "../../domain/ports.js";
 import type { Logger } from "../../observability/logger.js";
-import { Counter, type Registry } from "../../observability/metrics.js";
+import { counter, type Registry } from "../../observability/metrics.js";
 
 export interface CollectorDeps {
   logger: Logger;
@@ -31,11 +31,11 @@ export interface Collector {
 
 export function createCollector(config: CollectorConfig, deps: CollectorDeps): Collector {
   const log = deps.logger.child({ component: "collector" });
-  const consumed = new Counter({ name: "messages_consumed_total", help: "Messages consumed, by queue", labelNames: ["queue"], registers: [deps.registry] });
-  const deadLettered = new Counter({ name: "messages_dead_lettered_total", help: "Unreadable messages moved to the dead-letter queue, by queue", labelNames: ["queue"], registers: [deps.registry] });
-  const collected = new Counter({ name: "results_collected_total", help: "Final outcomes stored, by status", labelNames: ["status"], registers: [deps.registry] });
-  const duplicates = new Counter({ name: "results_duplicates_total", help: "Outcomes for requests already finished (ignored)", registers: [deps.registry] });
-  const tokensSettled = new Counter({ name: "tokens_settled_total", help: "Real tokens settled against quotas", registers: [deps.registry] });
+  const consumed = counter(deps.registry, { name: "messages_consumed_total", help: "Messages consumed, by queue", labelNames: ["queue"]});
+  const deadLettered = counter(deps.registry, { name: "messages_dead_lettered_total", help: "Unreadable messages moved to the dead-letter queue, by queue", labelNames: ["queue"]});
+  const collected = counter(deps.registry, { name: "results_collected_total", help: "Final outcomes stored, by status", labelNames: ["status"]});
+  const duplicates = counter(deps.registry, { name: "results_duplicates_total", help: "Outcomes for requests already finished (ignored)"});
+  const tokensSettled = counter(deps.registry, { name: "tokens_settled_total", help: "Real tokens settled against quotas"});
   let consumer: Consumer | undefined;
 
   async function finish(outcome: OutcomeMessage): Promise<void> {

@@ -13,7 +13,7 @@ import type { EventBus, MessageQueue, QuotaStore, RequestStore } from "../../dom
 import type { Authenticator } from "../../http/authenticator.js";
 import { sendError } from "../../http/server.js";
 import type { Logger } from "../../observability/logger.js";
-import { Counter, Gauge, Histogram, type Registry } from "../../observability/metrics.js";
+import { counter, gauge, histogram, type Registry } from "../../observability/metrics.js";
 import { PublishedMarker } from "./published-marker.js";
 import { Sweeper } from "./sweeper.js";
 
@@ -39,29 +39,21 @@ export interface Gateway {
 export function createGateway(config: GatewayConfig, deps: GatewayDeps): Gateway {
   const now = deps.now ?? (() => new Date());
   const log = deps.logger.child({ component: "gateway" });
-  const admissions = new Counter({
+  const admissions = counter(deps.registry, {
     name: "gateway_admissions_total",
     help: "Inference requests by admission result (accepted, or the rejection reason)",
-    labelNames: ["result"],
-    registers: [deps.registry],
-  });
-  const admissionSeconds = new Histogram({
+    labelNames: ["result"]});
+  const admissionSeconds = histogram(deps.registry, {
     name: "gateway_admission_seconds",
     help: "Time to admit a request (reserve + store + confirmed publish)",
-    buckets: [0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 1],
-    registers: [deps.registry],
-  });
-  const published = new Counter({
+    buckets: [0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 1]});
+  const published = counter(deps.registry, {
     name: "messages_published_total",
     help: "Messages published with a broker confirm, by queue",
-    labelNames: ["queue"],
-    registers: [deps.registry],
-  });
-  const openGauge = new Gauge({
+    labelNames: ["queue"]});
+  const openGauge = gauge(deps.registry, {
     name: "quota_reservations_open",
-    help: "Requests admitted and not yet finished (their quota reservations are open)",
-    registers: [deps.registry],
-  });
+    help: "Requests admitted and not yet finished (their quota reservations are open)"});
   const marker = new PublishedMarker(deps.requests, log);
   const sweeper = new Sweeper(config, { ...deps, logger: log, now, openGauge, published });
   sweeper.start();

@@ -9,7 +9,7 @@ import type { WorkerConfig } from "../../config.js";
 import { encodeMessage, parseRequestMessage, type OutcomeMessage, type RequestMessage } from "../../domain/contracts.js";
 import type { Consumer, HandlerVerdict, MessageQueue } from "../../domain/ports.js";
 import type { Logger } from "../../observability/logger.js";
-import { Counter, Gauge, Histogram, type Registry } from "../../observability/metrics.js";
+import { counter, gauge, histogram, type Registry } from "../../observability/metrics.js";
 import { MlCallError, generate, type Generation } from "./ml-client.js";
 
 export interface WorkerDeps {
@@ -38,18 +38,16 @@ export function retryDelayMs(baseMs: number, attempt: number, random: () => numb
 export function createWorker(config: WorkerConfig, deps: WorkerDeps): Worker {
   const now = deps.now ?? (() => new Date());
   const log = deps.logger.child({ component: "worker" });
-  const consumed = new Counter({ name: "messages_consumed_total", help: "Messages consumed, by queue", labelNames: ["queue"], registers: [deps.registry] });
-  const publishedCount = new Counter({ name: "messages_published_total", help: "Messages published with a broker confirm, by queue", labelNames: ["queue"], registers: [deps.registry] });
-  const retried = new Counter({ name: "messages_retried_total", help: "Requests sent back for a delayed retry", registers: [deps.registry] });
-  const deadLettered = new Counter({ name: "messages_dead_lettered_total", help: "Unreadable messages moved to the dead-letter queue, by queue", labelNames: ["queue"], registers: [deps.registry] });
-  const outcomes = new Counter({ name: "worker_outcomes_total", help: "Requests finished by the worker, by status and error code", labelNames: ["status", "code"], registers: [deps.registry] });
-  const inFlight = new Gauge({ name: "worker_requests_in_flight", help: "Requests being processed", registers: [deps.registry] });
-  const callSeconds = new Histogram({
+  const consumed = counter(deps.registry, { name: "messages_consumed_total", help: "Messages consumed, by queue", labelNames: ["queue"]});
+  const publishedCount = counter(deps.registry, { name: "messages_published_total", help: "Messages published with a broker confirm, by queue", labelNames: ["queue"]});
+  const retried = counter(deps.registry, { name: "messages_retried_total", help: "Requests sent back for a delayed retry"});
+  const deadLettered = counter(deps.registry, { name: "messages_dead_lettered_total", help: "Unreadable messages moved to the dead-letter queue, by queue", labelNames: ["queue"]});
+  const outcomes = counter(deps.registry, { name: "worker_outcomes_total", help: "Requests finished by the worker, by status and error code", labelNames: ["status", "code"]});
+  const inFlight = gauge(deps.registry, { name: "worker_requests_in_flight", help: "Requests being processed"});
+  const callSeconds = histogram(deps.registry, {
     name: "worker_model_call_seconds",
     help: "Duration of model server calls",
-    buckets: [0.01, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 120],
-    registers: [deps.registry],
-  });
+    buckets: [0.01, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 120]});
   const abort = new AbortController();
   let consumer: Consumer | undefined;
   const callModel =
