@@ -304,7 +304,7 @@ export class RabbitMessageQueue implements MessageQueue {
   }
 
   log(level: "info" | "warn" | "error", obj: Record<string, unknown>, msg: string): void {
-    this.logger?.[level]({ adapter: "rabbitmq", ...obj }, msg);
+    this.logger?.[level](obj, msg);
   }
 
   forget(consumer: RabbitConsumer): void {
