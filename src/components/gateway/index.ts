@@ -33,6 +33,8 @@ export interface GatewayDeps {
 export interface Gateway {
   register(app: FastifyInstance): void;
   health(): Promise<Record<string, unknown>>;
+  /** Runs the sweeper once now (it also runs on its own every SWEEP_INTERVAL_MS). */
+  sweep(): Promise<{ republished: number; expired: number }>;
   stop(): Promise<void>;
 }
 
@@ -160,6 +162,7 @@ export function createGateway(config: GatewayConfig, deps: GatewayDeps): Gateway
       await Promise.all([deps.quota.ping(), deps.requests.ping(), deps.queue.ping()]);
       return { component: "gateway" };
     },
+    sweep: () => sweeper.sweep(),
     async stop() {
       await sweeper.stop();
       await marker.flush();

@@ -1,0 +1,166 @@
+/**
+ * The whole flow (admit → queue → model → collect → deliver) through the real components, on real
+ * PostgreSQL, Redis and RabbitMQ and on the embedded adapters, with the trained model.
+ */
+import { describe, it, before, after } from "node:test";
+import assert from "node:assert/strict";
+import { requireServices } from "../support/services.js";
+import { requireStoriesModel } from "../support/model.js";
+import { readEvents, startPlatform, submit, waitForFinal, type Backend, type Platform } from "../support/platform.js";
+
+const skipModel = requireStoriesModel();
+const skipServers = skipModel ?? (await requireServices("postgres", "redis", "rabbitmq"));
+
+for (const backend of ["servers", "embedded"] as Backend[]) {
+  describe(`request flow on ${backend}`, { skip: backend === "servers" ? skipServers : skipModel }, () => {
+    let platform: Platform;
+    before(async () => {
+      platform = await startPlatform({ backend, anonymous: true });
+    });
+    after(async () => platform?.stop());
+
+    it("the guide's request (JSON sent as form-urlencoded) is admitted and completes with usage", async () => {
+      const response = await fetch(`${platform.url}/api/v1/inference`, {
+        method: "POST",
+        headers: { "content-type": "application/x-www-form-urlencoded" },
+        body: '{"prompt": "test prompt"}',
+      });
+      assert.equal(response.status, 202);
+      const accepted = (await response.json()) as Record<string, string>;
+      assert.equal(accepted.status, "queued");
+      assert.equal(accepted.status_url, `/api/v1/status/${accepted.request_id}`);
+      assert.equal(accepted.events_url, `/events/${accepted.request_id}`);
+      const final = await waitForFinal(platform.url, accepted.request_id as string, undefined);
+      assert.equal(final.status, "completed");
+      assert.equal(typeof final.result.output_text, "string");
+      assert.ok(final.usage.prompt_tokens > 0);
+      assert.ok(final.usage.completion_tokens > 0);
+      assert.equal(final.usage.total_tokens, final.usage.prompt_tokens + final.usage.completion_tokens);
+    });
+
+    it("greedy generation gives the trained model's story", async () => {
+      const user = await platform.createUser();
+      const accepted = await submit(platform.url, { prompt: "Once upon a time", temperature: 0, max_length: 30 }, user.authorization);
+      assert.equal(accepted.status, 202);
+      const final = await waitForFinal(platform.url, accepted.body.request_id, user.authorization);
+      assert.match(final.result.output_text, /Lily/);
+      assert.ok(final.usage.completion_tokens <= 30);
+    });
+
+    it("used tokens equal the sum of real usage: no double count, nothing left reserved", async () => {
+      const user = await platform.createUser({ dailyTokens: 100_000 });
+      const ids: string[] = [];
+      for (let i = 0; i < 6; i++) {
+        const accepted = await submit(platform.url, { prompt: `Tom had a ball number ${i}`, max_length: 12 + i }, user.authorization);
+        assert.equal(accepted.status, 202);
+        ids.push(accepted.body.request_id);
+      }
+      let sum = 0;
+      for (const id of ids) {
+        const final = await waitForFinal(platform.url, id, user.authorization);
+        assert.equal(final.status, "completed");
+        sum += final.usage.total_tokens;
+      }
+      const quota = (await (await fetch(`${platform.url}/api/v1/quota`, { headers: { authorization: user.authorization } })).json()) as any;
+      assert.equal(quota.daily.requests, 6);
+      assert.equal(quota.daily.tokens_used, sum);
+      assert.equal(quota.daily.tokens_reserved, 0);
+      assert.equal(quota.monthly.tokens_used, sum);
+      assert.equal(quota.limits.daily.tokens, 100_000);
+      assert.ok(Date.parse(quota.resets.daily) > Date.now());
+      const ledger = await platform.database.db.query<{ t: number }>(
+        "SELECT COALESCE(SUM(total_tokens), 0)::int AS t FROM usage_ledger WHERE user_id = $1",
+        [user.userId],
+      );
+      assert.equal(ledger.rows[0]?.t, sum, "the durable ledger agrees with the live counters");
+    });
+
+    it("SSE delivers the final event to a client that connects after completion", async () => {
+      const user = await platform.createUser();
+      const accepted = await submit(platform.url, { prompt: "The cat", max_length: 8 }, user.authorization);
+      await waitForFinal(platform.url, accepted.body.request_id, user.authorization);
+      const stream = await readEvents(`${platform.url}${accepted.body.events_url}`, user.authorization);
+      assert.equal(stream.status, 200);
+      const last = stream.events.at(-1);
+      assert.equal(last?.event, "completed");
+      assert.equal(last?.data.request_id, accepted.body.request_id);
+      assert.ok(last?.data.usage.total_tokens > 0);
+    });
+
+    it("SSE on another replica than the one that saw the result gets the final event, with heartbeats", async () => {
+      const user = await platform.createUser();
+      const replica = await platform.startApiReplica();
+      try {
+        // Hold the consumers' attention elsewhere is not needed: the request is submitted and the
+        // client subscribes on the replica at once; the result is published by the collector's bus.
+        const accepted = await submit(platform.url, { prompt: "A big dog", max_length: 60, temperature: 0.8 }, user.authorization);
+        const stream = await readEvents(`${replica.url}/events/${accepted.body.request_id}`, user.authorization);
+        const final = stream.events.at(-1);
+        assert.equal(final?.event, "completed");
+        assert.equal(final?.data.status, "completed");
+      } finally {
+        await replica.stop();
+      }
+    });
+
+    it("a user sees only their own requests", async () => {
+      const alice = await platform.createUser();
+      const bob = await platform.createUser();
+      const accepted = await submit(platform.url, { prompt: "Hello", max_length: 5 }, alice.authorization);
+      const asBob = await fetch(`${platform.url}/api/v1/status/${accepted.body.request_id}`, { headers: { authorization: bob.authorization } });
+      assert.equal(asBob.status, 404);
+      assert.equal(((await asBob.json()) as any).error.code, "request_not_found");
+      const events = await fetch(`${platform.url}/events/${accepted.body.request_id}`, { headers: { authorization: bob.authorization } });
+      assert.equal(events.status, 404);
+      const malformed = await fetch(`${platform.url}/api/v1/status/not-a-uuid`, { headers: { authorization: alice.authorization } });
+      assert.equal(malformed.status, 400);
+      assert.equal(((await malformed.json()) as any).error.code, "invalid_request_id");
+      await waitForFinal(platform.url, accepted.body.request_id, alice.authorization);
+    });
+
+    it("a request the model rejects is stored as failed with a code, and its reservation is released", async () => {
+      const user = await platform.createUser({ dailyRequests: 10 });
+      // Longer than the model's 2,048-token context: the ML Service answers 400 (permanent).
+      const prompt = "Once upon a time there was a cat. ".repeat(400);
+      const accepted = await submit(platform.url, { prompt, max_length: 10 }, user.authorization);
+      assert.equal(accepted.status, 202);
+      const final = await waitForFinal(platform.url, accepted.body.request_id, user.authorization);
+      assert.equal(final.status, "failed");
+      assert.equal(final.result, null);
+      assert.equal(typeof final.error.code, "string");
+      assert.notEqual(final.error.code, "");
+      const quota = (await (await fetch(`${platform.url}/api/v1/quota`, { headers: { authorization: user.authorization } })).json()) as any;
+      assert.equal(quota.daily.tokens_reserved, 0);
+      assert.equal(quota.daily.tokens_used, 0);
+      assert.equal(quota.daily.requests, 0, "a failed request gives its request count back");
+    });
+
+    it("a duplicate outcome changes nothing", async () => {
+      const user = await platform.createUser();
+      const accepted = await submit(platform.url, { prompt: "One day", max_length: 6 }, user.authorization);
+      const final = await waitForFinal(platform.url, accepted.body.request_id, user.authorization);
+      const before = (await (await fetch(`${platform.url}/api/v1/quota`, { headers: { authorization: user.authorization } })).json()) as any;
+      const duplicate = {
+        v: 1,
+        request_id: accepted.body.request_id,
+        user_id: user.userId,
+        status: "completed",
+        output_text: "something else",
+        usage: { prompt_tokens: 1, completion_tokens: 999, total_tokens: 1000 },
+        attempt: 1,
+        at: new Date().toISOString(),
+      };
+      assert.equal(await platform.collector.handle(Buffer.from(JSON.stringify(duplicate))), "ack");
+      assert.equal(await platform.collector.handle(Buffer.from(JSON.stringify({ ...duplicate, status: "failed", error: { code: "x", message: "y" } }))), "ack");
+      const after = (await (await fetch(`${platform.url}/api/v1/quota`, { headers: { authorization: user.authorization } })).json()) as any;
+      assert.deepEqual(after.daily, before.daily);
+      const again = await waitForFinal(platform.url, accepted.body.request_id, user.authorization);
+      assert.deepEqual(again, final);
+    });
+
+    it("an unreadable outcome is dead-lettered", async () => {
+      assert.equal(await platform.collector.handle(Buffer.from("{not json")), "dead_letter");
+      assert.equal(await platform.collector.handle(Buffer.from(JSON.stringify({ v: 2, hello: 1 }))), "dead_letter");
+    });
+  });
+}
