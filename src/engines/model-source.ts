@@ -60,7 +60,6 @@ export async function resolveModelSource(options: {
           ),
         );
       }, options.downloadTimeoutMs);
-      timer.unref();
     });
     try {
       const path = await Promise.race([download(model, directory, controller.signal), timeout]);

@@ -502,7 +502,17 @@ export async function startMlService(
         await new Promise((r) => setTimeout(r, 20));
       }
       engine.abortAll();
-      await closing;
+      // Answers are complete or aborted now: close the keep-alive connections they leave behind,
+      // then, after a short grace, whatever is still open.
+      const server = app.server;
+      const sweep = setInterval(() => server.closeIdleConnections(), 25);
+      const grace = setTimeout(() => server.closeAllConnections(), 2_000);
+      try {
+        await closing;
+      } finally {
+        clearInterval(sweep);
+        clearTimeout(grace);
+      }
       await engine.close();
     })());
   return { url, app, ready, stop };
