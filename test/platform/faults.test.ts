@@ -1,0 +1,183 @@
+/**
+ * Admission under concurrency, retries of a model server that is down, the sweeper's repair of
+ * requests stored but never published, SSE heartbeats, and draining — on real servers and embedded.
+ */
+import { describe, it, before, after } from "node:test";
+import assert from "node:assert/strict";
+import { randomUUID } from "node:crypto";
+import { requireServices } from "../support/services.js";
+import { requireStoriesModel } from "../support/model.js";
+import { startPlatform, submit, waitForFinal, type Backend, type Platform } from "../support/platform.js";
+
+const skipModel = requireStoriesModel();
+const skipServers = await requireServices("postgres", "redis", "rabbitmq");
+
+async function quotaOf(platform: Platform, authorization: string) {
+  return (await (await fetch(`${platform.url}/api/v1/quota`, { headers: { authorization } })).json()) as any;
+}
+
+for (const backend of ["servers", "embedded"] as Backend[]) {
+  describe(`admission and faults on ${backend}`, { skip: backend === "servers" ? skipServers : undefined }, () => {
+    let platform: Platform;
+    before(async () => {
+      // No model server on this port: every model call fails transiently.
+      platform = await startPlatform({ backend, consumers: false, mlServiceUrl: "http://127.0.0.1:9" });
+    });
+    after(async () => platform?.stop());
+
+    it("200 concurrent requests against a 100-request limit admit exactly 100", async () => {
+      const user = await platform.createUser({ dailyRequests: 100 });
+      const results = await Promise.all(
+        Array.from({ length: 200 }, (_, i) => submit(platform.url, { prompt: `p${i}`, max_length: 5 }, user.authorization)),
+      );
+      const accepted = results.filter((r) => r.status === 202);
+      const rejected = results.filter((r) => r.status === 429);
+      assert.equal(accepted.length, 100);
+      assert.equal(rejected.length, 100);
+      for (const r of rejected) {
+        assert.equal(r.body.error.code, "quota_exceeded");
+        assert.equal(r.body.error.details.limit, "daily_requests");
+        assert.ok(Number(r.headers.get("retry-after")) >= 1);
+      }
+      const stored = await platform.database.db.query<{ n: number }>("SELECT COUNT(*)::int AS n FROM inference_requests WHERE user_id = $1", [
+        user.userId,
+      ]);
+      assert.equal(stored.rows[0]?.n, 100, "only admitted requests are stored");
+      assert.equal((await quotaOf(platform, user.authorization)).daily.requests, 100);
+    });
+
+    it("a token limit is never passed under concurrency", async () => {
+      const user = await platform.createUser({ dailyTokens: 1_000 });
+      const results = await Promise.all(
+        Array.from({ length: 60 }, () => submit(platform.url, { prompt: "abc", max_length: 45 }, user.authorization)),
+      );
+      const admitted = results.filter((r) => r.status === 202);
+      const reserved = admitted.reduce((sum, r) => sum + Number(r.body.estimated_tokens), 0);
+      assert.ok(reserved <= 1_000, `reserved ${reserved}`);
+      assert.equal(admitted.length, Math.floor(1_000 / 50));
+      const rejection = results.find((r) => r.status === 429);
+      assert.equal(rejection?.body.error.details.limit, "daily_tokens");
+    });
+
+    it("SSE sends heartbeats while the request waits", async () => {
+      const user = await platform.createUser();
+      const accepted = await submit(platform.url, { prompt: "waiting", max_length: 5 }, user.authorization);
+      // The stream stays open while the request is queued: read what arrives for a while.
+      const controller = new AbortController();
+      const response = await fetch(`${platform.url}/events/${accepted.body.request_id}`, {
+        headers: { authorization: user.authorization },
+        signal: controller.signal,
+      });
+      const reader = response.body!.getReader();
+      let text = "";
+      const until = Date.now() + 900;
+      while (Date.now() < until && (text.match(/: heartbeat/g) ?? []).length < 2) {
+        const { value, done } = await reader.read();
+        if (done) break;
+        text += new TextDecoder().decode(value);
+      }
+      controller.abort();
+      assert.match(text, /event: queued/);
+      assert.ok((text.match(/: heartbeat/g) ?? []).length >= 2, text);
+    });
+
+    it("a model server that stays down: retried with back-off, then failed with a code, reservation released", async () => {
+      const user = await platform.createUser({ dailyRequests: 50 });
+      const accepted = await submit(platform.url, { prompt: "no model", max_length: 5 }, user.authorization);
+      assert.equal(accepted.status, 202);
+      await platform.startConsumers();
+      const final = await waitForFinal(platform.url, accepted.body.request_id, user.authorization);
+      assert.equal(final.status, "failed");
+      assert.equal(final.error.code, "attempts_exhausted");
+      assert.equal(final.result, null);
+      const quota = await quotaOf(platform, user.authorization);
+      assert.equal(quota.daily.tokens_reserved, 0);
+      assert.equal(quota.daily.requests, 0);
+      const metrics = await (await fetch(`${platform.url}/metrics`)).text();
+      assert.match(metrics, /messages_retried_total\S* [1-9]/);
+    });
+
+    it("a request stored but never published is published by the sweeper and finishes", async () => {
+      const user = await platform.createUser();
+      const requestId = randomUUID();
+      const reservation = await platform.quota.reserve({
+        userId: user.userId,
+        requestId,
+        tokens: 20,
+        limits: { dailyRequests: null, dailyTokens: null, monthlyRequests: null, monthlyTokens: null },
+        now: new Date(),
+      });
+      assert.ok(reservation.ok);
+      // As if the gateway crashed between INSERT and publish.
+      await platform.requests.insert({
+        requestId,
+        userId: user.userId,
+        model: "default",
+        prompt: "lost",
+        params: { max_length: 5, temperature: 0, top_p: 0.9, top_k: 50, repetition_penalty: 1.2, num_return_sequences: 1 },
+        estimatedTokens: 20,
+        window: reservation.window,
+        createdAt: new Date(Date.now() - 120_000),
+      });
+      const swept = await platform.gateway.sweep();
+      assert.ok(swept.republished >= 1);
+      const final = await waitForFinal(platform.url, requestId, user.authorization);
+      // The model server is down in this suite, so it fails — but it was picked up and finished.
+      assert.equal(final.status, "failed");
+      assert.equal((await platform.requests.get(requestId))?.published, true);
+      assert.equal((await platform.gateway.sweep()).republished, 0, "published once");
+    });
+
+    it("an abandoned request is expired and its reservation reclaimed", async () => {
+      const user = await platform.createUser();
+      const requestId = randomUUID();
+      const reservation = await platform.quota.reserve({
+        userId: user.userId,
+        requestId,
+        tokens: 30,
+        limits: { dailyRequests: null, dailyTokens: null, monthlyRequests: null, monthlyTokens: null },
+        now: new Date(),
+      });
+      assert.ok(reservation.ok);
+      await platform.requests.insert({
+        requestId,
+        userId: user.userId,
+        model: "default",
+        prompt: "abandoned",
+        params: { max_length: 5, temperature: 0, top_p: 0.9, top_k: 50, repetition_penalty: 1.2, num_return_sequences: 1 },
+        estimatedTokens: 30,
+        window: reservation.window,
+        createdAt: new Date(Date.now() - 2 * 3_600_000),
+      });
+      await platform.requests.markPublished([requestId]);
+      await platform.gateway.sweep();
+      const stored = await platform.requests.get(requestId);
+      assert.equal(stored?.status, "failed");
+      assert.equal(stored?.error?.code, "timeout");
+      assert.equal((await quotaOf(platform, user.authorization)).daily.tokens_reserved, 0);
+    });
+  });
+
+  describe(`draining on ${backend}`, { skip: backend === "servers" ? skipServers ?? skipModel : skipModel }, () => {
+    it("stopping the worker waits for the requests in flight; nothing is lost", async () => {
+      const platform = await startPlatform({ backend });
+      try {
+        const user = await platform.createUser();
+        const ids: string[] = [];
+        for (let i = 0; i < 8; i++) {
+          const r = await submit(platform.url, { prompt: `Sam and Sue ${i}`, max_length: 200 }, user.authorization);
+          ids.push(r.body.request_id);
+        }
+        await new Promise((r) => setTimeout(r, 30));
+        await platform.worker!.stop(); // drain: in-flight requests finish and their outcomes are published
+        await platform.collector.stop();
+        await platform.collector.start();
+        const worker2 = platform.worker!; // a drained consumer can be replaced by a fresh start
+        await worker2.start();
+        for (const id of ids) assert.equal((await waitForFinal(platform.url, id, user.authorization)).status, "completed");
+      } finally {
+        await platform.stop();
+      }
+    });
+  });
+}
