@@ -42,6 +42,7 @@ const envSchema = z.object({
 
   // worker
   ML_SERVICE_URL: z.string().url().optional(),
+  ML_SERVICE_PORT: int(0, 65535).optional(),
   ML_SERVICE_API: z.enum(["native", "openai"]).default("native"),
   WORKER_PREFETCH: int(1, 1000).default(8),
   WORKER_MAX_ATTEMPTS: int(1, 20).default(4),
@@ -100,7 +101,8 @@ export interface GatewayConfig {
 export interface WorkerConfig {
   /** Port of the worker's /health, /livez and /metrics. */
   port: number;
-  mlServiceUrl: string;
+  /** The model server. In `all` mode, unset means the ML Service started in the same process. */
+  mlServiceUrl: string | undefined;
   mlServiceApi: "native" | "openai";
   prefetch: number;
   maxAttempts: number;
@@ -182,7 +184,7 @@ export function loadConfig(
   }
   const port = (fallback: number, own: boolean) => (own && e.PORT !== undefined ? e.PORT : fallback);
   const cors = list(e.CORS_ORIGINS);
-  const mlPort = port(DEFAULT_PORTS.mlService, component === "ml-service");
+  const mlPort = component === "ml-service" ? port(DEFAULT_PORTS.mlService, true) : e.ML_SERVICE_PORT ?? DEFAULT_PORTS.mlService;
   return {
     mode,
     common: {
@@ -214,7 +216,7 @@ export function loadConfig(
     },
     worker: {
       port: port(DEFAULT_PORTS.worker, component === "worker"),
-      mlServiceUrl: e.ML_SERVICE_URL ?? `http://127.0.0.1:${mlPort}`,
+      mlServiceUrl: e.ML_SERVICE_URL ?? (component === "all" ? undefined : `http://127.0.0.1:${mlPort}`),
       mlServiceApi: e.ML_SERVICE_API,
       prefetch: e.WORKER_PREFETCH,
       maxAttempts: e.WORKER_MAX_ATTEMPTS,

@@ -64,11 +64,13 @@ export async function startComponent(name: ComponentName, config: Config, logger
 
   let mlStop: (() => Promise<void>) | undefined;
   let mlReady: Promise<void> | undefined;
-  if (all) {
+  let mlServiceUrl = config.worker.mlServiceUrl;
+  if (all && !mlServiceUrl) {
     const mlRegistry = createRegistry();
     registries.push(mlRegistry);
     const ml = await startMlService(config.mlService, { logger: log.child({ component: "ml-service" }), registry: mlRegistry });
     urls.mlService = ml.url;
+    mlServiceUrl = ml.url;
     mlStop = ml.stop;
     mlReady = ml.ready;
   }
@@ -109,7 +111,7 @@ export async function startComponent(name: ComponentName, config: Config, logger
   const worker =
     (all || name === "worker") && infra.queue
       ? createWorker(
-          all ? { ...config.worker, mlServiceUrl: config.worker.mlServiceUrl } : config.worker,
+          { ...config.worker, mlServiceUrl },
           { logger: log, registry, queue: infra.queue, requestsQueue: c.queues.requests, resultsQueue: c.queues.results },
         )
       : undefined;
@@ -163,7 +165,7 @@ export async function startComponent(name: ComponentName, config: Config, logger
       `ml-inference is up: send requests to ${base}/api/v1/inference`,
     );
     process.stderr.write(
-      `\nml-inference is running (${config.mode} mode)\n  submit:  curl -X POST ${base}/api/v1/inference -d '{"prompt": "Once upon a time"}'\n  status:  curl ${base}/api/v1/status/<request_id>\n  events:  curl -N ${base}/events/<request_id>\n  quota:   curl ${base}/api/v1/quota\n  model:   ${urls.mlService}/health\n\n`,
+      `\nml-inference is running (${config.mode} mode)\n  submit:  curl -X POST ${base}/api/v1/inference -d '{"prompt": "Once upon a time"}'\n  status:  curl ${base}/api/v1/status/<request_id>\n  events:  curl -N ${base}/events/<request_id>\n  quota:   curl ${base}/api/v1/quota\n  model:   ${mlServiceUrl}/health\n\n`,
     );
   }
   let stopping: Promise<void> | undefined;

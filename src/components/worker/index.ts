@@ -50,10 +50,12 @@ export function createWorker(config: WorkerConfig, deps: WorkerDeps): Worker {
     buckets: [0.01, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 120]});
   const abort = new AbortController();
   let consumer: Consumer | undefined;
+  const mlServiceUrl = config.mlServiceUrl;
+  if (!mlServiceUrl && !deps.generate) throw new Error("worker needs ML_SERVICE_URL");
   const callModel =
     deps.generate ??
     ((message: RequestMessage, signal: AbortSignal) =>
-      generate({ baseUrl: config.mlServiceUrl, api: config.mlServiceApi, timeoutMs: config.requestTimeoutMs }, message, signal));
+      generate({ baseUrl: mlServiceUrl as string, api: config.mlServiceApi, timeoutMs: config.requestTimeoutMs }, message, signal));
 
   const publishOutcome = async (outcome: OutcomeMessage) => {
     await deps.queue.publish(deps.resultsQueue, encodeMessage(outcome));

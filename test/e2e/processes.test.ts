@@ -1,0 +1,151 @@
+/**
+ * End to end across processes: each component runs as its own `ml-inference <component>` process
+ * on the real servers, requests go through all of them, and SIGTERM drains each one cleanly.
+ * Then `ml-inference all` on embedded defaults answers the guide's own curl request.
+ */
+import { describe, it, before, after } from "node:test";
+import assert from "node:assert/strict";
+import { mkdtempSync, rmSync } from "node:fs";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
+import { Redis } from "ioredis";
+import { requireServices, TEST_URLS, uniqueName } from "../support/services.js";
+import { requireStoriesModel, STORIES_MODEL_PATH } from "../support/model.js";
+import { freshPostgres, type TestDatabase } from "../support/databases.js";
+import { freePort, runCommand, startProcess, waitForHttp, type Proc } from "../support/processes.js";
+import { readEvents, submit, waitForFinal } from "../support/platform.js";
+
+const skipModel = requireStoriesModel();
+const skipServers = skipModel ?? (await requireServices("postgres", "redis", "rabbitmq"));
+
+describe("components as separate processes on real servers", { skip: skipServers }, () => {
+  let database: TestDatabase;
+  const procs: Proc[] = [];
+  const ports: Record<string, number> = {};
+  let env: Record<string, string>;
+  let authorization: string;
+  const prefix = `${uniqueName("e2e")}:`;
+  const queues = { requests: uniqueName("e2e_req"), results: uniqueName("e2e_res") };
+
+  before(async () => {
+    database = await freshPostgres();
+    for (const name of ["gateway", "worker", "collector", "api-service", "ml-service"]) ports[name] = await freePort();
+    env = {
+      DATABASE_URL: database.url!,
+      REDIS_URL: TEST_URLS.redis,
+      AMQP_URL: TEST_URLS.rabbitmq,
+      QUEUE_REQUESTS: queues.requests,
+      QUEUE_RESULTS: queues.results,
+      REDIS_KEY_PREFIX: prefix,
+      ML_SERVICE_URL: `http://127.0.0.1:${ports["ml-service"]}`,
+      MODEL: STORIES_MODEL_PATH,
+      SHUTDOWN_TIMEOUT_MS: "15000",
+    };
+    const migrated = await runCommand(["migrate"], env);
+    assert.equal(migrated.code, 0, migrated.stderr);
+    await runCommand(["tiers", "set", "e2e", "--daily-requests", "1000"], env);
+    await runCommand(["users", "create", "e2e-user", "--tier", "e2e"], env);
+    const key = await runCommand(["keys", "create", "e2e-user"], env);
+    authorization = `Bearer ${JSON.parse(key.stdout).api_key as string}`;
+    for (const name of ["ml-service", "gateway", "api-service", "worker", "collector"]) {
+      const proc = startProcess(name, [name], { ...env, PORT: String(ports[name]) });
+      procs.push(proc);
+    }
+    await Promise.all(procs.map((p) => waitForHttp(`http://127.0.0.1:${ports[p.name]}/health`, p)));
+  });
+
+  after(async () => {
+    for (const proc of procs) await proc.stop();
+    await database?.drop();
+    const redis = new Redis(TEST_URLS.redis);
+    const keys = await redis.keys(`${prefix}*`);
+    if (keys.length > 0) await redis.del(...keys);
+    await redis.quit();
+    const amqp = await import("amqplib");
+    const connection = await amqp.connect(TEST_URLS.rabbitmq);
+    const channel = await connection.createChannel();
+    for (const q of Object.values(queues)) for (const name of [q, `${q}.dead`]) await channel.deleteQueue(name).catch(() => undefined);
+    await connection.close();
+  });
+
+  it("requests flow gateway → worker → ml-service → collector → api-service", async () => {
+    const gateway = `http://127.0.0.1:${ports.gateway}`;
+    const api = `http://127.0.0.1:${ports["api-service"]}`;
+    const ids: string[] = [];
+    for (let i = 0; i < 10; i++) {
+      const r = await submit(gateway, { prompt: `Once upon a time ${i}`, max_length: 20 }, authorization);
+      assert.equal(r.status, 202, JSON.stringify(r.body));
+      ids.push(r.body.request_id);
+    }
+    const stream = await readEvents(`${api}/events/${ids[0]}`, authorization);
+    assert.ok(["completed"].includes(stream.events.at(-1)?.event ?? ""), JSON.stringify(stream.events));
+    let total = 0;
+    for (const id of ids) {
+      const final = await waitForFinal(api, id, authorization);
+      assert.equal(final.status, "completed");
+      total += final.usage.total_tokens;
+    }
+    const quota = (await (await fetch(`${api}/api/v1/quota`, { headers: { authorization } })).json()) as any;
+    assert.equal(quota.daily.tokens_used, total);
+    assert.equal(quota.daily.requests, 10);
+    const anonymous = await submit(gateway, { prompt: "hi" });
+    assert.equal(anonymous.status, 401, "anonymous access is off by default on real servers");
+    for (const [name, port] of Object.entries(ports)) {
+      const metrics = await (await fetch(`http://127.0.0.1:${port}/metrics`)).text();
+      assert.match(metrics, /process_resident_memory_bytes/, `${name} serves /metrics`);
+    }
+  });
+
+  it("SIGTERM drains every component and exits 0", async () => {
+    const gateway = `http://127.0.0.1:${ports.gateway}`;
+    const ids: string[] = [];
+    for (let i = 0; i < 4; i++) ids.push((await submit(gateway, { prompt: `Drain ${i}`, max_length: 100 }, authorization)).body.request_id);
+    for (const name of ["gateway", "worker"]) {
+      const proc = procs.find((p) => p.name === name)!;
+      assert.equal(await proc.stop(), 0, `${name} exits 0:\n${proc.output()}`);
+    }
+    // Whatever the worker had in flight finished; what it had not taken waits in the durable queue.
+    const worker = startProcess("worker", ["worker"], { ...env, PORT: String(await freePort()) });
+    procs.push(worker);
+    const api = `http://127.0.0.1:${ports["api-service"]}`;
+    for (const id of ids) assert.equal((await waitForFinal(api, id, authorization, 30_000)).status, "completed");
+    for (const name of ["collector", "api-service", "ml-service"]) {
+      const proc = procs.find((p) => p.name === name)!;
+      assert.equal(await proc.stop(), 0, `${name} exits 0:\n${proc.output()}`);
+    }
+  });
+});
+
+describe("`ml-inference all` on embedded defaults (what npm start runs)", () => {
+  let dataDir: string;
+  let proc: Proc;
+  let url: string;
+  before(async () => {
+    dataDir = mkdtempSync(join(tmpdir(), "mli-all-"));
+    const port = await freePort();
+    url = `http://127.0.0.1:${port}`;
+    // No MODEL: the service generates its demo model into the data folder.
+    proc = startProcess("all", ["all"], { DATA_DIR: dataDir, PORT: String(port), LOG_LEVEL: "info", ML_SERVICE_PORT: String(await freePort()) });
+    await waitForHttp(`${url}/livez`, proc, 90_000);
+  });
+  after(async () => {
+    const code = await proc?.stop();
+    rmSync(dataDir, { recursive: true, force: true });
+    assert.equal(code, 0);
+  });
+
+  it("the guide's curl request is accepted and completes", async () => {
+    const response = await fetch(`${url}/api/v1/inference`, {
+      method: "POST",
+      headers: { "content-type": "application/x-www-form-urlencoded" },
+      body: '{"prompt": "test prompt"}',
+    });
+    assert.equal(response.status, 202);
+    const body = (await response.json()) as Record<string, string>;
+    for (const field of ["request_id", "status", "status_url", "events_url"]) assert.ok(body[field], field);
+    const final = await waitForFinal(url, body.request_id as string, undefined, 60_000);
+    assert.equal(final.status, "completed");
+    assert.ok(final.usage.total_tokens > 0);
+    assert.match(proc.output(), /"msg":"[^"]*demo/i, "the demo model announces itself");
+  });
+});
