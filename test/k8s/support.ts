@@ -242,7 +242,15 @@ export function kedaCrdValidators(): Map<string, CrdValidator> {
  * extraSecrets go through `tpl`, exactly like common.tplvalues.render).
  */
 export const HELM_PROBES = join(ROOT, "test", "k8s", "helm-probes");
-export function helmTemplate(chart: string, valuesFile: string, set: string[] = []): K8sObject[] {
-  const args = ["template", "probe", join(HELM_PROBES, chart), "-f", join(ROOT, valuesFile), ...set.flatMap((s) => ["--set", s])];
+export function helmTemplate(chart: string, valuesFile: string, set: string[] = [], setLiteral: string[] = []): K8sObject[] {
+  const args = [
+    "template",
+    "probe",
+    join(HELM_PROBES, chart),
+    "-f",
+    join(ROOT, valuesFile),
+    ...set.flatMap((s) => ["--set", s]),
+    ...setLiteral.flatMap((s) => ["--set-literal", s]),
+  ];
   return parseObjects(helm(args), `helm template ${chart} -f ${valuesFile}`);
 }

@@ -1,0 +1,211 @@
+/**
+ * Renders what the guide's commands apply with the real kubectl/kustomize and helm, parses every
+ * object and validates it: kubernetes-models / @kubernetes-models/keda schemas, KEDA 2.20.2's CRDs
+ * strictly (unknown fields rejected), helm lint of the values files. Also the image's Dockerfile.
+ */
+import assert from "node:assert/strict";
+import { existsSync, readdirSync, readFileSync } from "node:fs";
+import { join } from "node:path";
+import { describe, it } from "node:test";
+import {
+  applyK,
+  clone,
+  filesForApplyF,
+  find,
+  GUIDE_COMMANDS,
+  guideObjects,
+  helm,
+  HELM_PROBES,
+  helmTemplate,
+  kedaCrdValidators,
+  key,
+  KEDA_CRDS,
+  kubectl,
+  MANIFESTS,
+  modelClass,
+  overlayObjects,
+  ROOT,
+  type Json,
+  type K8sObject,
+} from "./support.js";
+
+async function schemaErrors(obj: K8sObject): Promise<string | undefined> {
+  const Model = await modelClass(obj.apiVersion, obj.kind);
+  if (!Model) return `no kubernetes-models schema for ${obj.apiVersion} ${obj.kind}`;
+  try {
+    new Model(obj).validate();
+    return undefined;
+  } catch (err) {
+    return err instanceof Error ? err.message : String(err);
+  }
+}
+
+describe("k8s manifests render with the guide's commands", () => {
+  it("kubectl and kustomize are the real binaries", () => {
+    assert.match(kubectl(["version", "--client"]), /Client Version: v1\.32\.\d+[\s\S]*Kustomize Version: v5\./);
+    assert.match(helm(["version", "--short"]), /^v3\.17\./);
+  });
+
+  for (const { cmd, load } of GUIDE_COMMANDS) {
+    it(`${cmd} yields parseable objects`, () => {
+      const objects = load();
+      assert.ok(objects.length > 0, `${cmd} applies nothing`);
+    });
+  }
+
+  it("folders applied with -f hold only Kubernetes objects (no kustomization file kubectl would send)", () => {
+    for (const dir of ["manifests/ml-service/", "manifests/api-service/"]) {
+      for (const file of filesForApplyF(dir)) assert.doesNotMatch(file, /kustomization\.ya?ml$/i, `${file} would be sent to the API server`);
+      const all = readdirSync(join(ROOT, dir));
+      assert.ok(!all.some((f) => /^kustomization(\.ya?ml)?$/i.test(f)), `${dir} holds a kustomization file`);
+    }
+  });
+
+  it("the guide applies each object once", () => {
+    const keys = guideObjects().map(key);
+    assert.deepEqual(keys.filter((k, i) => keys.indexOf(k) !== i), []);
+  });
+
+  it("the single-namespace overlay (kubectl apply -k manifests/) holds the same objects, all in ml-inference", () => {
+    const overlay = overlayObjects();
+    const ns = overlay.filter((o) => o.kind === "Namespace");
+    assert.deepEqual(ns.map((o) => o.metadata.name), ["ml-inference"]);
+    assert.equal(ns[0]!.metadata.labels?.["pod-security.kubernetes.io/enforce"], "restricted");
+    for (const o of overlay.filter((x) => x.kind !== "Namespace")) assert.equal(o.metadata.namespace, "ml-inference", `${key(o)} is not in ml-inference`);
+    const strip = (objs: K8sObject[]) =>
+      objs
+        .filter((o) => o.kind !== "Namespace")
+        .map((o) => {
+          const c = structuredClone(o) as Json;
+          delete c.metadata.namespace;
+          return JSON.stringify(c, Object.keys(flatten(c)).sort());
+        })
+        .sort();
+    assert.deepEqual(strip(overlay), strip(guideObjects()));
+  });
+
+  it("kustomize rejects a broken kustomization (the render step is real)", () => {
+    assert.throws(() => applyK("test/k8s/helm-probes/"), /kustomization/i);
+  });
+});
+
+describe("k8s objects validate against the Kubernetes and KEDA schemas", () => {
+  it("every object validates with kubernetes-models / @kubernetes-models/keda", async () => {
+    for (const obj of [...guideObjects(), ...overlayObjects()]) assert.equal(await schemaErrors(obj), undefined, key(obj));
+  });
+
+  it("the schema check catches a wrong type and a missing required field", async () => {
+    const [dep] = clone([find(guideObjects(), "Deployment", "api-gateway")]);
+    dep!.spec.template.spec.containers[0].ports[0].containerPort = "eighty";
+    assert.ok(await schemaErrors(dep!), "containerPort as a string passed");
+    const [so] = clone([find(guideObjects(), "ScaledObject", "ml-worker")]);
+    delete so!.spec.scaleTargetRef;
+    assert.ok(await schemaErrors(so!), "ScaledObject without scaleTargetRef passed");
+  });
+
+  const validators = kedaCrdValidators();
+  it(`KEDA objects validate strictly against ${KEDA_CRDS.split("/").slice(-2).join("/")}`, () => {
+    assert.ok(validators.has("keda.sh/v1alpha1/ScaledObject") && validators.has("keda.sh/v1alpha1/TriggerAuthentication"));
+    const keda = guideObjects().filter((o) => o.apiVersion.startsWith("keda.sh/"));
+    assert.deepEqual(keda.map(key).sort(), ["ScaledObject/ml-service", "ScaledObject/ml-worker", "ScaledObject/results-collector", "TriggerAuthentication/rabbitmq-trigger-auth"]);
+    for (const obj of keda) {
+      const v = validators.get(`${obj.apiVersion}/${obj.kind}`);
+      assert.ok(v, `no CRD for ${obj.apiVersion} ${obj.kind}`);
+      assert.deepEqual(v.validate(obj), [], key(obj));
+    }
+  });
+
+  it("the strict KEDA check catches an unknown field, a wrong enum and the CRD's CEL rule", () => {
+    const so = find(guideObjects(), "ScaledObject", "ml-worker");
+    const v = validators.get("keda.sh/v1alpha1/ScaledObject")!;
+    const [typo] = clone([so]);
+    typo!.spec.minReplicas = 1; // HPA's name, not KEDA's
+    assert.ok(v.validate(typo).some((e) => e.includes("minReplicas")), "unknown field minReplicas passed");
+    const [authTypo] = clone([so]);
+    authTypo!.spec.triggers[0].authenticationRef.kind = "SecretAuthentication";
+    assert.ok(v.validate(authTypo).length > 0, "bad authenticationRef.kind passed");
+    const [cel] = clone([so]);
+    cel!.spec.minReplicaCount = 20;
+    cel!.spec.maxReplicaCount = 5;
+    assert.ok(v.validate(cel).some((e) => e.includes("CEL")), "min > max passed");
+    const ta = find(guideObjects(), "TriggerAuthentication", "rabbitmq-trigger-auth");
+    const [taTypo] = clone([ta]);
+    taTypo!.spec.secretTargetRef[0].secret = "rabbitmq-credentials";
+    assert.ok(validators.get("keda.sh/v1alpha1/TriggerAuthentication")!.validate(taTypo).length > 0, "unknown field in secretTargetRef passed");
+  });
+});
+
+describe("k8s Helm values lint and render offline", () => {
+  it("helm lint --strict passes for the RabbitMQ and KEDA values", () => {
+    helm(["lint", "--strict", join(HELM_PROBES, "rabbitmq"), "-f", "manifests/helm/rabbitmq-values.yaml", "--set", "auth.password=x"]);
+    helm(["lint", "--strict", join(HELM_PROBES, "keda"), "-f", "manifests/helm/keda-values.yaml"]);
+  });
+
+  it("helm lint catches a misspelt key (values.schema.json of the keys the charts have)", () => {
+    assert.throws(
+      () => helm(["lint", "--strict", join(HELM_PROBES, "rabbitmq"), "-f", "manifests/helm/rabbitmq-values.yaml", "--set", "auth.password=x", "--set", "loadDefinitions.enabled=true"]),
+      /loadDefinitions/,
+    );
+    assert.throws(() => helm(["lint", "--strict", join(HELM_PROBES, "keda"), "-f", "manifests/helm/keda-values.yaml", "--set", "resources.operator.limits.ephemeral-storage=null"]), /ephemeral-storage/);
+  });
+
+  it("the RabbitMQ definitions render as valid JSON (--set-literal password kept verbatim) and refuse to render without a password", () => {
+    const password = 'pa"ss\\wo,rd{{x}}';
+    const rendered = helmTemplate("rabbitmq", "manifests/helm/rabbitmq-values.yaml", [], [`auth.password=${password}`]);
+    const defs = JSON.parse(find(rendered, "Secret", "rabbitmq-load-definition").stringData["load_definition.json"]);
+    assert.equal(defs.users[0].password, password);
+    assert.throws(() => helmTemplate("rabbitmq", "manifests/helm/rabbitmq-values.yaml"), /set the RabbitMQ password/);
+  });
+
+  it("the values files write no password", () => {
+    const raw = readFileSync(join(MANIFESTS, "helm", "rabbitmq-values.yaml"), "utf8");
+    assert.doesNotMatch(raw, /^\s*password:\s*\S/m);
+    assert.doesNotMatch(raw, /"password":\s*"[^{]/);
+  });
+});
+
+describe("k8s image: Dockerfile and .dockerignore", () => {
+  const dockerfile = readFileSync(join(ROOT, "Dockerfile"), "utf8");
+  const lines = dockerfile.split("\n").filter((l) => !/^\s*#/.test(l));
+  const text = lines.join("\n");
+
+  it("is multi-stage on a base pinned by version tag, matching package.json engines", () => {
+    const arg = /^ARG NODE_IMAGE=(\S+)/m.exec(text)?.[1];
+    assert.ok(arg, "no NODE_IMAGE build arg");
+    assert.match(arg, /^node:20\.\d+\.\d+-bookworm-slim(@sha256:[0-9a-f]{64})?$/, "base image not pinned to a full Node 20 version");
+    const froms = [...text.matchAll(/^FROM\s+(\S+)(?:\s+AS\s+(\S+))?/gim)].map((m) => ({ image: m[1], stage: m[2] }));
+    assert.ok(froms.length >= 2, "not multi-stage");
+    for (const f of froms) assert.equal(f.image, "${NODE_IMAGE}", `stage ${String(f.stage)} does not use the pinned base`);
+    const engines = (JSON.parse(readFileSync(join(ROOT, "package.json"), "utf8")) as { engines?: { node?: string } }).engines?.node ?? "";
+    assert.match(engines, /20/, "package.json engines.node does not allow Node 20");
+  });
+
+  it("runs production dependencies only, as a non-root numeric user, with one entrypoint for every component", () => {
+    assert.match(text, /npm ci --omit=dev/);
+    assert.match(text, /npm run build/);
+    const runtime = text.slice(text.lastIndexOf("FROM "));
+    assert.match(runtime, /COPY --from=deps\b.*node_modules/);
+    assert.doesNotMatch(runtime, /COPY --from=build\b.*node_modules/, "dev dependencies copied into the runtime stage");
+    assert.match(runtime, /^USER 10001:10001$/m);
+    assert.match(runtime, /^ENTRYPOINT \["node", "dist\/main\.js"\]$/m);
+    for (const copied of [...text.matchAll(/^COPY (?!--from)(?:--\S+ )*(.+) \S+$/gm)].flatMap((m) => m[1]!.split(/\s+/))) {
+      assert.ok(existsSync(join(ROOT, copied)), `Dockerfile copies ${copied}, which does not exist`);
+    }
+  });
+
+  it(".dockerignore keeps node_modules, dist, data, .git and the tests out of the build context", () => {
+    const ignore = readFileSync(join(ROOT, ".dockerignore"), "utf8").split("\n").map((l) => l.trim());
+    for (const entry of ["**/node_modules", "dist", "data", ".git", "test", "*.gguf"]) assert.ok(ignore.includes(entry), `.dockerignore lacks ${entry}`);
+    for (const needed of ["src", "package.json", "package-lock.json", ".npmrc", "tsconfig.json", "tsconfig.build.json"]) assert.ok(!ignore.includes(needed), `.dockerignore drops ${needed}`);
+  });
+});
+
+function flatten(obj: Json, prefix = "", out: Record<string, true> = {}): Record<string, true> {
+  if (obj && typeof obj === "object") {
+    for (const [k, v] of Object.entries(obj)) {
+      out[k] = true;
+      flatten(v, `${prefix}${k}.`, out);
+    }
+  }
+  return out;
+}
