@@ -17,11 +17,10 @@ COPY package.json package-lock.json .npmrc ./
 # checks for a prebuilt binary, which comes as an optional dependency anyway).
 RUN npm ci --ignore-scripts --no-audit --no-fund
 COPY tsconfig.json tsconfig.build.json ./
+COPY scripts/copy-assets.mjs ./scripts/
 COPY src ./src
-# tsc emits only JavaScript; the SQL migrations/queries and Lua scripts are read next to their
-# modules at run time, so copy them along (a no-op where the build script already does it).
-RUN npm run build \
- && cd src && find . -type f \( -name '*.sql' -o -name '*.lua' \) -exec cp --parents {} ../dist/ \;
+# tsc, then scripts/copy-assets.mjs puts the SQL and Lua files next to their compiled modules.
+RUN npm run build
 
 # ---- production dependencies only (the same install test/k8s/production-install.test.ts runs) --
 FROM ${NODE_IMAGE} AS deps

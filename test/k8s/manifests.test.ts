@@ -197,6 +197,12 @@ describe("k8s image: Dockerfile and .dockerignore", () => {
     const ignore = readFileSync(join(ROOT, ".dockerignore"), "utf8").split("\n").map((l) => l.trim());
     for (const entry of ["**/node_modules", "dist", "data", ".git", "test", "*.gguf"]) assert.ok(ignore.includes(entry), `.dockerignore lacks ${entry}`);
     for (const needed of ["src", "package.json", "package-lock.json", ".npmrc", "tsconfig.json", "tsconfig.build.json"]) assert.ok(!ignore.includes(needed), `.dockerignore drops ${needed}`);
+    // Every local file `npm run build` runs must be in the build context and copied into the build stage.
+    const build = (JSON.parse(readFileSync(join(ROOT, "package.json"), "utf8")) as { scripts: Record<string, string> }).scripts.build ?? "";
+    for (const script of build.match(/scripts\/[\w.-]+\.m?js/g) ?? []) {
+      assert.ok(ignore.includes(`!${script}`) || !ignore.includes("scripts"), `.dockerignore drops ${script}, which npm run build runs`);
+      assert.match(text, new RegExp(`COPY ${script.replace(".", "\\.")} `), `the build stage does not copy ${script}`);
+    }
   });
 });
 
