@@ -24,10 +24,15 @@ RUN npm run build
 
 # ---- production dependencies only (the same install test/k8s/production-install.test.ts runs) --
 FROM ${NODE_IMAGE} AS deps
+# cpu (default): drop node-llama-cpp's CUDA and Vulkan prebuilt binaries (~600 MB; ML_GPU=cpu).
+# gpu: keep them, for ML_GPU=auto|cuda|vulkan on GPU nodes.
+ARG LLAMA_BINARIES=cpu
 WORKDIR /app
 ENV NODE_ENV=production
 COPY package.json package-lock.json .npmrc ./
-RUN npm ci --omit=dev --ignore-scripts --no-audit --no-fund && npm cache clean --force
+RUN npm ci --omit=dev --ignore-scripts --no-audit --no-fund \
+ && npm cache clean --force \
+ && if [ "$LLAMA_BINARIES" = "cpu" ]; then rm -rf node_modules/@node-llama-cpp/*-cuda* node_modules/@node-llama-cpp/*-vulkan*; fi
 
 # ---- runtime ----------------------------------------------------------------------------------
 FROM ${NODE_IMAGE} AS runtime
