@@ -43,6 +43,9 @@ export interface ValidationLimits {
   defaultModel: string;
 }
 
+/** PostgreSQL text and jsonb hold neither NUL nor lone UTF-16 surrogates: refuse them up front. */
+const storable = (text: string): boolean => !text.includes("\u0000") && !/\p{Cs}/u.test(text);
+
 const bad = (field: string, message: string) =>
   new AppError("invalid_parameter", `${field}: ${message}`, { details: { field } });
 
@@ -85,7 +88,7 @@ export function parseInferenceBody(body: unknown, limits: ValidationLimits): Inf
       details: { field: "prompt", limit: limits.maxPromptChars },
     });
   }
-  if (prompt.includes("\u0000")) throw bad("prompt", "must not contain NUL characters");
+  if (!storable(prompt)) throw bad("prompt", "must be well-formed Unicode without NUL characters");
 
   let model = limits.defaultModel;
   if (record.model !== undefined) {
@@ -111,6 +114,7 @@ export function parseInferenceBody(body: unknown, limits: ValidationLimits): Inf
       throw bad("stop", `must be a string or an array of non-empty strings of at most ${MAX_STOP_LENGTH} characters`);
     }
     if (raw.length > MAX_STOP_SEQUENCES) throw bad("stop", `at most ${MAX_STOP_SEQUENCES} sequences`);
+    if (!(raw as string[]).every(storable)) throw bad("stop", "must be well-formed Unicode without NUL characters");
     stop = raw as string[];
   }
 

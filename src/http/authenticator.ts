@@ -53,7 +53,16 @@ export class Authenticator {
     const now = Date.now();
     let entry = this.cache.get(hash);
     if (!entry || entry.expires < now) {
-      entry = { user: await this.options.users.findByKeyHash(hash), expires: now + this.ttl };
+      let user: UserRecord | null;
+      try {
+        user = await this.options.users.findByKeyHash(hash);
+      } catch (error) {
+        throw new AppError("service_unavailable", "cannot check the API key now (database unavailable); try again", {
+          retryAfterSeconds: 1,
+          cause: error,
+        });
+      }
+      entry = { user, expires: now + this.ttl };
       if (this.cache.size >= this.size) this.cache.delete(this.cache.keys().next().value as string);
       this.cache.set(hash, entry);
     }

@@ -175,7 +175,7 @@ async function unavailableOnFailure<T>(what: string, work: () => Promise<T>): Pr
   try {
     return await work();
   } catch (error) {
-    if (isAppError(error)) throw error;
+    if (isAppError(error) && error.code !== "service_unavailable") throw error;
     throw new AppError("service_unavailable", `${what} unavailable; nothing was stored or charged, try again`, {
       retryAfterSeconds: 1,
       cause: error,
