@@ -515,78 +515,73 @@ async function dropSchema(schema: string | undefined): Promise<void> {
 }
 
 for (const backend of ["servers", "embedded"] as Backend[]) {
-  describe(`dependencies down at admission on ${backend}`, { skip: backend === "servers" ? skipServers : undefined }, () => {
-    it("broker down: 503 service_unavailable, reservation released, nothing stored", async () => {
-      const platform = await startPlatform({ backend, anonymous: false, consumers: false, mlServiceUrl: NO_ML, env: ENV });
-      try {
-        const user = await platform.createUser({ dailyRequests: 10 });
-        const ok = await post(platform, { prompt: "before", max_length: 5 }, user.authorization);
-        assert.equal(ok.status, 202, ok.text);
-        await platform.queue.close();
-        for (let i = 0; i < 3; i++) {
-          const answer = await post(platform, { prompt: "hello", max_length: 5 }, user.authorization);
-          assertError(answer, 503, "service_unavailable", `broker down, try ${i}`);
-        }
-        assert.equal(await storedFor(platform, user.userId), 1, "only the request admitted before the outage is stored");
-        const usage = await platform.quota.usage(user.userId, new Date());
-        assert.equal(usage.daily.requests, 1, "the failed admissions were given back");
-        assert.equal(usage.daily.tokensReserved, ok.json.estimated_tokens, "only the first request's tokens are reserved");
-      } finally {
-        await platform.stop();
+  describe(`broker down at admission on ${backend}`, { skip: backend === "servers" ? skipServers : undefined }, () => {
+    let platform: Platform;
+    let user: { userId: string; authorization: string };
+    let first: Answer;
+    before(async () => {
+      platform = await startPlatform({ backend, anonymous: false, consumers: false, mlServiceUrl: NO_ML, env: ENV });
+      user = await platform.createUser({ dailyRequests: 10 });
+      first = await post(platform, { prompt: "before", max_length: 5 }, user.authorization);
+      await platform.queue.close();
+    });
+    after(async () => platform?.stop());
+
+    it("503 service_unavailable, reservation released, nothing stored", async () => {
+      assert.equal(first.status, 202, first.text);
+      for (let i = 0; i < 3; i++) {
+        assertError(await post(platform, { prompt: "hello", max_length: 5 }, user.authorization), 503, "service_unavailable", `try ${i}`);
       }
+      assert.equal(await storedFor(platform, user.userId), 1, "only the request admitted before the outage is stored");
+      const usage = await platform.quota.usage(user.userId, new Date());
+      assert.equal(usage.daily.requests, 1, "the failed admissions were given back");
+      assert.equal(usage.daily.tokensReserved, first.json.estimated_tokens, "only the first request's tokens are reserved");
     });
 
     it(
-      "broker down: the 503 carries Retry-After like every other dependency failure",
+      "the 503 carries Retry-After like every other dependency failure",
       { todo: "broker adapters throw AppError(service_unavailable) without retryAfterSeconds and unavailableOnFailure passes it through unchanged (see report)" },
       async () => {
-        const platform = await startPlatform({ backend, anonymous: true, consumers: false, mlServiceUrl: NO_ML, env: ENV });
-        try {
-          await platform.queue.close();
-          const answer = await post(platform, { prompt: "hello", max_length: 5 });
-          assertError(answer, 503, "service_unavailable", "broker down");
-          assert.ok(Number(answer.headers["retry-after"]) >= 1, `Retry-After: ${answer.headers["retry-after"]}`);
-        } finally {
-          await platform.stop();
-        }
+        const answer = await post(platform, { prompt: "hello", max_length: 5 }, user.authorization);
+        assertError(answer, 503, "service_unavailable", "broker down");
+        assert.ok(Number(answer.headers["retry-after"]) >= 1, `Retry-After: ${answer.headers["retry-after"]}`);
       },
     );
+  });
 
-    it("database down (anonymous caller): 503 service_unavailable, reservation released", async () => {
-      const platform = await startPlatform({ backend, anonymous: true, consumers: false, mlServiceUrl: NO_ML, env: ENV });
-      const schema = platform.database.schema;
-      try {
-        await platform.database.db.close();
-        const answer = await post(platform, { prompt: "hello", max_length: 5 });
-        assertError(answer, 503, "service_unavailable", "database down");
-        const usage = await platform.quota.usage("anonymous", new Date());
-        assert.equal(usage.daily.requests, 0, "the reservation was given back");
-        assert.equal(usage.daily.tokensReserved, 0, "no tokens stay reserved");
-      } finally {
-        await platform.stop();
-        await dropSchema(schema);
-      }
+  describe(`database down at admission on ${backend}`, { skip: backend === "servers" ? skipServers : undefined }, () => {
+    let platform: Platform;
+    let user: { userId: string; authorization: string };
+    let schema: string | undefined;
+    before(async () => {
+      // Anonymous access on, so one instance serves both a caller without a key and one with a key.
+      platform = await startPlatform({ backend, anonymous: true, consumers: false, mlServiceUrl: NO_ML, env: ENV });
+      schema = platform.database.schema;
+      user = await platform.createUser();
+      await platform.database.db.close();
+    });
+    after(async () => {
+      await platform?.stop();
+      await dropSchema(schema);
+    });
+
+    it("anonymous caller: 503 service_unavailable, reservation released", async () => {
+      assertError(await post(platform, { prompt: "hello", max_length: 5 }), 503, "service_unavailable", "database down");
+      const usage = await platform.quota.usage("anonymous", new Date());
+      assert.equal(usage.daily.requests, 0, "the reservation was given back");
+      assert.equal(usage.daily.tokensReserved, 0, "no tokens stay reserved");
     });
 
     it(
-      "database down (caller with an API key): 503 service_unavailable, not 500",
-      { todo: "the key lookup in src/http/authenticator.ts is not mapped to 503; the gateway answers 500 internal_error (see report)" },
+      "caller with an API key: 503 service_unavailable on every endpoint, not 500",
+      { todo: "the key lookup in src/http/authenticator.ts is not mapped to 503; gateway and api-service answer 500 internal_error (see report)" },
       async () => {
-        const platform = await startPlatform({ backend, anonymous: false, consumers: false, mlServiceUrl: NO_ML, env: ENV });
-        const schema = platform.database.schema;
-        try {
-          const user = await platform.createUser();
-          await platform.database.db.close();
-          assertError(await post(platform, { prompt: "hello", max_length: 5 }, user.authorization), 503, "service_unavailable", "inference");
-          const usage = await platform.quota.usage(user.userId, new Date());
-          assert.equal(usage.daily.requests, 0);
-          assert.equal(usage.daily.tokensReserved, 0);
-          assertError(await inject(platform, { url: "/api/v1/quota", headers: { authorization: user.authorization } }), 503, "service_unavailable", "quota");
-          assertError(await inject(platform, { url: `/api/v1/status/${randomUUID()}`, headers: { authorization: user.authorization } }), 503, "service_unavailable", "status");
-        } finally {
-          await platform.stop();
-          await dropSchema(schema);
-        }
+        assertError(await post(platform, { prompt: "hello", max_length: 5 }, user.authorization), 503, "service_unavailable", "inference");
+        const usage = await platform.quota.usage(user.userId, new Date());
+        assert.equal(usage.daily.requests, 0);
+        assert.equal(usage.daily.tokensReserved, 0);
+        assertError(await inject(platform, { url: "/api/v1/quota", headers: { authorization: user.authorization } }), 503, "service_unavailable", "quota");
+        assertError(await inject(platform, { url: `/api/v1/status/${randomUUID()}`, headers: { authorization: user.authorization } }), 503, "service_unavailable", "status");
       },
     );
   });
