@@ -382,7 +382,6 @@ for (const backend of ["servers", "embedded"] as Backend[]) {
 
     it(
       "stop sequences that PostgreSQL jsonb cannot store (NUL, lone surrogate) are 400 invalid_parameter, not 503",
-      { todo: "src/domain/inference-request.ts accepts them; the insert then fails and the client gets 503 (see report)" },
       async () => {
         const fresh = await platform.createUser();
         for (const stop of ["\u0000", ["a\u0000"], ["\ud800"], "\udfff"]) {
@@ -417,7 +416,7 @@ for (const backend of ["servers", "embedded"] as Backend[]) {
         repetition_penalty: field(fc.double({ min: 0.5, max: 2, noNaN: true }), 0.499, 2.001),
         num_return_sequences: field(fc.integer({ min: 1, max: 5 }), 0, 6),
         stream: field(fc.boolean(), "true", 0),
-        // Printable stop sequences only: NUL and lone surrogates are the known bug (todo test above).
+        // Printable stop sequences here; NUL and lone surrogates have their own test above.
         stop: field(
           fc.oneof(fc.string({ minLength: 1, maxLength: 64 }), fc.array(fc.string({ minLength: 1, maxLength: 64 }), { maxLength: 4 })),
           "",
@@ -540,7 +539,6 @@ for (const backend of ["servers", "embedded"] as Backend[]) {
 
     it(
       "the 503 carries Retry-After like every other dependency failure",
-      { todo: "broker adapters throw AppError(service_unavailable) without retryAfterSeconds and unavailableOnFailure passes it through unchanged (see report)" },
       async () => {
         const answer = await post(platform, { prompt: "hello", max_length: 5 }, user.authorization);
         assertError(answer, 503, "service_unavailable", "broker down");
@@ -574,7 +572,6 @@ for (const backend of ["servers", "embedded"] as Backend[]) {
 
     it(
       "caller with an API key: 503 service_unavailable on every endpoint, not 500",
-      { todo: "the key lookup in src/http/authenticator.ts is not mapped to 503; gateway and api-service answer 500 internal_error (see report)" },
       async () => {
         assertError(await post(platform, { prompt: "hello", max_length: 5 }, user.authorization), 503, "service_unavailable", "inference");
         const usage = await platform.quota.usage(user.userId, new Date());

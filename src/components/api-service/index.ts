@@ -54,6 +54,12 @@ function limitsBody(limits: QuotaLimits) {
   };
 }
 
+/** A dependency failing under a read is a 503 the client may retry, never a 500. */
+function unavailable(error: unknown): AppError {
+  if (error instanceof AppError) return error;
+  return new AppError("service_unavailable", "a backing service is unavailable; try again", { retryAfterSeconds: 1, cause: error });
+}
+
 export function createApiService(config: ApiServiceConfig, deps: ApiServiceDeps): ApiService {
   const now = deps.now ?? (() => new Date());
   const log = deps.logger.child({ component: "api-service" });
@@ -130,8 +136,7 @@ export function createApiService(config: ApiServiceConfig, deps: ApiServiceDeps)
           const user = await deps.auth.authenticate(request.headers.authorization);
           return statusBody(await ownRequest(request.params.id, user));
         } catch (error) {
-          if (error instanceof AppError) return sendError(reply, error);
-          throw error;
+          return sendError(reply, unavailable(error));
         }
       });
 
@@ -148,8 +153,7 @@ export function createApiService(config: ApiServiceConfig, deps: ApiServiceDeps)
             resets: { daily: usage.dailyResetAt.toISOString(), monthly: usage.monthlyResetAt.toISOString() },
           };
         } catch (error) {
-          if (error instanceof AppError) return sendError(reply, error);
-          throw new AppError("service_unavailable", "quota store unavailable", { retryAfterSeconds: 1, cause: error });
+          return sendError(reply, unavailable(error));
         }
       });
 
@@ -161,8 +165,7 @@ export function createApiService(config: ApiServiceConfig, deps: ApiServiceDeps)
           const found = await ownRequest(request.params.id, user);
           await streamEvents(reply, found, found.requestId);
         } catch (error) {
-          if (error instanceof AppError) return sendError(reply, error);
-          throw error;
+          return sendError(reply, unavailable(error));
         }
       });
     },
