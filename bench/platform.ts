@@ -29,6 +29,7 @@
  *   BENCH_CPU_PROF=gateway,api-service,...   run those children with --cpu-prof (profiles in
  *                          BENCH_CPU_PROF_DIR, default ./data/bench-profiles)
  *   BENCH_JSON=path        also write the figures as JSON
+ *   BENCH_CHILD_NODE_OPTIONS  NODE_OPTIONS for the child processes (e.g. --max-old-space-size=96)
  *   BENCH_DATABASE_URL, BENCH_REDIS_URL, BENCH_AMQP_URL   the servers (defaults: local test servers)
  *   BENCH_MODEL            GGUF for the ML Service (default ../shared/models/stories260K.gguf)
  */
@@ -414,6 +415,7 @@ function childEnv(port: number, extra: Record<string, string>): NodeJS.ProcessEn
     QUEUE_RESULTS: QUEUES.results,
     REDIS_KEY_PREFIX: KEY_PREFIX,
     ANONYMOUS_ACCESS: "false",
+    ...(process.env.BENCH_CHILD_NODE_OPTIONS ? { NODE_OPTIONS: process.env.BENCH_CHILD_NODE_OPTIONS } : {}),
     ...extra,
   };
 }
@@ -853,6 +855,14 @@ function cpuTable(phases: Array<[string, CpuSnapshotDelta | undefined, number]>)
   return out.join("\n");
 }
 
+/** CPU µs per request of the known processes (servers, components, load generator), others left out. */
+function cpuPerRequest(r: LoadResult): number {
+  if (!r.cpu || r.ok === 0) return Number.NaN;
+  let pct = 0;
+  for (const [g, v] of Object.entries(r.cpu.byGroup)) if (g !== "other processes") pct += v;
+  return ((pct / 100) * r.cpu.seconds * 1e6) / r.ok;
+}
+
 function memoryTable(): string {
   const phases = ["setup", "a", "b", "c", "d"];
   const out = [
@@ -909,6 +919,7 @@ async function main(): Promise<number> {
     sampleMemory();
 
     const ratio = b.throughput / a.throughput;
+    const cpuRatio = cpuPerRequest(ceiling) / cpuPerRequest(admission.result);
     const lines: string[] = [];
     lines.push(`\n## Platform benchmark — ${new Date().toISOString()}`);
     lines.push(`\n${CONNECTIONS} concurrent, ${SECONDS} s measured per phase after ${WARMUP_SECONDS} s warm-up; Node ${process.version}; ${cpuDeltaCores()} cores.\n`);
@@ -920,6 +931,10 @@ async function main(): Promise<number> {
       for (const r of failures) lines.push(`- ${r.label}: ${JSON.stringify(r.failures)}`);
     }
     lines.push(`\nAdmission / ceiling: **${fmt(ratio * 100, 1)} %** (${fmt(b.throughput)} vs ${fmt(a.throughput)} per s).`);
+    lines.push(
+      `By CPU time per request of the processes involved (steadier when other work shares the machine): ceiling ${fmt(cpuPerRequest(ceiling))} µs, admission ${fmt(cpuPerRequest(admission.result))} µs → **${fmt(cpuRatio * 100, 1)} %**` +
+        ` (what the throughput ratio would be if both were CPU-bound on an otherwise idle machine).`,
+    );
     lines.push("\n### CPU by process during each phase\n");
     lines.push(
       cpuTable([
@@ -945,7 +960,7 @@ async function main(): Promise<number> {
     lines.push("| figure | measured | target | met |\n|---|---|---|:-:|");
     lines.push(`| a) raw ceiling (Lua reserve + INSERT + confirmed publish) | ${fmt(a.throughput)}/s, p50 ${fmt(a.p50, 1)} ms, p99 ${fmt(a.p99, 1)} ms | — | |`);
     lines.push(`| b) admission, POST /api/v1/inference | ${fmt(b.throughput)}/s, p50 ${fmt(b.p50, 1)} ms, p99 ${fmt(b.p99, 1)} ms | ≥ 70 % of (a), p99 ≤ 50 ms | ${yes(ratio >= 0.7 && b.p99 <= 50 && b.errors === 0)} |`);
-    lines.push(`| b / a | ${fmt(ratio * 100, 1)} % | ≥ 70 % | ${yes(ratio >= 0.7)} |`);
+    lines.push(`| b / a | ${fmt(ratio * 100, 1)} % (by CPU per request: ${fmt(cpuRatio * 100, 1)} %) | ≥ 70 % | ${yes(ratio >= 0.7)} |`);
     lines.push(`| c) status lookups | ${fmt(c.throughput)}/s, p50 ${fmt(c.p50, 1)} ms, p99 ${fmt(c.p99, 1)} ms | ≥ 5,000/s, p99 ≤ 10 ms | ${yes(c.throughput >= 5000 && c.p99 <= 10 && c.errors === 0)} |`);
     if (drain) lines.push(`| d) every admitted request completed exactly once | ${fmt(drain.byStatus.completed ?? 0)} of ${fmt(drain.admitted)} in ${fmt(drain.seconds, 1)} s | all, once | ${yes(drain.checks.every((ch) => ch.ok))} |`);
     lines.push(`| e) peak RSS, components other than ml-service | max ${fmt(maxOtherMb)} MB (gateway ${fmt(gatewayMb)} MB) | ≤ 200 MB each | ${yes(maxOtherMb <= 200)} |`);
@@ -963,6 +978,7 @@ async function main(): Promise<number> {
             ceiling: a,
             admission: b,
             ratio,
+            cpuRatio,
             status: c,
             cpu: { a: ceiling.cpu, b: admission.result.cpu, c: status.cpu, d: drain?.cpu },
             drain: drain && { ...drain, cpu: undefined },
