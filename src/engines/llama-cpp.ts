@@ -28,24 +28,23 @@ import type {
   GenerationRequest,
   GenerationResult,
 } from "./types.js";
+import type { MlServiceConfig } from "../config.js";
 
-export interface LlamaCppEngineOptions {
-  /** GGUF path or `hf:` reference; undefined = the generated demo model. */
-  model: string | undefined;
-  modelName: string | undefined;
-  modelCacheDir: string;
-  dataDir: string;
-  downloadTimeoutMs: number;
-  gpu: "auto" | "cpu" | "cuda" | "vulkan" | "metal";
-  threads: number;
-  /** Tokens per sequence (each request gets this much room for prompt + completion). */
-  contextSize: number;
-  /** Sequences in the context = requests generated at the same time. */
-  batchSequences: number;
-  queueLimit: number;
-  truncatePrompt: boolean;
-  logger?: Logger;
-}
+/** The engine takes the ML Service's own settings (src/config.ts documents each). */
+export type LlamaCppEngineOptions = Pick<
+  MlServiceConfig,
+  | "model"
+  | "modelName"
+  | "modelCacheDir"
+  | "dataDir"
+  | "downloadTimeoutMs"
+  | "gpu"
+  | "threads"
+  | "contextSize"
+  | "batchSequences"
+  | "queueLimit"
+  | "truncatePrompt"
+> & { logger?: Logger };
 
 interface Slot {
   completion: LlamaCompletion;
