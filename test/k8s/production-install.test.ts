@@ -12,7 +12,8 @@ import { tmpdir } from "node:os";
 import { join, resolve } from "node:path";
 import { after, before, describe, it } from "node:test";
 import { promisify } from "node:util";
-import { requireServices } from "../support/services.js";
+import { connect } from "amqplib";
+import { requireServices, TEST_URLS, uniqueName } from "../support/services.js";
 import { ROOT } from "./support.js";
 
 const run = promisify(execFile);
@@ -20,6 +21,10 @@ const MODEL = resolve(ROOT, "..", "shared", "models", "stories260K.gguf");
 /** The manifests' terminationGracePeriodSeconds is 45 s; the drain default is 25 s. */
 const GRACE_MS = 30_000;
 const COMMANDS = ["gateway", "api-service", "worker", "collector", "ml-service", "all"] as const;
+
+/** Own queues and Redis keys, so these processes never take messages of suites running beside them. */
+const RUN = uniqueName("k8sprod");
+const QUEUES = { requests: `${RUN}_requests`, results: `${RUN}_results` };
 
 const hasMain = existsSync(join(ROOT, "src", "main.ts"));
 const skip = !hasMain ? "src/main.ts does not exist yet" : await requireServices("postgres", "redis", "rabbitmq");
@@ -68,19 +73,28 @@ describe("k8s production install (the image's runtime stage, without Docker)", {
 
   before(async () => {
     dir = mkdtempSync(join(tmpdir(), "ml-inference-prod-"));
-    await run("npm", ["run", "build"], { cwd: ROOT, maxBuffer: 16 * 1024 * 1024 });
     for (const f of ["package.json", "package-lock.json", ".npmrc"]) cpSync(join(ROOT, f), join(dir, f));
+    // The build and the install are independent (as the Dockerfile's build and deps stages): run both at once.
+    await Promise.all([
+      run("npm", ["run", "build"], { cwd: ROOT, maxBuffer: 16 * 1024 * 1024 }),
+      run("npm", ["ci", "--omit=dev", "--ignore-scripts", "--prefer-offline", "--no-audit", "--no-fund"], {
+        cwd: dir,
+        env: { ...process.env, NODE_ENV: "production" },
+        maxBuffer: 16 * 1024 * 1024,
+      }),
+    ]);
     cpSync(join(ROOT, "dist"), join(dir, "dist"), { recursive: true });
-    await run("npm", ["ci", "--omit=dev", "--ignore-scripts", "--prefer-offline", "--no-audit", "--no-fund"], {
-      cwd: dir,
-      env: { ...process.env, NODE_ENV: "production" },
-      maxBuffer: 16 * 1024 * 1024,
-    });
   });
 
-  after(() => {
+  after(async () => {
     for (const c of children) if (c.exitCode === null) c.kill("SIGKILL");
     if (dir) rmSync(dir, { recursive: true, force: true });
+    const conn = await connect(TEST_URLS.rabbitmq).catch(() => undefined);
+    if (conn) {
+      const ch = await conn.createChannel();
+      for (const q of Object.values(QUEUES)) for (const name of [q, `${q}.dead`]) await ch.deleteQueue(name).catch(() => undefined);
+      await conn.close().catch(() => undefined);
+    }
   });
 
   it("installs no devDependency", () => {
@@ -121,6 +135,10 @@ describe("k8s production install (the image's runtime stage, without Docker)", {
           MODEL_CACHE_DIR: join(dataDir, "models"),
           LOG_LEVEL: "warn",
           ML_THREADS: "1",
+          QUEUE_REQUESTS: QUEUES.requests,
+          QUEUE_RESULTS: QUEUES.results,
+          REDIS_KEY_PREFIX: `${RUN}:`,
+          SWEEP_INTERVAL_MS: "3600000",
           // ml-service for the worker, on a port of its own ("all" runs its own in process).
           ML_SERVICE_URL: `http://127.0.0.1:${await freePort()}`,
           ML_SERVICE_PORT: String(await freePort()),
