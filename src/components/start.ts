@@ -12,7 +12,6 @@ import { openInfrastructure, type Infrastructure } from "../runtime.js";
 import { createApiService } from "./api-service/index.js";
 import { createCollector } from "./collector/index.js";
 import { createGateway } from "./gateway/index.js";
-import { startMlService } from "./ml-service/index.js";
 import { createWorker } from "./worker/index.js";
 
 export type ComponentName = "gateway" | "worker" | "collector" | "api-service" | "ml-service" | "all";
@@ -38,7 +37,10 @@ export async function startComponent(name: ComponentName, config: Config, logger
   // In `all` each part names itself; a lone component names the process.
   const log = name === "all" ? logger : logger.child({ component: name });
   const c = config.common;
+  // Loaded only where it runs: node-llama-cpp costs ~40 MB of memory in every other component.
+  const loadMlService = async () => (await import("./ml-service/index.js")).startMlService;
   if (name === "ml-service") {
+    const startMlService = await loadMlService();
     const registry = createRegistry({ defaultMetrics: true });
     const ml = await startMlService(config.mlService, { logger: log, registry });
     return { urls: { mlService: ml.url }, stop: () => ml.stop() };
@@ -68,6 +70,7 @@ export async function startComponent(name: ComponentName, config: Config, logger
   if (all && !mlServiceUrl) {
     const mlRegistry = createRegistry();
     registries.push(mlRegistry);
+    const startMlService = await loadMlService();
     const ml = await startMlService(config.mlService, { logger: log.child({ component: "ml-service" }), registry: mlRegistry });
     urls.mlService = ml.url;
     mlServiceUrl = ml.url;

@@ -166,6 +166,8 @@ export interface FinishInput {
 
 export interface RequestStore {
   insert(request: NewRequest): Promise<void>;
+  /** Several requests in one statement: all stored, or none. */
+  insertMany(requests: NewRequest[]): Promise<void>;
   /** Removes a request whose publish failed, so a 503 leaves nothing behind. */
   deleteUnpublished(requestId: string): Promise<void>;
   markPublished(requestIds: string[]): Promise<void>;

@@ -59,6 +59,19 @@ for (const [name, open, skip] of backends) {
       assert.equal(stored.createdAt.toISOString(), request.createdAt.toISOString());
     });
 
+    it("stores many requests in one statement", async () => {
+      const batch = [newRequest(), newRequest({ prompt: "zwei ü 😀", userId: "bob" }), newRequest()];
+      await store.insertMany(batch);
+      for (const request of batch) {
+        const stored = await store.get(request.requestId);
+        assert.equal(stored?.prompt, request.prompt);
+        assert.equal(stored?.userId, request.userId);
+        assert.deepEqual(stored?.params, request.params);
+        assert.deepEqual(stored?.window, request.window);
+      }
+      await assert.rejects(store.insertMany([newRequest(), batch[0]!]), "a duplicate id fails the whole statement");
+    });
+
     it("finishes once: a duplicate outcome changes nothing, the ledger has one row", async () => {
       const request = newRequest();
       await store.insert(request);

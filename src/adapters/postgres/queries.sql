@@ -5,6 +5,11 @@ INSERT INTO inference_requests
   (request_id, user_id, model, prompt, params, estimated_tokens, quota_day, quota_month, created_at)
 VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9);
 
+-- name: insertRequests
+INSERT INTO inference_requests
+  (request_id, user_id, model, prompt, params, estimated_tokens, quota_day, quota_month, created_at)
+SELECT * FROM unnest($1::uuid[], $2::text[], $3::text[], $4::text[], $5::jsonb[], $6::int[], $7::date[], $8::text[], $9::timestamptz[]);
+
 -- name: deleteUnpublishedRequest
 DELETE FROM inference_requests WHERE request_id = $1 AND NOT published AND status = 'queued';
 

@@ -24,8 +24,9 @@ function parse(text: string): Map<string, string> {
 
 const statements = parse(source);
 
-export function sql(name: string): string {
-  const statement = statements.get(name);
-  if (!statement) throw new Error(`no SQL statement named ${name} in queries.sql`);
-  return statement;
+/** The statement called `name` in queries.sql, named so PostgreSQL prepares it once per connection. */
+export function sql(name: string): { name: string; text: string } {
+  const text = statements.get(name);
+  if (!text) throw new Error(`no SQL statement named ${name} in queries.sql`);
+  return { name: `mli_${name}`, text };
 }

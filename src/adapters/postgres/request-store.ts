@@ -75,6 +75,23 @@ export class SqlRequestStore implements RequestStore {
     ]);
   }
 
+  async insertMany(requests: NewRequest[]): Promise<void> {
+    if (requests.length === 0) return;
+    if (requests.length === 1) return this.insert(requests[0] as NewRequest);
+    const column = <V>(pick: (r: NewRequest) => V) => requests.map(pick);
+    await this.db.query(sql("insertRequests"), [
+      column((r) => r.requestId),
+      column((r) => r.userId),
+      column((r) => r.model),
+      column((r) => r.prompt),
+      column((r) => JSON.stringify(r.params)),
+      column((r) => r.estimatedTokens),
+      column((r) => r.window.day),
+      column((r) => r.window.month),
+      column((r) => r.createdAt),
+    ]);
+  }
+
   async deleteUnpublished(requestId: string): Promise<void> {
     await this.db.query(sql("deleteUnpublishedRequest"), [requestId]);
   }

@@ -10,9 +10,20 @@ export interface SqlResult<T> {
   rowCount: number;
 }
 
+/**
+ * A statement: plain text, or named so that PostgreSQL parses and plans it once per connection
+ * (a prepared statement). Names must not be reused for other text; behind PgBouncer in transaction
+ * mode prepared statements need its `max_prepared_statements` support.
+ */
+export type Statement = string | { name: string; text: string };
+
 export interface SqlExecutor {
-  query<T = Record<string, unknown>>(sql: string, params?: unknown[]): Promise<SqlResult<T>>;
+  query<T = Record<string, unknown>>(statement: Statement, params?: unknown[]): Promise<SqlResult<T>>;
 }
+
+const pgQuery = (statement: Statement, params: unknown[]) =>
+  typeof statement === "string" ? { text: statement, values: params } : { name: statement.name, text: statement.text, values: params };
+const textOf = (statement: Statement) => (typeof statement === "string" ? statement : statement.text);
 
 export interface SqlClient extends SqlExecutor {
   readonly kind: "pg" | "pglite";
@@ -43,8 +54,8 @@ export class PgSqlClient implements SqlClient {
     this.pool.on("error", () => undefined);
   }
 
-  async query<T>(sql: string, params: unknown[] = []): Promise<SqlResult<T>> {
-    const result = await this.pool.query(sql, params);
+  async query<T>(statement: Statement, params: unknown[] = []): Promise<SqlResult<T>> {
+    const result = await this.pool.query(pgQuery(statement, params));
     return { rows: result.rows as T[], rowCount: result.rowCount ?? 0 };
   }
 
@@ -57,8 +68,8 @@ export class PgSqlClient implements SqlClient {
     try {
       await client.query("BEGIN");
       const tx: SqlExecutor = {
-        query: async <R>(sql: string, params: unknown[] = []) => {
-          const result = await client.query(sql, params);
+        query: async <R>(statement: Statement, params: unknown[] = []) => {
+          const result = await client.query(pgQuery(statement, params));
           return { rows: result.rows as R[], rowCount: result.rowCount ?? 0 };
         },
       };
@@ -91,8 +102,8 @@ export class PgliteSqlClient implements SqlClient {
     return new PgliteSqlClient(db);
   }
 
-  async query<T>(sql: string, params: unknown[] = []): Promise<SqlResult<T>> {
-    const result = await this.db.query<T>(sql, params);
+  async query<T>(statement: Statement, params: unknown[] = []): Promise<SqlResult<T>> {
+    const result = await this.db.query<T>(textOf(statement), params);
     return { rows: result.rows.map(normalizeRow) as T[], rowCount: result.affectedRows ?? result.rows.length };
   }
 
@@ -103,8 +114,8 @@ export class PgliteSqlClient implements SqlClient {
   async transaction<T>(work: (tx: SqlExecutor) => Promise<T>): Promise<T> {
     return this.db.transaction(async (tx) =>
       work({
-        query: async <R>(sql: string, params: unknown[] = []) => {
-          const result = await tx.query<R>(sql, params);
+        query: async <R>(statement: Statement, params: unknown[] = []) => {
+          const result = await tx.query<R>(textOf(statement), params);
           return { rows: result.rows.map(normalizeRow) as R[], rowCount: result.affectedRows ?? result.rows.length };
         },
       }),
