@@ -40,16 +40,17 @@ async function main(argv: string[]): Promise<number> {
   if (COMPONENTS.includes(command as ComponentName)) {
     const config = loadConfig(process.env, command as ComponentName);
     const logger = createLogger({ level: config.common.logLevel });
-    const running = await startComponent(command as ComponentName, config, logger);
-    return waitForSignal(running, config, logger);
+    // Handlers go in before start-up, so a SIGTERM during start-up drains instead of killing.
+    return waitForSignal(startComponent(command as ComponentName, config, logger), config, logger);
   }
   const config = loadConfig(process.env, "cli");
   const logger = createLogger({ level: process.env.LOG_LEVEL ?? "warn" });
   return runAdminCommand(command, rest, config, logger);
 }
 
-function waitForSignal(running: Running, config: Config, logger: Logger): Promise<number> {
-  return new Promise((resolve) => {
+function waitForSignal(starting: Promise<Running>, config: Config, logger: Logger): Promise<number> {
+  return new Promise((resolve, reject) => {
+    starting.catch(reject);
     let stopping = false;
     const stop = (signal: string) => {
       if (stopping) return;
@@ -60,8 +61,8 @@ function waitForSignal(running: Running, config: Config, logger: Logger): Promis
         resolve(1);
       }, config.common.shutdownTimeoutMs);
       deadline.unref();
-      running
-        .stop()
+      starting
+        .then((running) => running.stop())
         .then(() => {
           clearTimeout(deadline);
           logger.info("stopped");
@@ -72,8 +73,8 @@ function waitForSignal(running: Running, config: Config, logger: Logger): Promis
           resolve(1);
         });
     };
-    process.once("SIGTERM", () => stop("SIGTERM"));
-    process.once("SIGINT", () => stop("SIGINT"));
+    process.on("SIGTERM", () => stop("SIGTERM"));
+    process.on("SIGINT", () => stop("SIGINT"));
   });
 }
 
