@@ -153,6 +153,9 @@ export interface StoredRequest extends NewRequest {
   error: { code: string; message: string } | null;
 }
 
+/** What status and event readers need: the request without its prompt and parameters. */
+export type RequestView = Omit<StoredRequest, "prompt" | "params">;
+
 export interface FinishInput {
   requestId: string;
   status: "completed" | "failed";
@@ -178,6 +181,8 @@ export interface RequestStore {
    */
   finish(input: FinishInput): Promise<{ changed: boolean }>;
   get(requestId: string): Promise<StoredRequest | null>;
+  /** The request without prompt and parameters (cheaper to read, for status lookups). */
+  view(requestId: string): Promise<RequestView | null>;
   /**
    * Hands unpublished requests older than `olderThan` to `publish`, marking each published once it
    * resolves; rows are locked while in hand so replicas do not republish the same row.

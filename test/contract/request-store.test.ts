@@ -57,6 +57,9 @@ for (const [name, open, skip] of backends) {
       assert.deepEqual(stored.params, request.params);
       assert.deepEqual(stored.window, request.window);
       assert.equal(stored.createdAt.toISOString(), request.createdAt.toISOString());
+      const view = await store.view(request.requestId);
+      assert.ok(view && !("prompt" in view) && !("params" in view), "a view leaves out prompt and parameters");
+      assert.deepEqual(view, (({ prompt: _p, params: _q, ...rest }) => rest)(stored));
     });
 
     it("stores many requests in one statement", async () => {

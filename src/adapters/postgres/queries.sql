@@ -64,6 +64,12 @@ SELECT request_id, user_id, model, prompt, params, estimated_tokens, quota_day, 
        error_code, error_message
 FROM inference_requests WHERE request_id = $1;
 
+-- name: viewRequest
+SELECT request_id, user_id, model, estimated_tokens, quota_day, quota_month, status, published,
+       created_at, started_at, completed_at, result, outputs, prompt_tokens, completion_tokens, total_tokens,
+       error_code, error_message
+FROM inference_requests WHERE request_id = $1;
+
 -- name: ledgerTotals
 SELECT COALESCE(SUM(total_tokens), 0)::bigint AS tokens, COUNT(*)::bigint AS requests
 FROM usage_ledger WHERE user_id = $1 AND quota_day = $2;

@@ -1,5 +1,5 @@
 /** RequestStore over PostgreSQL or PGlite (see sql-client.ts). */
-import type { FinishInput, NewRequest, RequestStatus, RequestStore, StoredRequest } from "../../domain/ports.js";
+import type { FinishInput, NewRequest, RequestStatus, RequestStore, RequestView, StoredRequest } from "../../domain/ports.js";
 import type { GenerationParams } from "../../domain/contracts.js";
 import { sql } from "./queries.js";
 import type { SqlClient } from "./sql-client.js";
@@ -31,12 +31,14 @@ const asDate = (value: Date | string | null): Date | null => (value === null ? n
 const asJson = <T>(value: T | string | null): T | null => (typeof value === "string" ? (JSON.parse(value) as T) : value);
 
 function toStored(row: RequestRow): StoredRequest {
+  return { ...toView(row), prompt: row.prompt, params: asJson(row.params) as GenerationParams };
+}
+
+function toView(row: Omit<RequestRow, "prompt" | "params">): RequestView {
   return {
     requestId: row.request_id,
     userId: row.user_id,
     model: row.model,
-    prompt: row.prompt,
-    params: asJson(row.params) as GenerationParams,
     estimatedTokens: Number(row.estimated_tokens),
     window: { day: String(row.quota_day), month: row.quota_month },
     createdAt: asDate(row.created_at) as Date,
@@ -142,6 +144,12 @@ export class SqlRequestStore implements RequestStore {
     const result = await this.db.query<RequestRow>(sql("getRequest"), [requestId]);
     const row = result.rows[0];
     return row ? toStored(row) : null;
+  }
+
+  async view(requestId: string): Promise<RequestView | null> {
+    const result = await this.db.query<Omit<RequestRow, "prompt" | "params">>(sql("viewRequest"), [requestId]);
+    const row = result.rows[0];
+    return row ? toView(row) : null;
   }
 
   async republishUnpublished(

@@ -32,24 +32,38 @@ export interface MlClientOptions {
 
 export async function generate(options: MlClientOptions, message: RequestMessage, signal?: AbortSignal): Promise<Generation> {
   const { url, body } = options.api === "native" ? nativeRequest(options.baseUrl, message) : openAiRequest(options.baseUrl, message);
-  const timeout = AbortSignal.timeout(options.timeoutMs);
+  // One controller per call, its timer cleared when the call ends: AbortSignal.timeout() would keep
+  // every call's signal alive for the whole timeout (120 s by default), which adds up under load.
+  const controller = new AbortController();
+  let timedOut = false;
+  const timer = setTimeout(() => {
+    timedOut = true;
+    controller.abort();
+  }, options.timeoutMs);
+  const onAbort = () => controller.abort();
+  signal?.addEventListener("abort", onAbort, { once: true });
   let response: Response;
+  let text: string;
   try {
-    response = await fetch(url, {
-      method: "POST",
-      headers: { "content-type": "application/json", "x-request-id": message.request_id },
-      body: JSON.stringify(body),
-      signal: signal ? AbortSignal.any([signal, timeout]) : timeout,
-    });
-  } catch (error) {
-    const timedOut = timeout.aborted;
-    throw new MlCallError(
-      timedOut ? "ml_timeout" : "ml_unreachable",
-      timedOut ? `model server did not answer within ${options.timeoutMs} ms` : `model server unreachable: ${(error as Error).message}`,
-      true,
-    );
+    try {
+      response = await fetch(url, {
+        method: "POST",
+        headers: { "content-type": "application/json", "x-request-id": message.request_id },
+        body: JSON.stringify(body),
+        signal: controller.signal,
+      });
+      text = await response.text();
+    } catch (error) {
+      throw new MlCallError(
+        timedOut ? "ml_timeout" : "ml_unreachable",
+        timedOut ? `model server did not answer within ${options.timeoutMs} ms` : `model server unreachable: ${(error as Error).message}`,
+        true,
+      );
+    }
+  } finally {
+    clearTimeout(timer);
+    signal?.removeEventListener("abort", onAbort);
   }
-  const text = await response.text().catch(() => "");
   let json: unknown;
   try {
     json = JSON.parse(text);
