@@ -744,7 +744,32 @@ async function phaseDrain(s: Setup, admitted: number): Promise<DrainReport> {
   const seconds = (performance.now() - started) / 1000;
   const cpu = cpuDelta(cpuStart);
   // Settle follows the database commit in the collector: give Redis a moment to catch up.
-  const usageNow = async () => s.quota.usage(s.userId, new Date());
+  // A run may cross midnight UTC (or a month end): sum Redis over every window the ledger names, since
+  // each reservation is settled in the day and month it was made in.
+  const usageNow = async () => {
+    const windows = (
+      await s.db.query<{ day: string; month: string }>(
+        "SELECT DISTINCT quota_day::text AS day, quota_month AS month FROM inference_requests WHERE user_id = $1",
+        [s.userId],
+      )
+    ).rows;
+    const days = [...new Set(windows.map((w) => w.day))];
+    const months = [...new Set(windows.map((w) => w.month))];
+    const total = { daily: { requests: 0, tokensUsed: 0, tokensReserved: 0 }, monthly: { requests: 0, tokensUsed: 0, tokensReserved: 0 } };
+    for (const day of days.length ? days : [new Date().toISOString().slice(0, 10)]) {
+      const u = await s.quota.usage(s.userId, new Date(`${day}T12:00:00Z`));
+      total.daily.requests += u.daily.requests;
+      total.daily.tokensUsed += u.daily.tokensUsed;
+      total.daily.tokensReserved += u.daily.tokensReserved;
+    }
+    for (const month of months.length ? months : [new Date().toISOString().slice(0, 7)]) {
+      const u = await s.quota.usage(s.userId, new Date(`${month}-15T12:00:00Z`));
+      total.monthly.requests += u.monthly.requests;
+      total.monthly.tokensUsed += u.monthly.tokensUsed;
+      total.monthly.tokensReserved += u.monthly.tokensReserved;
+    }
+    return total;
+  };
   let usage = await usageNow();
   for (let i = 0; i < 40 && (usage.daily.tokensReserved > 0 || usage.monthly.tokensReserved > 0) && !timedOut; i++) {
     await sleep(250);
