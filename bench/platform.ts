@@ -30,10 +30,11 @@
  *                          BENCH_CPU_PROF_DIR, default ./data/bench-profiles)
  *   BENCH_JSON=path        also write the figures as JSON
  *   BENCH_CHILD_NODE_OPTIONS  NODE_OPTIONS for the child processes (e.g. --max-old-space-size=96)
+ *   (the components run from dist/, built by the bench first, as the image runs them)
  *   BENCH_DATABASE_URL, BENCH_REDIS_URL, BENCH_AMQP_URL   the servers (defaults: local test servers)
  *   BENCH_MODEL            GGUF for the ML Service (default ../shared/models/stories260K.gguf)
  */
-import { spawn, type ChildProcess } from "node:child_process";
+import { execFileSync, spawn, type ChildProcess } from "node:child_process";
 import { randomUUID } from "node:crypto";
 import { existsSync, mkdirSync, readFileSync, readdirSync, writeFileSync } from "node:fs";
 import net from "node:net";
@@ -431,7 +432,9 @@ async function startChild(
   readyPath = "/livez",
 ): Promise<Child> {
   const port = await freePort();
-  const args = ["--import", "tsx"];
+  // The components run as the image runs them: compiled JavaScript (npm run build), not through tsx,
+  // whose loader alone holds ~77 MB and would distort the memory figures.
+  const args: string[] = [];
   if (CPU_PROF.has(name)) {
     // One folder per child: Node writes one profile per thread (the main thread's is the largest;
     // the loader hooks thread of tsx writes its own).
@@ -439,7 +442,7 @@ async function startChild(
     mkdirSync(dir, { recursive: true });
     args.push("--cpu-prof", `--cpu-prof-dir=${dir}`);
   }
-  args.push("src/main.ts", name);
+  args.push("dist/main.js", name);
   const proc = spawn(process.execPath, args, { env: childEnv(port, extra), stdio: ["ignore", "pipe", "pipe"] });
   const output: string[] = [];
   const keep = (chunk: Buffer) => {
@@ -909,6 +912,8 @@ async function main(): Promise<number> {
   log(`run ${RUN}: schema ${SCHEMA}, queues ${QUEUES.requests}/${QUEUES.results}, key prefix ${KEY_PREFIX}`);
   log(`${SECONDS} s per phase (+${WARMUP_SECONDS} s warm-up), ${CONNECTIONS} connections, max_length ${MAX_LENGTH}`);
   const runStarted = performance.now();
+  log("building dist/ (npm run build)");
+  execFileSync("npm", ["run", "build", "--silent"], { stdio: ["ignore", "ignore", "inherit"] });
   const s = await setup();
   state = s;
   const sampler = setInterval(sampleMemory, 200);
