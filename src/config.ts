@@ -62,6 +62,7 @@ const envSchema = z.object({
   MODEL_DOWNLOAD_TIMEOUT_MS: int(1_000, 24 * 3_600_000).default(600_000),
   ML_GPU: z.enum(["auto", "cpu", "cuda", "vulkan", "metal"]).default("cpu"),
   ML_THREADS: int(0, 256).default(1),
+  ML_BATCH_THREADS: int(0, 256).optional(),
   ML_CONTEXT_SIZE: int(64, 1_048_576).default(2048),
   ML_BATCH_SEQUENCES: int(1, 256).default(8),
   ML_QUEUE_LIMIT: int(0, 100_000).default(64),
@@ -133,6 +134,8 @@ export interface MlServiceConfig {
   downloadTimeoutMs: number;
   gpu: "auto" | "cpu" | "cuda" | "vulkan" | "metal";
   threads: number;
+  /** Threads for decode steps that batch several sequences (default: `threads`). */
+  batchThreads: number;
   contextSize: number;
   batchSequences: number;
   queueLimit: number;
@@ -239,6 +242,7 @@ export function loadConfig(
       downloadTimeoutMs: e.MODEL_DOWNLOAD_TIMEOUT_MS,
       gpu: e.ML_GPU,
       threads: e.ML_THREADS,
+      batchThreads: e.ML_BATCH_THREADS ?? e.ML_THREADS,
       contextSize: e.ML_CONTEXT_SIZE,
       batchSequences: e.ML_BATCH_SEQUENCES,
       queueLimit: e.ML_QUEUE_LIMIT,

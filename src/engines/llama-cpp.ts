@@ -29,6 +29,7 @@ import type {
   GenerationResult,
 } from "./types.js";
 import type { MlServiceConfig } from "../config.js";
+import { chooseThreadsPerBatch } from "./batch-threads.js";
 
 /** The engine takes the ML Service's own settings (src/config.ts documents each). */
 export type LlamaCppEngineOptions = Pick<
@@ -40,6 +41,7 @@ export type LlamaCppEngineOptions = Pick<
   | "downloadTimeoutMs"
   | "gpu"
   | "threads"
+  | "batchThreads"
   | "contextSize"
   | "batchSequences"
   | "queueLimit"
@@ -105,8 +107,12 @@ export class LlamaCppEngine implements Engine {
     this.context = await this.model.createContext({
       contextSize: o.contextSize,
       sequences: o.batchSequences,
-      threads: o.threads,
+      // The context may use up to the larger count; each step then picks (batch-threads.ts).
+      threads: Math.max(o.threads, o.batchThreads),
     });
+    if (!chooseThreadsPerBatch(this.context, { single: o.threads, batch: o.batchThreads })) {
+      o.logger?.warn({ threads: o.threads }, "ML_BATCH_THREADS ignored: this node-llama-cpp build has no per-batch thread switch");
+    }
     const slots: Slot[] = [];
     for (let i = 0; i < o.batchSequences; i++) {
       slots.push({ completion: new LlamaCompletion({ contextSequence: this.context.getSequence() }) });

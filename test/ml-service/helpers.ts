@@ -13,6 +13,7 @@ export function storiesConfig(overrides: Partial<MlServiceConfig> = {}): MlServi
     downloadTimeoutMs: 5_000,
     gpu: "cpu",
     threads: 1,
+    batchThreads: 1,
     contextSize: 512,
     batchSequences: 4,
     queueLimit: 8,
