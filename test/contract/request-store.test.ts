@@ -138,6 +138,25 @@ for (const [name, open, skip] of backends) {
       assert.ok(!again.includes(old.requestId));
     });
 
+    it("after a restart with an in-process queue, open requests are marked for publishing again", async () => {
+      const open = newRequest({ createdAt: new Date(Date.now() - 60_000) });
+      const done = newRequest({ createdAt: new Date(Date.now() - 60_000) });
+      await store.insertMany([open, done]);
+      await store.markPublished([open.requestId, done.requestId]);
+      await store.finish({
+        requestId: done.requestId, status: "failed", at: new Date(), outputText: null, outputs: null, usage: null,
+        error: { code: "x", message: "y" }, attempt: 1,
+      });
+      assert.ok((await store.unpublishOpen()) >= 1);
+      const seen: string[] = [];
+      await store.republishUnpublished(new Date(Date.now() - 30_000), 1000, async (r) => {
+        seen.push(r.requestId);
+      });
+      assert.ok(seen.includes(open.requestId), "the open request is published again");
+      assert.ok(!seen.includes(done.requestId), "a finished request is not");
+      assert.ok((await store.countOpen()) >= 1);
+    });
+
     it("a failing publish during republish leaves the row unpublished", async () => {
       const request = newRequest({ createdAt: new Date(Date.now() - 120_000) });
       await store.insert(request);
