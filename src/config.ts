@@ -38,7 +38,7 @@ const envSchema = z.object({
   RATE_LIMIT_PER_IP_PER_MINUTE: int(0, 1e9).default(0),
   SWEEP_INTERVAL_MS: int(100, 3_600_000).default(5_000),
   SWEEP_UNPUBLISHED_AFTER_MS: int(100, 3_600_000).default(30_000),
-  RESERVATION_TIMEOUT_MS: int(1_000, 7 * 24 * 3_600_000).default(30 * 60_000),
+  RESERVATION_TIMEOUT_MS: int(1_000, 7 * 24 * 3_600_000).default(6 * 3_600_000),
 
   // worker
   ML_SERVICE_URL: z.string().url().optional(),
@@ -109,6 +109,8 @@ export interface WorkerConfig {
   maxAttempts: number;
   retryBaseMs: number;
   requestTimeoutMs: number;
+  /** How long stop() lets model calls in flight finish before aborting them (they are requeued). */
+  drainGraceMs: number;
 }
 
 export interface CollectorConfig {
@@ -225,6 +227,8 @@ export function loadConfig(
       maxAttempts: e.WORKER_MAX_ATTEMPTS,
       retryBaseMs: e.WORKER_RETRY_BASE_MS,
       requestTimeoutMs: e.ML_REQUEST_TIMEOUT_MS,
+      // Leaves the rest of SHUTDOWN_TIMEOUT_MS for the collector and connections to close.
+      drainGraceMs: Math.max(1_000, Math.floor(e.SHUTDOWN_TIMEOUT_MS * 0.6)),
     },
     collector: { port: port(DEFAULT_PORTS.collector, component === "collector"), prefetch: e.COLLECTOR_PREFETCH },
     apiService: {

@@ -150,10 +150,12 @@ export async function startComponent(name: ComponentName, config: Config, logger
     } else await worker.start();
   }
 
+  // SSE streams first: the server's close waits for every open connection, and they never end alone.
+  if (api) stops.push(() => api.stop());
   stops.push(async () => {
     await app.close();
   });
-  for (const part of [gateway, api, worker, collector]) if (part) stops.push(() => part.stop());
+  for (const part of [gateway, worker, collector]) if (part) stops.push(() => part.stop());
   if (mlStop) stops.push(mlStop);
   stops.push(() => infra.close());
 

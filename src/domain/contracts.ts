@@ -33,7 +33,7 @@ export const requestMessageSchema = z
     params: generationParamsSchema,
     reserved_tokens: z.number().int().nonnegative(),
     attempt: z.number().int().min(1),
-    created_at: z.string(),
+    created_at: z.string().refine((v) => !Number.isNaN(Date.parse(v)), "must be a date-time"),
   })
   .strict();
 export type RequestMessage = z.infer<typeof requestMessageSchema>;
@@ -66,7 +66,7 @@ export const outcomeMessageSchema = z
       .object({ queued_ms: z.number().nonnegative().optional(), processing_ms: z.number().nonnegative().optional() })
       .strict()
       .optional(),
-    at: z.string(),
+    at: z.string().refine((v) => !Number.isNaN(Date.parse(v)), "must be a date-time"),
   })
   .strict();
 export type OutcomeMessage = z.infer<typeof outcomeMessageSchema>;
@@ -100,4 +100,12 @@ function parseWith<T>(schema: z.ZodType<T>, raw: Buffer | string): ParseResult<T
 
 export const parseRequestMessage = (raw: Buffer | string) => parseWith(requestMessageSchema, raw);
 export const parseOutcomeMessage = (raw: Buffer | string) => parseWith(outcomeMessageSchema, raw);
+/**
+ * Text PostgreSQL can store: without NUL, and with lone UTF-16 surrogates (a model may emit half of
+ * a pair) replaced by U+FFFD.
+ */
+export function storableText(text: string): string {
+  return text.replace(/\u0000/g, "").replace(/\p{Cs}/gu, "\uFFFD");
+}
+
 export const encodeMessage = (message: RequestMessage | OutcomeMessage): Buffer => Buffer.from(JSON.stringify(message));

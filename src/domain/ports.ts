@@ -171,8 +171,11 @@ export interface RequestStore {
   insert(request: NewRequest): Promise<void>;
   /** Several requests in one statement: all stored, or none. */
   insertMany(requests: NewRequest[]): Promise<void>;
-  /** Removes a request whose publish failed, so a 503 leaves nothing behind. */
-  deleteUnpublished(requestId: string): Promise<void>;
+  /**
+   * Removes a request whose publish failed, so a 503 leaves nothing behind. False when there was no
+   * such row to remove (the sweeper had published it meanwhile).
+   */
+  deleteUnpublished(requestId: string): Promise<boolean>;
   markPublished(requestIds: string[]): Promise<void>;
   markProcessing(requestId: string, at: Date, attempt: number): Promise<boolean>;
   /**
@@ -195,8 +198,17 @@ export interface RequestStore {
   unpublishOpen(): Promise<number>;
   /** Requests queued or processing (open reservations), for the gauge. */
   countOpen(): Promise<number>;
-  /** Marks open requests older than `olderThan` failed (code `timeout`) and returns them. */
-  expireStale(olderThan: Date, limit: number, at: Date): Promise<Array<{ requestId: string; userId: string }>>;
+  /**
+   * Marks requests open since before `olderThan` (processing: since they started) failed with code
+   * `timeout`. `release` runs for each inside the same transaction, before the row changes: if it
+   * throws, nothing is marked and the next sweep tries again, so no reservation is left behind.
+   */
+  expireStale(
+    olderThan: Date,
+    limit: number,
+    at: Date,
+    release: (request: { requestId: string; userId: string }) => Promise<void>,
+  ): Promise<Array<{ requestId: string; userId: string }>>;
   ping(): Promise<void>;
   close(): Promise<void>;
 }

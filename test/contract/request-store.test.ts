@@ -171,18 +171,34 @@ for (const [name, open, skip] of backends) {
     it("expires stale open requests as failed with code timeout", async () => {
       const stale = newRequest({ createdAt: new Date(Date.now() - 3_600_000) });
       await store.insert(stale);
-      const expired = await store.expireStale(new Date(Date.now() - 1_800_000), 100, new Date());
+      const released: string[] = [];
+      const expired = await store.expireStale(new Date(Date.now() - 1_800_000), 100, new Date(), async (r) => {
+        released.push(r.requestId);
+      });
+      assert.ok(released.includes(stale.requestId), "its reservation is released in the same step");
       assert.ok(expired.some((e) => e.requestId === stale.requestId));
       const stored = await store.get(stale.requestId);
       assert.equal(stored?.status, "failed");
       assert.equal(stored?.error?.code, "timeout");
     });
 
+    it("a release that fails leaves a stale request open, to be expired by a later sweep", async () => {
+      const stale = newRequest({ createdAt: new Date(Date.now() - 3_600_000) });
+      await store.insert(stale);
+      await assert.rejects(
+        store.expireStale(new Date(Date.now() - 1_800_000), 100, new Date(), async () => {
+          throw new Error("redis down");
+        }),
+      );
+      assert.equal((await store.get(stale.requestId))?.status, "queued");
+    });
+
     it("deleteUnpublished removes a request that never reached the broker", async () => {
       const request = newRequest();
       await store.insert(request);
-      await store.deleteUnpublished(request.requestId);
+      assert.equal(await store.deleteUnpublished(request.requestId), true);
       assert.equal(await store.get(request.requestId), null);
+      assert.equal(await store.deleteUnpublished(request.requestId), false);
     });
 
     it("users, keys and tiers", async () => {

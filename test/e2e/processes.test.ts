@@ -149,3 +149,38 @@ describe("`ml-inference all` on embedded defaults (what npm start runs)", () => 
     assert.match(proc.output(), /"msg":"[^"]*demo/i, "the demo model announces itself");
   });
 });
+
+describe("SIGTERM with a client waiting on /events", () => {
+  it("closes the stream, drains and exits 0 promptly", async () => {
+    const dataDir = mkdtempSync(join(tmpdir(), "mli-sse-"));
+    const port = await freePort();
+    const url = `http://127.0.0.1:${port}`;
+    // No model server answers, so the request stays open (retrying) and its event stream with it.
+    const proc = startProcess("all", ["all"], {
+      DATA_DIR: dataDir,
+      PORT: String(port),
+      ML_SERVICE_URL: "http://127.0.0.1:9",
+      WORKER_RETRY_BASE_MS: "60000",
+      SHUTDOWN_TIMEOUT_MS: "20000",
+    });
+    try {
+      await waitForHttp(`${url}/livez`, proc, 90_000);
+      const accepted = await submit(url, { prompt: "wait for me", max_length: 5 });
+      assert.equal(accepted.status, 202);
+      const response = await fetch(`${url}/events/${accepted.body.request_id}`);
+      const reader = response.body!.getReader();
+      const first = new TextDecoder().decode((await reader.read()).value);
+      assert.match(first, /retry: 2000/);
+      const started = Date.now();
+      const code = await proc.stop(20_000);
+      assert.equal(code, 0, proc.output());
+      assert.ok(Date.now() - started < 10_000, `took ${Date.now() - started} ms to stop`);
+      // The stream was ended by the server, not left hanging.
+      let done = false;
+      while (!done) done = (await reader.read()).done;
+    } finally {
+      await proc.stop();
+      rmSync(dataDir, { recursive: true, force: true });
+    }
+  });
+});

@@ -147,7 +147,7 @@ for (const backend of ["servers", "embedded"] as Backend[]) {
         params: { max_length: 5, temperature: 0, top_p: 0.9, top_k: 50, repetition_penalty: 1.2, num_return_sequences: 1 },
         estimatedTokens: 30,
         window: reservation.window,
-        createdAt: new Date(Date.now() - 2 * 3_600_000),
+        createdAt: new Date(Date.now() - platform.config.gateway.reservationTimeoutMs - 60_000),
       });
       await platform.requests.markPublished([requestId]);
       await platform.gateway.sweep();

@@ -29,7 +29,7 @@ FOR UPDATE SKIP LOCKED;
 -- name: claimStale
 SELECT request_id, user_id, status
 FROM inference_requests
-WHERE status IN ('queued', 'processing') AND created_at < $1
+WHERE status IN ('queued', 'processing') AND COALESCE(started_at, created_at) < $1
 ORDER BY created_at
 LIMIT $2
 FOR UPDATE SKIP LOCKED;

@@ -94,8 +94,8 @@ export class SqlRequestStore implements RequestStore {
     ]);
   }
 
-  async deleteUnpublished(requestId: string): Promise<void> {
-    await this.db.query(sql("deleteUnpublishedRequest"), [requestId]);
+  async deleteUnpublished(requestId: string): Promise<boolean> {
+    return (await this.db.query(sql("deleteUnpublishedRequest"), [requestId])).rowCount > 0;
   }
 
   async markPublished(requestIds: string[]): Promise<void> {
@@ -177,10 +177,16 @@ export class SqlRequestStore implements RequestStore {
     return Number((await this.db.query<{ n: number }>(sql("countOpen"))).rows[0]?.n ?? 0);
   }
 
-  async expireStale(olderThan: Date, limit: number, at: Date): Promise<Array<{ requestId: string; userId: string }>> {
+  async expireStale(
+    olderThan: Date,
+    limit: number,
+    at: Date,
+    release: (request: { requestId: string; userId: string }) => Promise<void>,
+  ): Promise<Array<{ requestId: string; userId: string }>> {
     return this.db.transaction(async (tx) => {
       const rows = (await tx.query<{ request_id: string; user_id: string }>(sql("claimStale"), [olderThan, limit])).rows;
       for (const row of rows) {
+        await release({ requestId: row.request_id, userId: row.user_id });
         await tx.query(sql("finishRequest"), [
           row.request_id,
           "failed",

@@ -114,7 +114,18 @@ export function createApiService(config: ApiServiceConfig, deps: ApiServiceDeps)
       if (!closed) raw.write(`id: ${++eventId}\nevent: ${name}\ndata: ${JSON.stringify(data)}\n\n`);
     };
     let unsubscribe: (() => Promise<void>) | undefined;
-    const heartbeat = setInterval(() => !closed && raw.write(`: heartbeat ${now().toISOString()}\n\n`), config.sseHeartbeatMs);
+    // Each heartbeat also reads the request again: an outcome whose event was lost (a pub/sub
+    // reconnect, a failed publish) still reaches the client, one heartbeat late.
+    const heartbeat = setInterval(() => {
+      if (closed) return;
+      raw.write(`: heartbeat ${now().toISOString()}\n\n`);
+      void deps.requests
+        .view(requestId)
+        .then(async (latest) => {
+          if (latest && FINAL.has(latest.status)) await deliverFinal();
+        })
+        .catch(() => undefined);
+    }, config.sseHeartbeatMs);
     const close = () => {
       if (closed) return;
       closed = true;
@@ -143,7 +154,13 @@ export function createApiService(config: ApiServiceConfig, deps: ApiServiceDeps)
     };
     try {
       // Subscribe before reading the state again, so an outcome landing in between is not missed.
-      unsubscribe = await deps.events.subscribe(requestId, onEvent);
+      const unsubscribeNow = await deps.events.subscribe(requestId, onEvent);
+      unsubscribe = unsubscribeNow;
+      if (closed) {
+        // The client left while the subscription was being made; close() could not undo it then.
+        await unsubscribeNow();
+        return;
+      }
       const current = (await deps.requests.view(requestId)) ?? initial;
       if (FINAL.has(current.status)) await deliverFinal();
       else send(current.status, { request_id: requestId, status: current.status });

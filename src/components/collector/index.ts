@@ -11,6 +11,9 @@ import type { Consumer, EventBus, HandlerVerdict, MessageQueue, QuotaStore, Requ
 import type { Logger } from "../../observability/logger.js";
 import { counter, type Registry } from "../../observability/metrics.js";
 
+const ATTEMPTS_HEADER = "x-collect-attempts";
+const MAX_ATTEMPTS = 8;
+
 export interface CollectorDeps {
   logger: Logger;
   registry: Registry;
@@ -24,7 +27,7 @@ export interface CollectorDeps {
 export interface Collector {
   start(): Promise<void>;
   /** Handles one raw outcome message; exposed for tests of idempotency. */
-  handle(body: Buffer): Promise<HandlerVerdict>;
+  handle(body: Buffer, meta?: { headers: Record<string, string> }): Promise<HandlerVerdict>;
   health(): Promise<Record<string, unknown>>;
   stop(): Promise<void>;
 }
@@ -71,6 +74,11 @@ export function createCollector(config: CollectorConfig, deps: CollectorDeps): C
     if (!changed) {
       duplicates.inc();
       log.info({ request_id: outcome.request_id }, "duplicate outcome ignored");
+      // Told again: if the first delivery stored the result but failed before its event went out,
+      // waiting clients hear it now (they read the stored result, so a repeat is harmless).
+      await deps.events
+        .publish({ request_id: outcome.request_id, user_id: outcome.user_id, status: settledStatus, final: true })
+        .catch(() => undefined);
       return;
     }
     collected.inc({ status: finalStatus });
@@ -80,7 +88,31 @@ export function createCollector(config: CollectorConfig, deps: CollectorDeps): C
       .catch((error: unknown) => log.warn({ err: error, request_id: outcome.request_id }, "could not notify waiting clients"));
   }
 
-  async function handle(body: Buffer): Promise<HandlerVerdict> {
+  /**
+   * A store or quota failure is retried later through the delayed-retry queue (attempts counted in
+   * a header), so one outcome that keeps failing neither spins in a hot loop nor blocks the others;
+   * after MAX_ATTEMPTS it is dead-lettered for inspection and the sweeper eventually expires the
+   * request and releases its reservation.
+   */
+  async function handle(body: Buffer, meta: { headers: Record<string, string> } = { headers: {} }): Promise<HandlerVerdict> {
+    try {
+      return await collect(body);
+    } catch (error) {
+      const attempts = Number(meta.headers[ATTEMPTS_HEADER] ?? 0) + 1;
+      if (attempts >= MAX_ATTEMPTS) {
+        deadLettered.inc({ queue: deps.resultsQueue });
+        log.error({ err: error, attempts }, "outcome could not be stored; sent to the dead-letter queue");
+        return "dead_letter";
+      }
+      const delayMs = Math.min(60_000, 500 * 2 ** (attempts - 1));
+      log.warn({ err: error, attempts, delay_ms: delayMs }, "outcome could not be stored; retrying later");
+      // If this publish fails too, the handler throws and the broker redelivers the message.
+      await deps.queue.publish(deps.resultsQueue, body, { delayMs, headers: { [ATTEMPTS_HEADER]: String(attempts) } });
+      return "ack";
+    }
+  }
+
+  async function collect(body: Buffer): Promise<HandlerVerdict> {
     consumed.inc({ queue: deps.resultsQueue });
     const parsed = parseOutcomeMessage(body);
     if (!parsed.ok) {

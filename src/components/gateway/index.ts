@@ -82,10 +82,21 @@ export function createGateway(config: GatewayConfig, deps: GatewayDeps): Gateway
         details: { limit: reservation.limit, limit_value: reservation.limitValue, current: reservation.current, requested_tokens: estimatedTokens },
       });
     }
-    const release = () =>
-      deps.quota.release({ userId: user.userId, requestId }).catch((error: unknown) => {
-        log.error({ err: error, request_id: requestId }, "could not release a reservation; it will be reclaimed");
-      });
+    // Tried a few times: with no stored request nothing else would ever give this reservation back.
+    const release = async () => {
+      for (let attempt = 1; ; attempt++) {
+        try {
+          await deps.quota.release({ userId: user.userId, requestId });
+          return;
+        } catch (error) {
+          if (attempt === 3) {
+            log.error({ err: error, request_id: requestId, user_id: user.userId }, "could not release a reservation; it stays until its window ends");
+            return;
+          }
+          await new Promise((resolve) => setTimeout(resolve, 50 * attempt));
+        }
+      }
+    };
     try {
       await unavailableOnFailure("database", () =>
         inserts.add({
@@ -116,16 +127,23 @@ export function createGateway(config: GatewayConfig, deps: GatewayDeps): Gateway
     };
     try {
       await unavailableOnFailure("message broker", () => deps.queue.publish(deps.requestsQueue, encodeMessage(message)));
+      published.inc({ queue: deps.requestsQueue });
+      marker.add(requestId);
     } catch (error) {
-      await deps.requests.deleteUnpublished(requestId).catch((deleteError: unknown) => {
-        // The row stays; the sweeper will publish it later. Logged so the 503 can be explained.
-        log.error({ err: deleteError, request_id: requestId }, "could not remove an unpublished request");
-      });
+      let removed: boolean | undefined;
+      try {
+        removed = await deps.requests.deleteUnpublished(requestId);
+      } catch (deleteError) {
+        // The row stays and the sweeper will publish it; its reservation must stay with it, so the
+        // request is charged when it runs. The client hears 503 and may send it again.
+        log.error({ err: deleteError, request_id: requestId }, "could not remove an unpublished request; it will run later");
+        throw error;
+      }
+      // Nothing to remove: the sweeper published the row meanwhile, so the request is queued after all.
+      if (!removed) return { requestId, user, createdAt, estimatedTokens, input };
       await release();
       throw error;
     }
-    published.inc({ queue: deps.requestsQueue });
-    marker.add(requestId);
     log.info({ request_id: requestId, user_id: user.userId, estimated_tokens: estimatedTokens }, "request admitted");
     return { requestId, user, createdAt, estimatedTokens, input };
   }

@@ -51,7 +51,7 @@ export class Sweeper {
     try {
       republished = await deps.requests.republishUnpublished(
         new Date(now.getTime() - this.config.sweepUnpublishedAfterMs),
-        500,
+        100,
         async (request) => {
           const message: RequestMessage = {
             v: 1,
@@ -69,9 +69,13 @@ export class Sweeper {
         },
       );
       if (republished > 0) deps.logger.warn({ count: republished }, "published requests that were stored but never published");
-      const stale = await deps.requests.expireStale(new Date(now.getTime() - this.config.reservationTimeoutMs), 500, now);
+      const stale = await deps.requests.expireStale(
+        new Date(now.getTime() - this.config.reservationTimeoutMs),
+        100,
+        now,
+        async (request) => void (await deps.quota.release(request)),
+      );
       for (const request of stale) {
-        await deps.quota.release({ userId: request.userId, requestId: request.requestId });
         await deps.events
           .publish({ request_id: request.requestId, user_id: request.userId, status: "failed", final: true, error: { code: "timeout" } })
           .catch(() => undefined);

@@ -6,7 +6,7 @@
  * touches no database.
  */
 import type { WorkerConfig } from "../../config.js";
-import { encodeMessage, parseRequestMessage, type OutcomeMessage, type RequestMessage } from "../../domain/contracts.js";
+import { encodeMessage, parseRequestMessage, storableText, type OutcomeMessage, type RequestMessage } from "../../domain/contracts.js";
 import type { Consumer, HandlerVerdict, MessageQueue } from "../../domain/ports.js";
 import type { Logger } from "../../observability/logger.js";
 import { counter, gauge, histogram, type Registry } from "../../observability/metrics.js";
@@ -85,8 +85,8 @@ export function createWorker(config: WorkerConfig, deps: WorkerDeps): Worker {
           ...base,
           status: "completed",
           model: result.model,
-          output_text: result.outputText,
-          ...(result.outputs ? { outputs: result.outputs } : {}),
+          output_text: storableText(result.outputText),
+          ...(result.outputs ? { outputs: result.outputs.map(storableText) } : {}),
           usage: result.usage,
           timings: { queued_ms: queuedMs, processing_ms: processingMs },
           at: now().toISOString(),
@@ -133,7 +133,15 @@ export function createWorker(config: WorkerConfig, deps: WorkerDeps): Worker {
       return { component: "worker" };
     },
     async stop() {
-      await consumer?.drain();
+      if (!consumer) return;
+      const drained = consumer.drain();
+      let timer: NodeJS.Timeout | undefined;
+      const grace = new Promise<void>((resolve) => (timer = setTimeout(resolve, config.drainGraceMs)));
+      await Promise.race([drained, grace]);
+      clearTimeout(timer);
+      // Calls still running past the grace are aborted; their messages go back to the queue.
+      abort.abort();
+      await drained;
     },
   };
 }

@@ -1,0 +1,18 @@
+import { describe, it } from "node:test";
+import assert from "node:assert/strict";
+import { parseOutcomeMessage, storableText } from "./contracts.js";
+
+describe("contracts", () => {
+  it("storableText drops NUL and replaces lone surrogates, keeping real pairs", () => {
+    assert.equal(storableText("a\u0000b"), "ab");
+    assert.equal(storableText("x\ud800y"), "x\uFFFDy");
+    assert.equal(storableText("smile 😀"), "smile 😀");
+  });
+
+  it("an outcome's time must be a date", () => {
+    const base = { v: 1, request_id: "2b1f0d8e-7a7c-4a57-9d55-3f1c2b7e9a10", user_id: "u", status: "processing", attempt: 1 };
+    assert.equal(parseOutcomeMessage(JSON.stringify({ ...base, at: new Date().toISOString() })).ok, true);
+    const bad = parseOutcomeMessage(JSON.stringify({ ...base, at: "yesterday-ish" }));
+    assert.equal(bad.ok, false);
+  });
+});

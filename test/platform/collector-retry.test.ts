@@ -1,0 +1,63 @@
+/**
+ * An outcome the collector cannot store (database down) is retried later through the delayed-retry
+ * queue with a counted attempt, and dead-lettered after the last attempt — never spun on.
+ */
+import { describe, it } from "node:test";
+import assert from "node:assert/strict";
+import { randomUUID } from "node:crypto";
+import { createCollector } from "../../src/components/collector/index.js";
+import { SqlRequestStore } from "../../src/adapters/postgres/request-store.js";
+import { MemoryQuotaStore } from "../../src/adapters/memory/quota-store.js";
+import { MemoryEventBus } from "../../src/adapters/memory/event-bus.js";
+import { MemoryMessageQueue } from "../../src/adapters/memory/message-queue.js";
+import { silentLogger } from "../../src/observability/logger.js";
+import { createRegistry } from "../../src/observability/metrics.js";
+import { freshPglite } from "../support/databases.js";
+
+describe("collector retries outcomes it cannot store", () => {
+  it("delays and counts attempts, then dead-letters", async () => {
+    const database = await freshPglite();
+    await database.db.close(); // every store call now fails
+    const queue = new MemoryMessageQueue();
+    const collector = createCollector(
+      { port: 0, prefetch: 4 },
+      {
+        logger: silentLogger,
+        registry: createRegistry(),
+        queue,
+        quota: new MemoryQuotaStore(),
+        requests: new SqlRequestStore(database.db),
+        events: new MemoryEventBus(),
+        resultsQueue: "results",
+      },
+    );
+    const outcome = Buffer.from(
+      JSON.stringify({
+        v: 1,
+        request_id: randomUUID(),
+        user_id: "u",
+        status: "completed",
+        output_text: "x",
+        usage: { prompt_tokens: 1, completion_tokens: 1, total_tokens: 2 },
+        attempt: 1,
+        at: new Date().toISOString(),
+      }),
+    );
+    assert.equal(await collector.handle(outcome), "ack");
+    const seen: Array<Record<string, string>> = [];
+    const consumer = await queue.consume(
+      "results",
+      async (_body, meta) => {
+        seen.push(meta.headers);
+        return "ack";
+      },
+      { prefetch: 1 },
+    );
+    const deadline = Date.now() + 3_000;
+    while (seen.length === 0 && Date.now() < deadline) await new Promise((r) => setTimeout(r, 20));
+    await consumer.drain();
+    assert.equal(seen[0]?.["x-collect-attempts"], "1", "retried once, later, with the attempt counted");
+    assert.equal(await collector.handle(outcome, { headers: { "x-collect-attempts": "7" } }), "dead_letter");
+    await queue.close();
+  });
+});
