@@ -9,6 +9,7 @@ import { createHttpApp } from "../http/server.js";
 import type { Logger } from "../observability/logger.js";
 import { createRegistry, type Registry } from "../observability/metrics.js";
 import { openInfrastructure, type Infrastructure } from "../runtime.js";
+import { replayQuota } from "../domain/quota-replay.js";
 import { createApiService } from "./api-service/index.js";
 import { createCollector } from "./collector/index.js";
 import { createGateway } from "./gateway/index.js";
@@ -135,6 +136,12 @@ export async function startComponent(name: ComponentName, config: Config, logger
   });
   gateway?.register(app);
   api?.register(app);
+  if (infra.quota && infra.requests && infra.describe().quota === "memory") {
+    // The in-process quota store starts empty: rebuild it from the ledger and the open requests
+    // before the first admission can be checked against it.
+    const replayed = await replayQuota(infra.quota, await infra.requests.quotaReplay(new Date().toISOString().slice(0, 7)));
+    if (replayed.settled + replayed.open > 0) log.info(replayed, "quota counters rebuilt from the database");
+  }
   urls[name === "all" ? "gateway" : name] = await listen(app, c.host, port);
 
   if (infra.queue && infra.requests && infra.describe().queue === "memory") {

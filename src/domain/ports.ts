@@ -156,6 +156,14 @@ export interface StoredRequest extends NewRequest {
 /** What status and event readers need: the request without its prompt and parameters. */
 export type RequestView = Omit<StoredRequest, "prompt" | "params">;
 
+export interface QuotaReplayEntry {
+  requestId: string;
+  userId: string;
+  /** The UTC day the reservation was made in, "YYYY-MM-DD". */
+  day: string;
+  tokens: number;
+}
+
 export interface FinishInput {
   requestId: string;
   status: "completed" | "failed";
@@ -196,6 +204,11 @@ export interface RequestStore {
    * in-process: after a restart it is empty, and the database is the only record of open work.
    */
   unpublishOpen(): Promise<number>;
+  /**
+   * What the quota counters are made of: settled usage of the given month (one entry per ledger
+   * row) and the reservations of every open request. Rebuilds an in-process quota store.
+   */
+  quotaReplay(month: string): Promise<{ settled: QuotaReplayEntry[]; open: QuotaReplayEntry[] }>;
   /** Requests queued or processing (open reservations), for the gauge. */
   countOpen(): Promise<number>;
   /**

@@ -70,6 +70,14 @@ SELECT request_id, user_id, model, estimated_tokens, quota_day, quota_month, sta
        error_code, error_message
 FROM inference_requests WHERE request_id = $1;
 
+-- name: replaySettled
+SELECT request_id, user_id, quota_day::text AS quota_day, total_tokens AS tokens
+FROM usage_ledger WHERE quota_month = $1;
+
+-- name: replayOpen
+SELECT request_id, user_id, quota_day::text AS quota_day, estimated_tokens AS tokens
+FROM inference_requests WHERE status IN ('queued', 'processing');
+
 -- name: ledgerTotals
 SELECT COALESCE(SUM(total_tokens), 0)::bigint AS tokens, COUNT(*)::bigint AS requests
 FROM usage_ledger WHERE user_id = $1 AND quota_day = $2;

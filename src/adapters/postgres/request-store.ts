@@ -1,5 +1,13 @@
 /** RequestStore over PostgreSQL or PGlite (see sql-client.ts). */
-import type { FinishInput, NewRequest, RequestStatus, RequestStore, RequestView, StoredRequest } from "../../domain/ports.js";
+import type {
+  FinishInput,
+  NewRequest,
+  QuotaReplayEntry,
+  RequestStatus,
+  RequestStore,
+  RequestView,
+  StoredRequest,
+} from "../../domain/ports.js";
 import type { GenerationParams } from "../../domain/contracts.js";
 import { sql } from "./queries.js";
 import type { SqlClient } from "./sql-client.js";
@@ -167,6 +175,14 @@ export class SqlRequestStore implements RequestStore {
       if (done.length > 0) await tx.query(sql("markPublished"), [done]);
       return done.length;
     });
+  }
+
+  async quotaReplay(month: string): Promise<{ settled: QuotaReplayEntry[]; open: QuotaReplayEntry[] }> {
+    type Row = { request_id: string; user_id: string; quota_day: string; tokens: number };
+    const entry = (r: Row): QuotaReplayEntry => ({ requestId: r.request_id, userId: r.user_id, day: String(r.quota_day), tokens: Number(r.tokens) });
+    const settled = (await this.db.query<Row>(sql("replaySettled"), [month])).rows.map(entry);
+    const open = (await this.db.query<Row>(sql("replayOpen"))).rows.map(entry);
+    return { settled, open };
   }
 
   async unpublishOpen(): Promise<number> {
