@@ -194,6 +194,8 @@ export interface RequestStore {
   get(requestId: string): Promise<StoredRequest | null>;
   /** The request without prompt and parameters (cheaper to read, for status lookups). */
   view(requestId: string): Promise<RequestView | null>;
+  /** Several views in one round trip; ids not found are absent from the answer. */
+  viewMany(requestIds: string[]): Promise<RequestView[]>;
   /**
    * Hands unpublished requests older than `olderThan` to `publish`, marking each published once it
    * resolves; rows are locked while in hand so replicas do not republish the same row.

@@ -73,6 +73,8 @@ for (const [name, open, skip] of backends) {
         assert.deepEqual(stored?.window, request.window);
       }
       await assert.rejects(store.insertMany([newRequest(), batch[0]!]), "a duplicate id fails the whole statement");
+      const views = await store.viewMany([batch[0]!.requestId, batch[2]!.requestId, "00000000-0000-4000-8000-000000000000"]);
+      assert.deepEqual(views.map((v) => v.requestId).sort(), [batch[0]!.requestId, batch[2]!.requestId].sort());
     });
 
     it("finishes once: a duplicate outcome changes nothing, the ledger has one row", async () => {

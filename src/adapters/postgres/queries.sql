@@ -70,6 +70,12 @@ SELECT request_id, user_id, model, estimated_tokens, quota_day, quota_month, sta
        error_code, error_message
 FROM inference_requests WHERE request_id = $1;
 
+-- name: viewRequests
+SELECT request_id, user_id, model, estimated_tokens, quota_day, quota_month, status, published,
+       created_at, started_at, completed_at, result, outputs, prompt_tokens, completion_tokens, total_tokens,
+       error_code, error_message
+FROM inference_requests WHERE request_id = ANY($1::uuid[]);
+
 -- name: replaySettled
 SELECT request_id, user_id, quota_day::text AS quota_day, total_tokens AS tokens
 FROM usage_ledger WHERE quota_month = $1;

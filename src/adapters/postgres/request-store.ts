@@ -160,6 +160,12 @@ export class SqlRequestStore implements RequestStore {
     return row ? toView(row) : null;
   }
 
+  async viewMany(requestIds: string[]): Promise<RequestView[]> {
+    if (requestIds.length === 0) return [];
+    const result = await this.db.query<Omit<RequestRow, "prompt" | "params">>(sql("viewRequests"), [requestIds]);
+    return result.rows.map(toView);
+  }
+
   async republishUnpublished(
     olderThan: Date,
     limit: number,

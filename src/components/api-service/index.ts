@@ -10,6 +10,7 @@ import type { RequestEvent } from "../../domain/contracts.js";
 import type { EventBus, QuotaLimits, QuotaStore, RequestStore, RequestView } from "../../domain/ports.js";
 import type { AuthenticatedUser, Authenticator } from "../../http/authenticator.js";
 import { sendError } from "../../http/server.js";
+import { BatchLoader } from "../../domain/batching.js";
 import type { Logger } from "../../observability/logger.js";
 import { gauge, type Registry } from "../../observability/metrics.js";
 
@@ -91,9 +92,14 @@ export function createApiService(config: ApiServiceConfig, deps: ApiServiceDeps)
   const sseClients = gauge(deps.registry, { name: "sse_clients_connected", help: "Clients connected to /events"});
   const open = new Set<() => void>();
 
+  // Concurrent status lookups share one query (one round trip for up to 64 ids).
+  const views = new BatchLoader<string, RequestView>(
+    async (ids) => new Map((await deps.requests.viewMany(ids)).map((view) => [view.requestId, view])),
+  );
+
   async function ownRequest(id: string, user: AuthenticatedUser): Promise<RequestView> {
     if (!UUID.test(id)) throw new AppError("invalid_request_id", "the request id must be a UUID");
-    const found = await deps.requests.view(id.toLowerCase());
+    const found = await views.load(id.toLowerCase());
     // Someone else's request is answered exactly like a missing one: ids do not leak.
     if (!found || found.userId !== user.userId) throw new AppError("request_not_found", `no request ${id}`);
     return found;

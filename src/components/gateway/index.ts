@@ -15,7 +15,7 @@ import { sendError } from "../../http/server.js";
 import type { Logger } from "../../observability/logger.js";
 import { counter, gauge, histogram, type Registry } from "../../observability/metrics.js";
 import { PublishedMarker } from "./published-marker.js";
-import { Batcher } from "./batcher.js";
+import { Batcher } from "../../domain/batching.js";
 import { Sweeper } from "./sweeper.js";
 
 export interface GatewayDeps {

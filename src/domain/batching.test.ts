@@ -1,6 +1,6 @@
 import { describe, it } from "node:test";
 import assert from "node:assert/strict";
-import { Batcher } from "./batcher.js";
+import { BatchLoader, Batcher } from "./batching.js";
 
 describe("Batcher", () => {
   it("writes at once when idle and gathers what arrives while a batch is in flight", async () => {
@@ -49,5 +49,31 @@ describe("Batcher", () => {
     );
     await Promise.all(Array.from({ length: 40 }, (_, i) => batcher.add(i)));
     assert.equal(peak, 3);
+  });
+});
+
+describe("BatchLoader", () => {
+  it("answers concurrent loads from shared fetches, each with its own value", async () => {
+    const fetches: string[][] = [];
+    const loader = new BatchLoader<string, number>(
+      async (keys) => {
+        fetches.push(keys);
+        await new Promise((r) => setTimeout(r, 1));
+        return new Map(keys.filter((k) => k !== "missing").map((k) => [k, k.length]));
+      },
+      { maxBatch: 10, maxInFlight: 1 },
+    );
+    const keys = ["a", "bb", "ccc", "bb", "missing", "dddd"];
+    const values = await Promise.all(keys.map((k) => loader.load(k)));
+    assert.deepEqual(values, [1, 2, 3, 2, null, 4]);
+    assert.ok(fetches.length <= 2, `fetched ${fetches.length} times`);
+    assert.ok(fetches.every((batch) => new Set(batch).size === batch.length), "a key is fetched once per batch");
+  });
+
+  it("a failed fetch rejects the loads in it", async () => {
+    const loader = new BatchLoader<string, number>(async () => {
+      throw new Error("db down");
+    });
+    await assert.rejects(loader.load("a"), /db down/);
   });
 });

@@ -1,5 +1,5 @@
 /**
- * Natural batching: work handed in while earlier batches are in flight is gathered and written in
+ * Natural batching, for writes (Batcher) and reads (BatchLoader): work handed in while earlier batches are in flight is gathered and written in
  * one statement. An idle batcher writes at once (no timer, so no added latency); under load, up to
  * `maxInFlight` batches of at most `maxBatch` items run concurrently. Each caller's promise settles
  * with its own batch, so a failed batch fails exactly the requests in it.
@@ -36,5 +36,26 @@ export class Batcher<T> {
         this.pump();
       });
     }
+  }
+}
+
+/**
+ * Reads by key, batched the same way: concurrent `load`s share one `fetch` of many keys (one
+ * database round trip instead of one each). Each caller gets the value for its own key, or null.
+ */
+export class BatchLoader<K, V> {
+  private readonly batcher: Batcher<{ key: K; resolve: (value: V | null) => void }>;
+
+  constructor(fetch: (keys: K[]) => Promise<Map<K, V>>, options?: { maxBatch: number; maxInFlight: number }) {
+    this.batcher = new Batcher(async (items) => {
+      const found = await fetch([...new Set(items.map((item) => item.key))]);
+      for (const item of items) item.resolve(found.get(item.key) ?? null);
+    }, options);
+  }
+
+  load(key: K): Promise<V | null> {
+    return new Promise<V | null>((resolve, reject) => {
+      this.batcher.add({ key, resolve }).catch(reject);
+    });
   }
 }
