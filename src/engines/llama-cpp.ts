@@ -3,6 +3,7 @@
  * concurrent requests each take a sequence and node-llama-cpp evaluates all active sequences in
  * shared batches (continuous batching). Requests beyond the slots wait in a bounded queue.
  */
+import { randomInt } from "node:crypto";
 import {
   getLlama,
   LlamaLogLevel,
@@ -180,7 +181,13 @@ export class LlamaCppEngine implements Engine {
       return { type: "model", response: [m.content] };
     });
     history.push({ type: "model", response: [] });
-    const state = chatWrapper.generateContextState({ chatHistory: history });
+    let state: ReturnType<typeof chatWrapper.generateContextState>;
+    try {
+      state = chatWrapper.generateContextState({ chatHistory: history });
+    } catch (error) {
+      // A chat template may refuse the conversation (say, roles that do not alternate): bad input.
+      throw new AppError("invalid_parameter", `messages: ${(error as Error).message}`, { details: { field: "messages" } });
+    }
     let tokens = state.contextText.tokenize(model.tokenizer);
     if (bos && tokens[0] === model.tokens.bos) tokens = tokens.slice(1);
     return { tokens, bos, stopTriggers: state.stopGenerationTriggers };
@@ -235,7 +242,9 @@ export class LlamaCppEngine implements Engine {
           temperature: request.temperature,
           topK: request.topK,
           topP: request.topP,
-          ...(request.seed !== undefined ? { seed: request.seed } : {}),
+          // Always a seed: node-llama-cpp's default is the current second, so concurrent requests
+          // (and the n choices of one request) would otherwise sample the very same text.
+          seed: request.seed ?? randomInt(2 ** 32),
           repeatPenalty: usePenalty
             ? {
                 penalty,

@@ -238,10 +238,21 @@ export async function buildMlServiceApp(
     const start = performance.now();
     const model = modelName();
     metrics.requests.inc({ model });
+    // One failed generation (say, queue_full for the 73rd of 80) stops its siblings: nobody would
+    // read them, and they would hold sequences every other client is waiting for.
+    const siblings = new AbortController();
+    const onAbort = () => siblings.abort(signal.reason);
+    if (signal.aborted) onAbort();
+    else signal.addEventListener("abort", onAbort, { once: true });
     try {
       const results = await Promise.all(
-        requests.map((r, i) => engine.generate(r, { signal, ...(onText ? { onText: (t: string) => onText(i, t) } : {}) })),
-      );
+        requests.map((r, i) =>
+          engine.generate(r, { signal: siblings.signal, ...(onText ? { onText: (t: string) => onText(i, t) } : {}) }),
+        ),
+      ).catch((error: unknown) => {
+        siblings.abort(error);
+        throw error;
+      });
       for (const r of results) {
         metrics.tokens.inc({ type: "prompt", model }, r.promptTokens);
         metrics.tokens.inc({ type: "completion", model }, r.completionTokens);
@@ -249,6 +260,7 @@ export async function buildMlServiceApp(
       if (signal.aborted) metrics.aborted.inc({ model });
       return { results, elapsed: seconds(start) };
     } finally {
+      signal.removeEventListener("abort", onAbort);
       metrics.seconds.observe({ model }, (performance.now() - start) / 1000);
     }
   }
