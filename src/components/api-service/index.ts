@@ -95,6 +95,7 @@ export function createApiService(config: ApiServiceConfig, deps: ApiServiceDeps)
   // Concurrent status lookups share one query (one round trip for up to 64 ids).
   const views = new BatchLoader<string, RequestView>(
     async (ids) => new Map((await deps.requests.viewMany(ids)).map((view) => [view.requestId, view])),
+    { maxBatch: 64, maxInFlight: 2 },
   );
 
   async function ownRequest(id: string, user: AuthenticatedUser): Promise<RequestView> {
