@@ -12,6 +12,30 @@ import { startPlatform, submit, waitForFinal, type Backend, type Platform } from
 const skipModel = requireStoriesModel();
 const skipServers = await requireServices("postgres", "redis", "rabbitmq");
 
+/** Reserves and stores a request the way admission does, without publishing it. */
+async function storeUnpublished(platform: Platform, userId: string, prompt: string, createdAt: Date): Promise<string> {
+  const requestId = randomUUID();
+  const reservation = await platform.quota.reserve({
+    userId,
+    requestId,
+    tokens: 30,
+    limits: { dailyRequests: null, dailyTokens: null, monthlyRequests: null, monthlyTokens: null },
+    now: new Date(),
+  });
+  assert.ok(reservation.ok);
+  await platform.requests.insert({
+    requestId,
+    userId,
+    model: "default",
+    prompt,
+    params: { max_length: 5, temperature: 0, top_p: 0.9, top_k: 50, repetition_penalty: 1.2, num_return_sequences: 1 },
+    estimatedTokens: 30,
+    window: reservation.window,
+    createdAt,
+  });
+  return requestId;
+}
+
 async function quotaOf(platform: Platform, authorization: string) {
   return (await (await fetch(`${platform.url}/api/v1/quota`, { headers: { authorization } })).json()) as any;
 }
@@ -99,26 +123,8 @@ for (const backend of ["servers", "embedded"] as Backend[]) {
 
     it("a request stored but never published is published by the sweeper and finishes", async () => {
       const user = await platform.createUser();
-      const requestId = randomUUID();
-      const reservation = await platform.quota.reserve({
-        userId: user.userId,
-        requestId,
-        tokens: 20,
-        limits: { dailyRequests: null, dailyTokens: null, monthlyRequests: null, monthlyTokens: null },
-        now: new Date(),
-      });
-      assert.ok(reservation.ok);
       // As if the gateway crashed between INSERT and publish.
-      await platform.requests.insert({
-        requestId,
-        userId: user.userId,
-        model: "default",
-        prompt: "lost",
-        params: { max_length: 5, temperature: 0, top_p: 0.9, top_k: 50, repetition_penalty: 1.2, num_return_sequences: 1 },
-        estimatedTokens: 20,
-        window: reservation.window,
-        createdAt: new Date(Date.now() - 120_000),
-      });
+      const requestId = await storeUnpublished(platform, user.userId, "lost", new Date(Date.now() - 120_000));
       const swept = await platform.gateway.sweep();
       assert.ok(swept.republished >= 1);
       const final = await waitForFinal(platform.url, requestId, user.authorization);
@@ -130,25 +136,8 @@ for (const backend of ["servers", "embedded"] as Backend[]) {
 
     it("an abandoned request is expired and its reservation reclaimed", async () => {
       const user = await platform.createUser();
-      const requestId = randomUUID();
-      const reservation = await platform.quota.reserve({
-        userId: user.userId,
-        requestId,
-        tokens: 30,
-        limits: { dailyRequests: null, dailyTokens: null, monthlyRequests: null, monthlyTokens: null },
-        now: new Date(),
-      });
-      assert.ok(reservation.ok);
-      await platform.requests.insert({
-        requestId,
-        userId: user.userId,
-        model: "default",
-        prompt: "abandoned",
-        params: { max_length: 5, temperature: 0, top_p: 0.9, top_k: 50, repetition_penalty: 1.2, num_return_sequences: 1 },
-        estimatedTokens: 30,
-        window: reservation.window,
-        createdAt: new Date(Date.now() - platform.config.gateway.reservationTimeoutMs - 60_000),
-      });
+      const createdAt = new Date(Date.now() - platform.config.gateway.reservationTimeoutMs - 60_000);
+      const requestId = await storeUnpublished(platform, user.userId, "abandoned", createdAt);
       await platform.requests.markPublished([requestId]);
       await platform.gateway.sweep();
       const stored = await platform.requests.get(requestId);

@@ -56,36 +56,21 @@ function metric<T>(registry: Registry, name: string, make: () => T): T {
 
 function createMetrics(registry: Registry, engine: Engine): MlMetrics {
   const registers = [registry];
-  metric(registry, "ml_requests_running", () =>
-    new Gauge({
-      name: "ml_requests_running",
-      help: "Generation requests holding a context sequence now",
-      registers,
-      collect() {
-        this.set(engine.stats().running);
-      },
-    }),
-  );
-  metric(registry, "ml_requests_waiting", () =>
-    new Gauge({
-      name: "ml_requests_waiting",
-      help: "Generation requests waiting for a free sequence",
-      registers,
-      collect() {
-        this.set(engine.stats().waiting);
-      },
-    }),
-  );
-  metric(registry, "ml_model_loaded", () =>
-    new Gauge({
-      name: "ml_model_loaded",
-      help: "1 once the model is loaded and serving",
-      registers,
-      collect() {
-        this.set(engine.loaded ? 1 : 0);
-      },
-    }),
-  );
+  // Gauges read from the engine when Prometheus scrapes, so they are never stale.
+  const sampled = (name: string, help: string, read: () => number) =>
+    metric(registry, name, () =>
+      new Gauge({
+        name,
+        help,
+        registers,
+        collect() {
+          this.set(read());
+        },
+      }),
+    );
+  sampled("ml_requests_running", "Generation requests holding a context sequence now", () => engine.stats().running);
+  sampled("ml_requests_waiting", "Generation requests waiting for a free sequence", () => engine.stats().waiting);
+  sampled("ml_model_loaded", "1 once the model is loaded and serving", () => (engine.loaded ? 1 : 0));
   return {
     requests: metric(registry, "ml_requests_total", () =>
       new Counter({ name: "ml_requests_total", help: "Generation requests received", labelNames: ["model"], registers }),
