@@ -48,11 +48,9 @@ const unsupported = (what: string) =>
     .optional()
     .refine((v) => v === undefined || v === null || v === false || v === 0, `${what} is not supported by this server`);
 
-/** OpenAI `POST /v1/completions` (plus llama.cpp-style extensions top_k and repetition_penalty). */
-export function completionBodySchema(maxTokensLimit: number) {
-  return z.object({
-    model: modelField,
-    prompt: z.union([z.string().min(1, "must not be empty"), z.array(z.string().min(1, "must not be empty")).min(1).max(16)]),
+/** Sampling fields shared by the OpenAI completion and chat bodies. */
+function samplingFields(maxTokensLimit: number) {
+  return {
     max_tokens: z.number().int().min(1).max(maxTokensLimit).nullish(),
     temperature: z.number().min(0).max(2).nullish(),
     top_p: z.number().gt(0).max(1).nullish(),
@@ -65,6 +63,15 @@ export function completionBodySchema(maxTokensLimit: number) {
     stream_options: z.object({ include_usage: z.boolean().nullish() }).nullish(),
     stop: stopField,
     seed: seedField,
+  };
+}
+
+/** OpenAI `POST /v1/completions` (plus llama.cpp-style extensions top_k and repetition_penalty). */
+export function completionBodySchema(maxTokensLimit: number) {
+  return z.object({
+    model: modelField,
+    prompt: z.union([z.string().min(1, "must not be empty"), z.array(z.string().min(1, "must not be empty")).min(1).max(16)]),
+    ...samplingFields(maxTokensLimit),
     echo: z.boolean().nullish(),
     user: z.string().max(500).nullish(),
     logprobs: unsupported("logprobs"),
@@ -86,19 +93,8 @@ export function chatBodySchema(maxTokensLimit: number) {
   return z.object({
     model: modelField,
     messages: z.array(messageSchema).min(1).max(256),
-    max_tokens: z.number().int().min(1).max(maxTokensLimit).nullish(),
+    ...samplingFields(maxTokensLimit),
     max_completion_tokens: z.number().int().min(1).max(maxTokensLimit).nullish(),
-    temperature: z.number().min(0).max(2).nullish(),
-    top_p: z.number().gt(0).max(1).nullish(),
-    top_k: z.number().int().min(0).max(1000).nullish(),
-    repetition_penalty: z.number().min(0.5).max(2).nullish(),
-    presence_penalty: penalty,
-    frequency_penalty: penalty,
-    n: z.number().int().min(1).max(5).nullish(),
-    stream: z.boolean().nullish(),
-    stream_options: z.object({ include_usage: z.boolean().nullish() }).nullish(),
-    stop: stopField,
-    seed: seedField,
     user: z.string().max(500).nullish(),
     logprobs: unsupported("logprobs"),
     tools: unsupported("tools"),
