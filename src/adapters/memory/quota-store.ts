@@ -106,35 +106,17 @@ export class MemoryQuotaStore implements QuotaStore {
     this.assertOpen();
     assertQuotaIds(input.userId, input.requestId);
     assertCount("actualTokens", input.actualTokens);
-    const r = this.liveReservation(input.userId, input.requestId);
-    if (!r) return "unknown_reservation";
-    if (r.state === "settled") return "already_settled";
-    if (r.state === "released") return "already_released";
-    const { d, m } = this.countersOf(input.userId, r);
-    d.reserved = Math.max(0, d.reserved - r.tokens);
-    m.reserved = Math.max(0, m.reserved - r.tokens);
-    d.used += input.actualTokens;
-    m.used += input.actualTokens;
-    r.state = "settled";
-    this.dropIfExpired(input.userId, r);
-    return "settled";
+    return this.closeReservation(input.userId, input.requestId, "settled", (c) => {
+      c.used += input.actualTokens;
+    });
   }
 
   async release(input: { userId: string; requestId: string }): Promise<ReleaseResult> {
     this.assertOpen();
     assertQuotaIds(input.userId, input.requestId);
-    const r = this.liveReservation(input.userId, input.requestId);
-    if (!r) return "unknown_reservation";
-    if (r.state === "settled") return "already_settled";
-    if (r.state === "released") return "already_released";
-    const { d, m } = this.countersOf(input.userId, r);
-    d.reserved = Math.max(0, d.reserved - r.tokens);
-    m.reserved = Math.max(0, m.reserved - r.tokens);
-    d.requests = Math.max(0, d.requests - 1);
-    m.requests = Math.max(0, m.requests - 1);
-    r.state = "released";
-    this.dropIfExpired(input.userId, r);
-    return "released";
+    return this.closeReservation(input.userId, input.requestId, "released", (c) => {
+      c.requests = Math.max(0, c.requests - 1);
+    });
   }
 
   async usage(userId: string, now: Date): Promise<QuotaUsage> {
@@ -191,6 +173,30 @@ export class MemoryQuotaStore implements QuotaStore {
   }
 
   /** The counters of the windows a reservation was made in (recreated if they expired meanwhile). */
+  /**
+   * Settle and release share this, as settle.lua and release.lua do: an open reservation gives its
+   * tokens back in the day and month it was made in, `apply` does the rest, and it closes exactly once.
+   */
+  private closeReservation<S extends "settled" | "released">(
+    userId: string,
+    requestId: string,
+    closeAs: S,
+    apply: (counters: Counters) => void,
+  ): S | "already_settled" | "already_released" | "unknown_reservation" {
+    const r = this.liveReservation(userId, requestId);
+    if (!r) return "unknown_reservation";
+    if (r.state === "settled") return "already_settled";
+    if (r.state === "released") return "already_released";
+    const { d, m } = this.countersOf(userId, r);
+    for (const counters of [d, m]) {
+      counters.reserved = Math.max(0, counters.reserved - r.tokens);
+      apply(counters);
+    }
+    r.state = closeAs;
+    this.dropIfExpired(userId, r);
+    return closeAs;
+  }
+
   private countersOf(userId: string, r: Reservation): { d: Counters; m: Counters } {
     const dayKey = windowKey(userId, "d", r.day);
     const monthKey = windowKey(userId, "m", r.month);

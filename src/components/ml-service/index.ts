@@ -111,6 +111,16 @@ function disconnectSignal(reply: FastifyReply): AbortSignal {
 }
 
 /** Starts a streamed answer on first use, so errors raised before any output still get a proper status. */
+/**
+ * A failure before any output is an ordinary error answer (thrown on); after output has started,
+ * the status is already sent, so the stream ends with an error record in its own format.
+ */
+function endWithError(stream: LazyStream, error: unknown, format: (body: ReturnType<AppError["toJSON"]>) => string): void {
+  if (!stream.started) throw error;
+  const appError = isAppError(error) ? error : new AppError("generation_failed", "generation failed");
+  stream.end(format(appError.toJSON()));
+}
+
 class LazyStream {
   started = false;
   constructor(
@@ -345,9 +355,7 @@ export async function buildMlServiceApp(
         })}\n`,
       );
     } catch (error) {
-      if (!stream.started) throw error;
-      const appError = isAppError(error) ? error : new AppError("generation_failed", "generation failed");
-      stream.end(`${JSON.stringify({ ...appError.toJSON(), is_finished: true })}\n`);
+      endWithError(stream, error, (body) => `${JSON.stringify({ ...body, is_finished: true })}\n`);
     }
     return reply;
   });
@@ -401,9 +409,7 @@ export async function buildMlServiceApp(
       }
       stream.end("data: [DONE]\n\n");
     } catch (error) {
-      if (!stream.started) throw error;
-      const appError = isAppError(error) ? error : new AppError("generation_failed", "generation failed");
-      stream.end(sse(appError.toJSON()));
+      endWithError(stream, error, sse);
     }
     return reply;
   });
@@ -461,9 +467,7 @@ export async function buildMlServiceApp(
       }
       stream.end("data: [DONE]\n\n");
     } catch (error) {
-      if (!stream.started) throw error;
-      const appError = isAppError(error) ? error : new AppError("generation_failed", "generation failed");
-      stream.end(sse(appError.toJSON()));
+      endWithError(stream, error, sse);
     }
     return reply;
   });
