@@ -13,6 +13,7 @@ import { PgSqlClient, PgliteSqlClient, type SqlClient } from "./adapters/postgre
 import { migrate } from "./adapters/postgres/migrate.js";
 import { SqlRequestStore } from "./adapters/postgres/request-store.js";
 import { SqlUserStore } from "./adapters/postgres/user-store.js";
+import { SqlQuotaLedger } from "./adapters/postgres/quota-ledger.js";
 import { RedisQuotaStore } from "./adapters/redis/quota-store.js";
 import { RedisEventBus } from "./adapters/redis/event-bus.js";
 import { RabbitMessageQueue } from "./adapters/rabbitmq/message-queue.js";
@@ -85,7 +86,9 @@ export async function openInfrastructure(config: Config, needs: Needs, logger: L
         const redis = new Redis(url, { maxRetriesPerRequest: 2, enableOfflineQueue: true, connectionName: "ml-inference-quota" });
         redis.on("error", (error: Error) => logger.warn({ err: error }, "redis connection error"));
         closers.push(async () => void (await redis.quit().catch(() => redis.disconnect())));
-        infra.quota = new RedisQuotaStore({ redis, keyPrefix: c.redisKeyPrefix });
+        // Rebuilt from the ledger if Redis loses its data (restarted empty, replaced).
+        const ledger = infra.db ? new SqlQuotaLedger(infra.db) : undefined;
+        infra.quota = new RedisQuotaStore({ redis, keyPrefix: c.redisKeyPrefix, ledger });
         const events = await RedisEventBus.create({ url, keyPrefix: c.redisKeyPrefix });
         closers.push(() => events.close());
         infra.events = events;

@@ -77,6 +77,20 @@ export interface QuotaStore {
   close(): Promise<void>;
 }
 
+/** One user's quota as the durable record has it: settled usage of a month by day, and open reservations. */
+export interface QuotaSnapshot {
+  settledDays: Array<{ day: string; requests: number; tokens: number }>;
+  open: QuotaReplayEntry[];
+}
+
+/**
+ * The durable record a quota store is rebuilt from when its own state was lost (Redis restarted
+ * empty or replaced): the ledger and the open requests in PostgreSQL.
+ */
+export interface QuotaLedger {
+  userSnapshot(userId: string, month: string): Promise<QuotaSnapshot>;
+}
+
 // ---------------------------------------------------------------- messaging
 
 /** What a consumer handler wants done with the message it was given. */

@@ -16,6 +16,7 @@ import { createCollector, type Collector } from "../../src/components/collector/
 import { startMlService } from "../../src/components/ml-service/index.js";
 import { SqlRequestStore } from "../../src/adapters/postgres/request-store.js";
 import { SqlUserStore } from "../../src/adapters/postgres/user-store.js";
+import { SqlQuotaLedger } from "../../src/adapters/postgres/quota-ledger.js";
 import { RedisQuotaStore } from "../../src/adapters/redis/quota-store.js";
 import { RedisEventBus } from "../../src/adapters/redis/event-bus.js";
 import { RabbitMessageQueue } from "../../src/adapters/rabbitmq/message-queue.js";
@@ -95,7 +96,7 @@ export async function startPlatform(options: PlatformOptions): Promise<Platform>
   let makeReplicaBus: () => Promise<EventBus>;
   if (servers) {
     const redis = new Redis(TEST_URLS.redis);
-    quota = new RedisQuotaStore({ redis, keyPrefix: prefix, ownsConnection: true });
+    quota = new RedisQuotaStore({ redis, keyPrefix: prefix, ownsConnection: true, ledger: new SqlQuotaLedger(database.db) });
     stops.push(() => quota.close());
     events = await RedisEventBus.create({ url: TEST_URLS.redis, keyPrefix: prefix });
     stops.push(() => events.close());

@@ -10,14 +10,23 @@
  *                                             actual (once settled)           EXPIREAT day end + 40 days
  * Windows are calendar UTC day and month; expiry instants come from the window, never a rolling TTL.
  *
+ *   <prefix>quota:{<userId>}:rebuilt          string, no expiry: the counters match the ledger
+ *
  * Settle and release first read the reservation's (immutable) day and month, then run their script
  * with all three keys declared; the script re-checks the window, so the read adds no race.
+ *
+ * Given a `ledger`, losing Redis's data costs no quota: a user without the `rebuilt` marker (Redis
+ * restarted empty, or was replaced) is refused by the reserve script until their counters are
+ * rebuilt from the ledger and the open requests (lua/rebuild.lua, which writes them only if no other
+ * caller did first). Concurrent callers in one process share one rebuild.
  *
  * The Lua files are read next to this module (import.meta.url): a build must copy lua/*.lua along.
  */
 import { readFileSync } from "node:fs";
 import type { Redis } from "ioredis";
 import type {
+  QuotaLedger,
+  QuotaSnapshot,
   QuotaStore,
   QuotaUsage,
   QuotaWindow,
@@ -48,6 +57,8 @@ export interface RedisQuotaStoreOptions {
   keyPrefix?: string;
   /** close() quits the client when true (default false). */
   ownsConnection?: boolean;
+  /** The durable record the counters are rebuilt from when Redis lost them; without it Redis is the only record. */
+  ledger?: QuotaLedger;
 }
 
 type ScriptArg = string | number;
@@ -55,6 +66,8 @@ interface QuotaCommands {
   mlQuotaReserve(...args: ScriptArg[]): Promise<unknown>;
   mlQuotaSettle(...args: ScriptArg[]): Promise<unknown>;
   mlQuotaRelease(...args: ScriptArg[]): Promise<unknown>;
+  /** Variable key count: the first argument is the number of keys. */
+  mlQuotaRebuild(...args: ScriptArg[]): Promise<unknown>;
 }
 
 const LIMIT_NAMES: ReadonlySet<string> = new Set<QuotaLimitName>([
@@ -87,12 +100,16 @@ export class RedisQuotaStore implements QuotaStore {
   private readonly commands: QuotaCommands;
   private readonly prefix: string;
   private readonly ownsConnection: boolean;
+  private readonly ledger: QuotaLedger | undefined;
+  private readonly rebuilding = new Map<string, Promise<void>>();
 
   constructor(options: RedisQuotaStoreOptions) {
     this.redis = options.redis;
     this.prefix = options.keyPrefix ?? "";
     this.ownsConnection = options.ownsConnection ?? false;
-    this.redis.defineCommand("mlQuotaReserve", { numberOfKeys: 3, lua: loadLua("reserve") });
+    this.ledger = options.ledger;
+    this.redis.defineCommand("mlQuotaReserve", { numberOfKeys: 4, lua: loadLua("reserve") });
+    this.redis.defineCommand("mlQuotaRebuild", { lua: loadLua("rebuild") });
     this.redis.defineCommand("mlQuotaSettle", { numberOfKeys: 3, lua: loadLua("settle") });
     this.redis.defineCommand("mlQuotaRelease", { numberOfKeys: 3, lua: loadLua("release") });
     this.commands = this.redis as unknown as QuotaCommands;
@@ -103,12 +120,14 @@ export class RedisQuotaStore implements QuotaStore {
     day: (day: string) => string;
     month: (month: string) => string;
     reservation: (requestId: string) => string;
+    rebuilt: string;
   } {
     const base = `${this.prefix}quota:{${userId}}`;
     return {
       day: (day) => `${base}:d:${day}`,
       month: (month) => `${base}:m:${month}`,
       reservation: (requestId) => `${base}:r:${requestId}`,
+      rebuilt: `${base}:rebuilt`,
     };
   }
 
@@ -119,21 +138,29 @@ export class RedisQuotaStore implements QuotaStore {
     const window = quotaWindow(input.now);
     const k = this.keys(input.userId);
     const l = input.limits;
-    const reply = await this.commands.mlQuotaReserve(
-      k.day(window.day),
-      k.month(window.month),
-      k.reservation(input.requestId),
-      input.tokens,
-      l.dailyRequests ?? -1,
-      l.dailyTokens ?? -1,
-      l.monthlyRequests ?? -1,
-      l.monthlyTokens ?? -1,
-      window.day,
-      window.month,
-      dayKeyExpireAt(window.day),
-      monthKeyExpireAt(window.month),
-      reservationExpireAt(window),
-    );
+    const run = () =>
+      this.commands.mlQuotaReserve(
+        k.day(window.day),
+        k.month(window.month),
+        k.reservation(input.requestId),
+        k.rebuilt,
+        input.tokens,
+        l.dailyRequests ?? -1,
+        l.dailyTokens ?? -1,
+        l.monthlyRequests ?? -1,
+        l.monthlyTokens ?? -1,
+        window.day,
+        window.month,
+        dayKeyExpireAt(window.day),
+        monthKeyExpireAt(window.month),
+        reservationExpireAt(window),
+        this.ledger ? 1 : 0,
+      );
+    let reply = await run();
+    if (Array.isArray(reply) && Number(reply[0]) === 2) {
+      await this.rebuild(input.userId, window.month);
+      reply = await run();
+    }
     if (!Array.isArray(reply) || reply.length !== 4) throw new Error(`unexpected reserve reply: ${JSON.stringify(reply)}`);
     const [status, a, b, c] = reply as unknown[];
     if (Number(status) === 1) {
@@ -181,6 +208,7 @@ export class RedisQuotaStore implements QuotaStore {
     assertQuotaIds(userId);
     const window = quotaWindow(now);
     const k = this.keys(userId);
+    if (this.ledger && (await this.redis.exists(k.rebuilt)) === 0) await this.rebuild(userId, window.month);
     const [day, month] = await Promise.all([
       this.redis.hmget(k.day(window.day), "requests", "used", "reserved"),
       this.redis.hmget(k.month(window.month), "requests", "used", "reserved"),
@@ -216,12 +244,59 @@ export class RedisQuotaStore implements QuotaStore {
     const reservationKey = k.reservation(requestId);
     for (let attempt = 0; attempt < MAX_WINDOW_RETRIES; attempt++) {
       const [day, month] = await this.redis.hmget(reservationKey, "day", "month");
-      if (!day || !month) return "unknown_reservation";
+      if (!day || !month) {
+        // Unknown here, but Redis may have lost it: rebuilt from the ledger, an open request has it again.
+        if (attempt > 0 || !this.ledger || (await this.redis.exists(k.rebuilt)) === 1) return "unknown_reservation";
+        await this.rebuild(userId, quotaWindow(new Date()).month);
+        continue;
+      }
       const reply = String(await script([reservationKey, k.day(day), k.month(month)], { day, month }));
       if (reply !== "window_mismatch") return reply;
     }
     throw new Error(`quota reservation ${reservationKey} kept changing window`);
   }
+
+  /** Rebuilds one user's counters of `month` from the ledger; concurrent callers share one rebuild. */
+  private rebuild(userId: string, month: string): Promise<void> {
+    const pending = this.rebuilding.get(userId);
+    if (pending) return pending;
+    const ledger = this.ledger as QuotaLedger;
+    const work = (async () => {
+      const snapshot = await ledger.userSnapshot(userId, month);
+      await this.commands.mlQuotaRebuild(...rebuildArguments(this.keys(userId), snapshot));
+    })().finally(() => this.rebuilding.delete(userId));
+    this.rebuilding.set(userId, work);
+    return work;
+  }
+}
+
+/** The keys and arguments of lua/rebuild.lua for one user's snapshot. */
+function rebuildArguments(k: ReturnType<RedisQuotaStore["keys"]>, snapshot: QuotaSnapshot): ScriptArg[] {
+  const windows = new Map<string, { requests: number; used: number; reserved: number; expireAt: number }>();
+  const add = (key: string, expireAt: number, requests: number, used: number, reserved: number) => {
+    const w = windows.get(key) ?? { requests: 0, used: 0, reserved: 0, expireAt };
+    w.requests += requests;
+    w.used += used;
+    w.reserved += reserved;
+    windows.set(key, w);
+  };
+  for (const day of snapshot.settledDays) {
+    const month = day.day.slice(0, 7);
+    add(k.day(day.day), dayKeyExpireAt(day.day), day.requests, day.tokens, 0);
+    add(k.month(month), monthKeyExpireAt(month), day.requests, day.tokens, 0);
+  }
+  for (const open of snapshot.open) {
+    const month = open.day.slice(0, 7);
+    add(k.day(open.day), dayKeyExpireAt(open.day), 1, 0, open.tokens);
+    add(k.month(month), monthKeyExpireAt(month), 1, 0, open.tokens);
+  }
+  const keys: string[] = [k.rebuilt, ...windows.keys(), ...snapshot.open.map((o) => k.reservation(o.requestId))];
+  const args: ScriptArg[] = [windows.size];
+  for (const w of windows.values()) args.push(w.requests, w.used, w.reserved, w.expireAt);
+  for (const o of snapshot.open) {
+    args.push(o.tokens, o.day, o.day.slice(0, 7), reservationExpireAt({ day: o.day, month: o.day.slice(0, 7) }));
+  }
+  return [keys.length, ...keys, ...args];
 }
 
 function toUsage(fields: (string | null)[]): WindowUsage {

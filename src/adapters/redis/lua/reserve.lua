@@ -4,13 +4,21 @@
 -- KEYS[1]  day hash          <prefix>quota:{<user>}:d:<YYYY-MM-DD>   fields requests, used, reserved
 -- KEYS[2]  month hash        <prefix>quota:{<user>}:m:<YYYY-MM>      fields requests, used, reserved
 -- KEYS[3]  reservation hash  <prefix>quota:{<user>}:r:<requestId>    fields tokens, day, month, state
+-- KEYS[4]  rebuilt marker    <prefix>quota:{<user>}:rebuilt           set once the user's counters match the ledger
 -- ARGV[1]  tokens to reserve (non-negative integer)
 -- ARGV[2..5] limits: daily_requests, daily_tokens, monthly_requests, monthly_tokens (-1 = unlimited)
 -- ARGV[6]  day  (YYYY-MM-DD)      ARGV[7] month (YYYY-MM)
 -- ARGV[8]  day key EXPIREAT       ARGV[9] month key EXPIREAT      ARGV[10] reservation EXPIREAT
+-- ARGV[11] 1 when the counters are rebuilt from a durable ledger (then a missing marker means
+--          Redis lost them), 0 when Redis is the only record
 --
 -- Returns {1, duplicate (0|1), day, month} when admitted (for a duplicate: the recorded window),
--- or {0, limit name, current, limit value} when a limit would be exceeded (nothing changed).
+-- or {0, limit name, current, limit value} when a limit would be exceeded (nothing changed),
+-- or {2, 0, 0, 0} when the user's counters must be rebuilt first (nothing changed).
+
+if ARGV[11] == '1' and redis.call('EXISTS', KEYS[4]) == 0 then
+  return {2, 0, 0, 0}
+end
 
 local existing = redis.call('HMGET', KEYS[3], 'day', 'month')
 if existing[1] then
