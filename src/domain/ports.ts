@@ -88,7 +88,8 @@ export interface QuotaSnapshot {
  * empty or replaced): the ledger and the open requests in PostgreSQL.
  */
 export interface QuotaLedger {
-  userSnapshot(userId: string, month: string): Promise<QuotaSnapshot>;
+  /** Every user asked for is in the answer (with empty lists when the record has nothing of theirs). */
+  snapshots(userIds: string[], month: string): Promise<Map<string, QuotaSnapshot>>;
 }
 
 // ---------------------------------------------------------------- messaging

@@ -35,7 +35,7 @@ describe("quota survives Redis losing its data", { skip }, () => {
     requests = new SqlRequestStore(database.db);
     const ledger = new SqlQuotaLedger(database.db);
     // Counts the rebuilds' reads of the ledger (the real ledger answers them).
-    const counting: QuotaLedger = { userSnapshot: (user, month) => (snapshots++, ledger.userSnapshot(user, month)) };
+    const counting: QuotaLedger = { snapshots: (users, month) => ((snapshots += users.length), ledger.snapshots(users, month)) };
     quota = new RedisQuotaStore({ redis, ledger: counting });
   });
 
@@ -73,7 +73,7 @@ describe("quota survives Redis losing its data", { skip }, () => {
     // 35 completed (245 tokens), 5 still open (150 tokens reserved).
     const before = await quota.usage(user, new Date());
     assert.deepEqual(before.daily, { requests: 40, tokensUsed: 245, tokensReserved: 150 });
-    assert.equal(snapshots, 1, "the first reserve of a user without the marker rebuilds once");
+    assert.equal(snapshots, 1, "the first reserve of a user without the marker rebuilds once (one user read)");
 
     await server.restartEmpty();
     assert.equal(await redis.dbsize(), 0, "Redis came back empty");
@@ -84,7 +84,7 @@ describe("quota survives Redis losing its data", { skip }, () => {
 
     // The 5 open from before the loss are still charged once, exactly as the ledger says.
     for (const id of first.slice(35)) await complete(user, id, 9);
-    const ledger = await new SqlQuotaLedger(database.db).userSnapshot(user, quotaWindow(new Date()).month);
+    const ledger = (await new SqlQuotaLedger(database.db).snapshots([user], quotaWindow(new Date()).month)).get(user)!;
     const settled = ledger.settledDays.reduce((sum, d) => ({ requests: sum.requests + d.requests, tokens: sum.tokens + d.tokens }), { requests: 0, tokens: 0 });
     const after = await quota.usage(user, new Date());
     assert.deepEqual(settled, { requests: 40, tokens: 245 + 45 });

@@ -88,14 +88,14 @@ FROM inference_requests WHERE status IN ('queued', 'processing');
 SELECT COALESCE(SUM(total_tokens), 0)::bigint AS tokens, COUNT(*)::bigint AS requests
 FROM usage_ledger WHERE user_id = $1 AND quota_day = $2;
 
--- name: userLedgerDays
--- One user's settled usage of a month, by the day each request was reserved in (rebuilds Redis).
-SELECT quota_day::text AS quota_day, COUNT(*)::int AS requests, COALESCE(SUM(total_tokens), 0)::bigint AS tokens
-FROM usage_ledger WHERE user_id = $1 AND quota_month = $2 GROUP BY quota_day;
+-- name: usersLedgerDays
+-- Some users' settled usage of a month, by the day each request was reserved in (rebuilds Redis).
+SELECT user_id, quota_day::text AS quota_day, COUNT(*)::int AS requests, COALESCE(SUM(total_tokens), 0)::bigint AS tokens
+FROM usage_ledger WHERE user_id = ANY($1::text[]) AND quota_month = $2 GROUP BY user_id, quota_day;
 
--- name: userOpenReservations
+-- name: usersOpenReservations
 SELECT request_id, user_id, quota_day::text AS quota_day, estimated_tokens AS tokens
-FROM inference_requests WHERE status IN ('queued', 'processing') AND user_id = $1;
+FROM inference_requests WHERE status IN ('queued', 'processing') AND user_id = ANY($1::text[]);
 
 -- name: findUserByKeyHash
 SELECT u.user_id, u.tier, u.disabled, t.daily_requests, t.daily_tokens, t.monthly_requests, t.monthly_tokens

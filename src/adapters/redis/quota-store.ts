@@ -49,6 +49,7 @@ import {
   reservationExpireAt,
   retryAfterSeconds,
 } from "../../domain/quota-windows.js";
+import { BatchLoader } from "../../domain/batching.js";
 
 export interface RedisQuotaStoreOptions {
   /** ioredis client; owned by the caller (not closed by close()) unless ownsConnection is true. */
@@ -102,12 +103,27 @@ export class RedisQuotaStore implements QuotaStore {
   private readonly ownsConnection: boolean;
   private readonly ledger: QuotaLedger | undefined;
   private readonly rebuilding = new Map<string, Promise<void>>();
+  /** Rebuilds of many users at once (Redis came back empty under load) share ledger reads. */
+  private readonly snapshots: BatchLoader<string, QuotaSnapshot> | undefined;
 
   constructor(options: RedisQuotaStoreOptions) {
     this.redis = options.redis;
     this.prefix = options.keyPrefix ?? "";
     this.ownsConnection = options.ownsConnection ?? false;
     this.ledger = options.ledger;
+    const ledger = options.ledger;
+    this.snapshots =
+      ledger &&
+      new BatchLoader<string, QuotaSnapshot>(async (keys) => {
+        // Keys are "<month> <userId>"; nearly always one month.
+        const byMonth = new Map<string, string[]>();
+        for (const key of keys) byMonth.set(key.slice(0, 7), [...(byMonth.get(key.slice(0, 7)) ?? []), key.slice(8)]);
+        const found = new Map<string, QuotaSnapshot>();
+        for (const [month, users] of byMonth) {
+          for (const [user, snapshot] of await ledger.snapshots(users, month)) found.set(`${month} ${user}`, snapshot);
+        }
+        return found;
+      });
     this.redis.defineCommand("mlQuotaReserve", { numberOfKeys: 4, lua: loadLua("reserve") });
     this.redis.defineCommand("mlQuotaRebuild", { lua: loadLua("rebuild") });
     this.redis.defineCommand("mlQuotaSettle", { numberOfKeys: 3, lua: loadLua("settle") });
@@ -260,9 +276,9 @@ export class RedisQuotaStore implements QuotaStore {
   private rebuild(userId: string, month: string): Promise<void> {
     const pending = this.rebuilding.get(userId);
     if (pending) return pending;
-    const ledger = this.ledger as QuotaLedger;
+    const snapshots = this.snapshots as BatchLoader<string, QuotaSnapshot>;
     const work = (async () => {
-      const snapshot = await ledger.userSnapshot(userId, month);
+      const snapshot = (await snapshots.load(`${month} ${userId}`)) ?? { settledDays: [], open: [] };
       await this.commands.mlQuotaRebuild(...rebuildArguments(this.keys(userId), snapshot));
     })().finally(() => this.rebuilding.delete(userId));
     this.rebuilding.set(userId, work);
