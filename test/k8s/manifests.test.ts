@@ -84,6 +84,18 @@ describe("k8s manifests render with the guide's commands", () => {
     assert.deepEqual(strip(overlay), strip(guideObjects()));
   });
 
+  it("each guide command applies the NetworkPolicies of what it deploys (the default deny with the first component step)", () => {
+    const policiesOf = (cmd: string) =>
+      GUIDE_COMMANDS.find((c) => c.cmd === cmd)!
+        .load()
+        .filter((o) => o.kind === "NetworkPolicy")
+        .map((o) => o.metadata.name)
+        .sort();
+    assert.deepEqual(policiesOf("kubectl apply -k manifests/benthos/"), ["api-gateway", "ml-inference-default-deny-ingress", "ml-worker", "results-collector"]);
+    assert.deepEqual(policiesOf("kubectl apply -f manifests/ml-service/"), ["ml-service"]);
+    assert.deepEqual(policiesOf("kubectl apply -f manifests/api-service/"), ["api-service"]);
+  });
+
   it("kustomize rejects a broken kustomization (the render step is real)", () => {
     assert.throws(() => applyK("test/k8s/helm-probes/"), /kustomization/i);
   });
@@ -101,6 +113,12 @@ describe("k8s objects validate against the Kubernetes and KEDA schemas", () => {
     const [so] = clone([find(guideObjects(), "ScaledObject", "ml-worker")]);
     delete so!.spec.scaleTargetRef;
     assert.ok(await schemaErrors(so!), "ScaledObject without scaleTargetRef passed");
+    const [np] = clone([find(guideObjects(), "NetworkPolicy", "ml-service")]);
+    np!.spec.policyTypes = "Ingress";
+    assert.ok(await schemaErrors(np!), "NetworkPolicy with policyTypes as a string passed");
+    const [labels] = clone([find(guideObjects(), "NetworkPolicy", "api-gateway")]);
+    labels!.spec.ingress[0].from[0].namespaceSelector.matchLabels = ["ingress-nginx"];
+    assert.ok(await schemaErrors(labels!), "NetworkPolicy with matchLabels as a list passed");
   });
 
   const validators = kedaCrdValidators();
