@@ -182,6 +182,42 @@ describe("k8s Helm values lint and render offline", () => {
   });
 });
 
+describe("k8s docs/deployment.md agrees with the manifests", () => {
+  const docs = readFileSync(join(ROOT, "docs", "deployment.md"), "utf8");
+  /** name → keys of every `kubectl create secret generic NAME --from-literal=KEY=...` in the docs. */
+  const created = new Map<string, Set<string>>();
+  for (const line of docs.replace(/\\\n\s*/g, " ").split("\n")) {
+    const m = /create secret generic (\S+)((?:\s+--from-literal=[\w.-]+=\S*)+)/.exec(line);
+    if (!m) continue;
+    const keys = created.get(m[1]!) ?? new Set<string>();
+    for (const k of m[2]!.matchAll(/--from-literal=([\w.-]+)=/g)) keys.add(k[1]!);
+    created.set(m[1]!, keys);
+  }
+
+  it("creates every Secret and key the manifests reference", () => {
+    const refs: Array<{ name: string; key: string; by: string }> = [];
+    for (const o of guideObjects()) {
+      for (const c of [...(o.spec?.template?.spec?.initContainers ?? []), ...(o.spec?.template?.spec?.containers ?? [])] as Json[]) {
+        for (const e of (c.env ?? []) as Json[]) if (e.valueFrom?.secretKeyRef) refs.push({ ...e.valueFrom.secretKeyRef, by: `${key(o)} ${e.name}` });
+      }
+      for (const r of (o.kind === "TriggerAuthentication" ? o.spec?.secretTargetRef ?? [] : []) as Json[]) refs.push({ name: r.name, key: r.key, by: key(o) });
+    }
+    assert.ok(refs.some((r) => r.name === "ml-service-token"), "no manifest references ml-service-token");
+    for (const r of refs) assert.ok(created.get(r.name)?.has(r.key), `${r.by} reads Secret ${r.name} key ${r.key}, which docs/deployment.md does not create`);
+  });
+
+  it("names the namespaces the NetworkPolicies let in", () => {
+    const namespaces = guideObjects()
+      .filter((o) => o.kind === "NetworkPolicy")
+      .flatMap((o) => (o.spec?.ingress ?? []) as Json[])
+      .flatMap((r) => (r.from ?? []) as Json[])
+      .map((p) => p.namespaceSelector?.matchLabels?.["kubernetes.io/metadata.name"] as string | undefined)
+      .filter((n): n is string => n !== undefined);
+    assert.deepEqual([...new Set(namespaces)].sort(), ["ingress-nginx", "monitoring"]);
+    for (const n of namespaces) assert.match(docs, new RegExp(`namespace \`${n}\``), `docs/deployment.md does not name namespace ${n}`);
+  });
+});
+
 describe("k8s image: Dockerfile and .dockerignore", () => {
   const dockerfile = readFileSync(join(ROOT, "Dockerfile"), "utf8");
   const lines = dockerfile.split("\n").filter((l) => !/^\s*#/.test(l));
