@@ -301,7 +301,7 @@ export const RULES: Rule[] = [
   },
   {
     id: "component-secret-scope",
-    mirrors: "project rule (each component gets exactly the servers it opens)",
+    mirrors: "project rule (each component gets exactly the Secret-backed variables it reads: its servers, the ML Service token)",
     check: (b) =>
       eachContainer(b, (c, where, _pod, owner) => {
         const command = componentOf(owner);
