@@ -84,6 +84,18 @@ describe("k8s manifests render with the guide's commands", () => {
     assert.deepEqual(strip(overlay), strip(guideObjects()));
   });
 
+  it("each guide command applies the NetworkPolicies of what it deploys (the default deny with the first component step)", () => {
+    const policiesOf = (cmd: string) =>
+      GUIDE_COMMANDS.find((c) => c.cmd === cmd)!
+        .load()
+        .filter((o) => o.kind === "NetworkPolicy")
+        .map((o) => o.metadata.name)
+        .sort();
+    assert.deepEqual(policiesOf("kubectl apply -k manifests/benthos/"), ["api-gateway", "ml-inference-default-deny-ingress", "ml-worker", "results-collector"]);
+    assert.deepEqual(policiesOf("kubectl apply -f manifests/ml-service/"), ["ml-service"]);
+    assert.deepEqual(policiesOf("kubectl apply -f manifests/api-service/"), ["api-service"]);
+  });
+
   it("kustomize rejects a broken kustomization (the render step is real)", () => {
     assert.throws(() => applyK("test/k8s/helm-probes/"), /kustomization/i);
   });
@@ -101,6 +113,12 @@ describe("k8s objects validate against the Kubernetes and KEDA schemas", () => {
     const [so] = clone([find(guideObjects(), "ScaledObject", "ml-worker")]);
     delete so!.spec.scaleTargetRef;
     assert.ok(await schemaErrors(so!), "ScaledObject without scaleTargetRef passed");
+    const [np] = clone([find(guideObjects(), "NetworkPolicy", "ml-service")]);
+    np!.spec.policyTypes = "Ingress";
+    assert.ok(await schemaErrors(np!), "NetworkPolicy with policyTypes as a string passed");
+    const [labels] = clone([find(guideObjects(), "NetworkPolicy", "api-gateway")]);
+    labels!.spec.ingress[0].from[0].namespaceSelector.matchLabels = ["ingress-nginx"];
+    assert.ok(await schemaErrors(labels!), "NetworkPolicy with matchLabels as a list passed");
   });
 
   const validators = kedaCrdValidators();
@@ -161,6 +179,42 @@ describe("k8s Helm values lint and render offline", () => {
     const raw = readFileSync(join(MANIFESTS, "helm", "rabbitmq-values.yaml"), "utf8");
     assert.doesNotMatch(raw, /^\s*password:\s*\S/m);
     assert.doesNotMatch(raw, /"password":\s*"[^{]/);
+  });
+});
+
+describe("k8s docs/deployment.md agrees with the manifests", () => {
+  const docs = readFileSync(join(ROOT, "docs", "deployment.md"), "utf8");
+  /** name → keys of every `kubectl create secret generic NAME --from-literal=KEY=...` in the docs. */
+  const created = new Map<string, Set<string>>();
+  for (const line of docs.replace(/\\\n\s*/g, " ").split("\n")) {
+    const m = /create secret generic (\S+)((?:\s+--from-literal=[\w.-]+=\S*)+)/.exec(line);
+    if (!m) continue;
+    const keys = created.get(m[1]!) ?? new Set<string>();
+    for (const k of m[2]!.matchAll(/--from-literal=([\w.-]+)=/g)) keys.add(k[1]!);
+    created.set(m[1]!, keys);
+  }
+
+  it("creates every Secret and key the manifests reference", () => {
+    const refs: Array<{ name: string; key: string; by: string }> = [];
+    for (const o of guideObjects()) {
+      for (const c of [...(o.spec?.template?.spec?.initContainers ?? []), ...(o.spec?.template?.spec?.containers ?? [])] as Json[]) {
+        for (const e of (c.env ?? []) as Json[]) if (e.valueFrom?.secretKeyRef) refs.push({ ...e.valueFrom.secretKeyRef, by: `${key(o)} ${e.name}` });
+      }
+      for (const r of (o.kind === "TriggerAuthentication" ? o.spec?.secretTargetRef ?? [] : []) as Json[]) refs.push({ name: r.name, key: r.key, by: key(o) });
+    }
+    assert.ok(refs.some((r) => r.name === "ml-service-token"), "no manifest references ml-service-token");
+    for (const r of refs) assert.ok(created.get(r.name)?.has(r.key), `${r.by} reads Secret ${r.name} key ${r.key}, which docs/deployment.md does not create`);
+  });
+
+  it("names the namespaces the NetworkPolicies let in", () => {
+    const namespaces = guideObjects()
+      .filter((o) => o.kind === "NetworkPolicy")
+      .flatMap((o) => (o.spec?.ingress ?? []) as Json[])
+      .flatMap((r) => (r.from ?? []) as Json[])
+      .map((p) => p.namespaceSelector?.matchLabels?.["kubernetes.io/metadata.name"] as string | undefined)
+      .filter((n): n is string => n !== undefined);
+    assert.deepEqual([...new Set(namespaces)].sort(), ["ingress-nginx", "monitoring"]);
+    for (const n of namespaces) assert.match(docs, new RegExp(`namespace \`${n}\``), `docs/deployment.md does not name namespace ${n}`);
   });
 });
 

@@ -4,7 +4,8 @@
  */
 import assert from "node:assert/strict";
 import { describe, it } from "node:test";
-import { FIXTURES, RULES, type Bundle } from "./policy.js";
+import { ISOLATION_FIXTURES, ISOLATION_RULES } from "./policy-isolation.js";
+import { FIXTURES as BASE_FIXTURES, RULES as BASE_RULES, type Bundle } from "./policy.js";
 import { clone, guideObjects, helmTemplate } from "./support.js";
 
 const good: Bundle = {
@@ -12,6 +13,8 @@ const good: Bundle = {
   rabbitmq: helmTemplate("rabbitmq", "manifests/helm/rabbitmq-values.yaml", ["auth.password=test-only-password"]),
   keda: helmTemplate("keda", "manifests/helm/keda-values.yaml"),
 };
+const RULES = [...BASE_RULES, ...ISOLATION_RULES];
+const FIXTURES = [...BASE_FIXTURES, ...ISOLATION_FIXTURES];
 const fresh = (): Bundle => ({ objects: clone(good.objects), rabbitmq: clone(good.rabbitmq), keda: clone(good.keda) });
 
 describe("k8s policy rules", () => {

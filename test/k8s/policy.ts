@@ -3,12 +3,14 @@
  * kube-linter / kube-score / Polaris check it mirrors (those tools are not installable here), plus
  * cross-reference rules that tie the manifests to the code (queue names, ports, secrets, metrics).
  * Every rule comes with at least one fixture: a good object broken on purpose that the rule must catch.
+ * Network isolation and Secret scope: policy-isolation.ts.
  */
 import { readFileSync, readdirSync, statSync } from "node:fs";
 import { join } from "node:path";
 import { DEFAULT_PORTS } from "../../src/config.js";
 import { QUEUE_NAMES } from "../../src/domain/contracts.js";
 import { deadLetterQueueName, mainQueueArguments } from "../../src/adapters/rabbitmq/message-queue.js";
+import { COMMAND_NEEDS, GUIDE_SECRETS, GUIDE_WORKLOADS } from "./facts.js";
 import { containersOf, envOf, envValue, find, type Json, type K8sObject, podTemplates, ROOT, selects } from "./support.js";
 
 export interface Bundle {
@@ -34,36 +36,12 @@ export interface Fixture {
 const PKG = JSON.parse(readFileSync(join(ROOT, "package.json"), "utf8")) as { version: string };
 export const IMAGE = `ghcr.io/devops-360-online/ml-inference:${PKG.version}`;
 
-/** The Secrets and keys the guide (and docs/deployment.md for Redis) create. */
-export const GUIDE_SECRETS: Record<string, { secret: string; key: string }> = {
-  DATABASE_URL: { secret: "postgres-credentials", key: "dsn" },
-  AMQP_URL: { secret: "rabbitmq-credentials", key: "url" },
-  REDIS_URL: { secret: "redis-credentials", key: "url" },
-};
-/** Which servers each command opens (src/components/start.ts `needs`; migrate: the database only). */
-export const COMMAND_NEEDS: Record<string, string[]> = {
-  gateway: ["DATABASE_URL", "REDIS_URL", "AMQP_URL"],
-  collector: ["DATABASE_URL", "REDIS_URL", "AMQP_URL"],
-  "api-service": ["DATABASE_URL", "REDIS_URL"],
-  worker: ["AMQP_URL"],
-  "ml-service": [],
-  migrate: ["DATABASE_URL"],
-};
 const COMMAND_PORT: Record<string, number> = {
   gateway: DEFAULT_PORTS.gateway,
   "ml-service": DEFAULT_PORTS.mlService,
   "api-service": DEFAULT_PORTS.apiService,
   worker: DEFAULT_PORTS.worker,
   collector: DEFAULT_PORTS.collector,
-};
-/** The guide's names: workload → the command it runs. */
-export const GUIDE_WORKLOADS: Record<string, string> = {
-  "Job/ml-db-init": "migrate",
-  "Deployment/api-gateway": "gateway",
-  "Deployment/ml-worker": "worker",
-  "Deployment/results-collector": "collector",
-  "Deployment/ml-service": "ml-service",
-  "Deployment/api-service": "api-service",
 };
 const SHUTDOWN_DEFAULT_MS = 25_000;
 
@@ -323,7 +301,7 @@ export const RULES: Rule[] = [
   },
   {
     id: "component-secret-scope",
-    mirrors: "project rule (each component gets exactly the servers it opens)",
+    mirrors: "project rule (each component gets exactly the Secret-backed variables it reads: its servers, the ML Service token)",
     check: (b) =>
       eachContainer(b, (c, where, _pod, owner) => {
         const command = componentOf(owner);
@@ -649,16 +627,16 @@ function metricDefinedInCode(metric: string): boolean {
 
 // ------------------------------------------------------------------ fixtures
 
-const dep = (b: Bundle, n: string) => find(b.objects, "Deployment", n);
-const pod = (b: Bundle, n: string) => dep(b, n).spec.template.spec;
-const ctr = (b: Bundle, n: string) => pod(b, n).containers[0];
-const job = (b: Bundle) => find(b.objects, "Job", "ml-db-init").spec.template.spec;
-const setEnv = (c: Json, n: string, value: Json) => {
+export const dep = (b: Bundle, n: string) => find(b.objects, "Deployment", n);
+export const pod = (b: Bundle, n: string) => dep(b, n).spec.template.spec;
+export const ctr = (b: Bundle, n: string) => pod(b, n).containers[0];
+export const job = (b: Bundle) => find(b.objects, "Job", "ml-db-init").spec.template.spec;
+export const setEnv = (c: Json, n: string, value: Json) => {
   const e = (c.env as Json[]).find((x) => x.name === n);
   if (e) Object.assign(e, typeof value === "string" ? { value, valueFrom: undefined } : value);
   else c.env.push({ name: n, ...(typeof value === "string" ? { value } : value) });
 };
-const removeEnv = (c: Json, n: string) => (c.env = (c.env as Json[]).filter((e) => e.name !== n));
+export const removeEnv = (c: Json, n: string) => (c.env = (c.env as Json[]).filter((e) => e.name !== n));
 const defsOf = (b: Bundle) => {
   const s = find(b.rabbitmq, "Secret", "rabbitmq-load-definition");
   const d = JSON.parse(s.stringData["load_definition.json"]);

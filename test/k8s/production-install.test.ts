@@ -142,6 +142,8 @@ describe("k8s production install (the image's runtime stage, without Docker)", {
           // ml-service for the worker, on a port of its own ("all" runs its own in process).
           ML_SERVICE_URL: `http://127.0.0.1:${await freePort()}`,
           ML_SERVICE_PORT: String(await freePort()),
+          // As the manifests give it (Secret ml-service-token): the ML Service requires it, the worker sends it.
+          ML_SERVICE_TOKEN: "test-only-ml-service-token",
         };
         if (command === "all") delete env.ML_SERVICE_URL;
         const child = spawn(process.execPath, ["dist/main.js", command], { cwd: dir, env, stdio: ["ignore", "pipe", "pipe"] });
