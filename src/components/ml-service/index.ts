@@ -26,7 +26,6 @@ import { createServing } from "./serving.js";
 export interface MlServiceDeps {
   logger: Logger;
   registry?: Registry;
-  engine?: Engine;
 }
 
 const BODY_LIMIT_BYTES = 1024 * 1024;
@@ -37,8 +36,7 @@ export async function buildMlServiceApp(
 ): Promise<{ app: FastifyInstance; engine: Engine; ready: Promise<void>; beginStop: () => void }> {
   const logger = deps.logger.child({ component: "ml-service" });
   const registry = deps.registry ?? createRegistry({ defaultMetrics: true, component: "ml-service" });
-  const ownEngine = deps.engine === undefined;
-  const engine = deps.engine ?? createLlamaCppEngine({ ...config, logger });
+  const engine = createLlamaCppEngine({ ...config, logger });
   const metrics = createMlMetrics(registry, engine);
   const serving = createServing(engine, metrics, logger);
 
@@ -56,7 +54,7 @@ export async function buildMlServiceApp(
   registerOpenAiRoutes(app, serving, config.maxTokensLimit);
 
   app.addHook("onClose", async () => {
-    if (ownEngine) await engine.close();
+    await engine.close();
   });
   return { app, engine, ready: serving.ready, beginStop: () => serving.beginStop() };
 }

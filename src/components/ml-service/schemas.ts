@@ -35,7 +35,6 @@ export function inferenceBodySchema(maxTokensLimit: number) {
     })
     .transform((b) => ({ prompt: b.prompt, model: b.model, stream: b.stream, params: fromWire(b) }));
 }
-export type InferenceBody = z.infer<ReturnType<typeof inferenceBodySchema>>;
 
 const penalty = z.number().min(-2).max(2).nullish();
 const unsupported = (what: string) =>
