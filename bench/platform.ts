@@ -47,7 +47,8 @@ import { SqlRequestStore } from "../src/adapters/postgres/request-store.js";
 import { SqlUserStore } from "../src/adapters/postgres/user-store.js";
 import { RedisQuotaStore } from "../src/adapters/redis/quota-store.js";
 import { RabbitMessageQueue } from "../src/adapters/rabbitmq/message-queue.js";
-import { encodeMessage, type RequestMessage } from "../src/domain/contracts.js";
+import { encodeMessage } from "../src/domain/contracts.js";
+import { requestMessageOf } from "../src/domain/request-message.js";
 import { generateApiKey } from "../src/domain/api-keys.js";
 import { estimateTokens } from "../src/domain/inference-request.js";
 import type { QuotaLimits } from "../src/domain/ports.js";
@@ -594,7 +595,7 @@ async function phaseCeiling(s: Setup): Promise<LoadResult> {
   const redis = new Redis(URLS.redis, { connectionName: "ml-inference-bench-ceiling" });
   const quota = new RedisQuotaStore({ redis, keyPrefix: KEY_PREFIX });
   const userId = "bench-ceiling";
-  const params = { max_length: MAX_LENGTH, temperature: 0.8, top_p: 0.9, top_k: 50, repetition_penalty: 1.2, num_return_sequences: 1 };
+  const params = { maxLength: MAX_LENGTH, temperature: 0.8, topP: 0.9, topK: 50, repetitionPenalty: 1.2, numReturnSequences: 1 };
   const tokens = estimateTokens(PROMPT, params);
   try {
     return await closedLoops("a) ceiling: reserve + INSERT + confirmed publish", CONNECTIONS, async () => {
@@ -603,17 +604,7 @@ async function phaseCeiling(s: Setup): Promise<LoadResult> {
       const r = await quota.reserve({ userId, requestId, tokens, limits: UNLIMITED, now: createdAt });
       if (!r.ok) return "quota";
       await requests.insert({ requestId, userId, model: "default", prompt: PROMPT, params, estimatedTokens: tokens, window: r.window, createdAt });
-      const message: RequestMessage = {
-        v: 1,
-        request_id: requestId,
-        user_id: userId,
-        model: "default",
-        prompt: PROMPT,
-        params,
-        reserved_tokens: tokens,
-        attempt: 1,
-        created_at: createdAt.toISOString(),
-      };
+      const message = requestMessageOf({ requestId, userId, model: "default", prompt: PROMPT, params, estimatedTokens: tokens, createdAt });
       await mq.publish(QUEUES.ceiling, encodeMessage(message));
       return null;
     });

@@ -4,6 +4,7 @@
  */
 import { z } from "zod";
 import { AppError } from "./errors.js";
+import { MAX_LENGTH_CEILING } from "./domain/generation-params.js";
 
 const bool = z
   .enum(["true", "false", "1", "0", "yes", "no"])
@@ -33,6 +34,7 @@ const envSchema = z.object({
   ANONYMOUS_DAILY_TOKENS: int(0, 1e12).default(100_000),
   BODY_LIMIT_BYTES: int(256, 10 * 1024 * 1024).default(64 * 1024),
   MAX_PROMPT_CHARS: int(1, 1_000_000).default(16_000),
+  MAX_LENGTH_LIMIT: int(1, MAX_LENGTH_CEILING).default(500),
   DEFAULT_MODEL: z.string().min(1).optional(),
   CORS_ORIGINS: z.string().default(""),
   RATE_LIMIT_PER_IP_PER_MINUTE: int(0, 1e9).default(0),
@@ -67,7 +69,7 @@ const envSchema = z.object({
   ML_BATCH_SEQUENCES: int(1, 256).default(8),
   ML_QUEUE_LIMIT: int(0, 100_000).default(64),
   ML_TRUNCATE_PROMPT: bool.default(false),
-  ML_MAX_TOKENS_LIMIT: int(1, 1_000_000).default(4096),
+  ML_MAX_TOKENS_LIMIT: int(1, MAX_LENGTH_CEILING).default(4096),
 });
 
 export type Env = z.infer<typeof envSchema>;
@@ -91,6 +93,8 @@ export interface GatewayConfig {
   anonymous: { enabled: boolean; dailyRequests: number; dailyTokens: number };
   bodyLimitBytes: number;
   maxPromptChars: number;
+  /** The largest max_length the gateway admits (the ML Service's own bound is maxTokensLimit). */
+  maxLengthLimit: number;
   defaultModel: string;
   corsOrigins: string[];
   rateLimitPerIpPerMinute: number;
@@ -212,6 +216,7 @@ export function loadConfig(
       },
       bodyLimitBytes: e.BODY_LIMIT_BYTES,
       maxPromptChars: e.MAX_PROMPT_CHARS,
+      maxLengthLimit: e.MAX_LENGTH_LIMIT,
       defaultModel: e.DEFAULT_MODEL ?? e.MODEL_NAME ?? "default",
       corsOrigins: cors,
       rateLimitPerIpPerMinute: e.RATE_LIMIT_PER_IP_PER_MINUTE,

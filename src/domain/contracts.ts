@@ -3,39 +3,32 @@
  * Every message carries `v` so a later format can be told apart from this one.
  */
 import { z } from "zod";
+import { WIRE_LIMITS, wireParamsSchema, type GenerationLimits } from "./generation-params.js";
 
 export const QUEUE_NAMES = {
   requests: "inference_requests",
   results: "inference_results",
 } as const;
 
-export const generationParamsSchema = z
-  .object({
-    max_length: z.number().int().min(1).max(4096),
-    temperature: z.number().min(0).max(2),
-    top_p: z.number().gt(0).max(1),
-    top_k: z.number().int().min(0).max(1000),
-    repetition_penalty: z.number().min(0.5).max(2),
-    num_return_sequences: z.number().int().min(1).max(5),
-    stop: z.array(z.string().min(1).max(64)).max(4).optional(),
-    seed: z.number().int().min(0).max(2 ** 31 - 1).optional(),
-  })
-  .strict();
-export type GenerationParams = z.infer<typeof generationParamsSchema>;
-
-export const requestMessageSchema = z
-  .object({
-    v: z.literal(1),
-    request_id: z.string().uuid(),
-    user_id: z.string().min(1).max(128),
-    model: z.string().min(1).max(256),
-    prompt: z.string().min(1),
-    params: generationParamsSchema,
-    reserved_tokens: z.number().int().nonnegative(),
-    attempt: z.number().int().min(1),
-    created_at: z.string().refine((v) => !Number.isNaN(Date.parse(v)), "must be a date-time"),
-  })
-  .strict();
+/**
+ * A request on its way to a worker. `params` keep their snake_case wire names, so messages in
+ * flight across an upgrade stay readable; the bound of max_length is the ceiling of its setting.
+ */
+export const requestMessageSchemaFor = (limits: GenerationLimits) =>
+  z
+    .object({
+      v: z.literal(1),
+      request_id: z.string().uuid(),
+      user_id: z.string().min(1).max(128),
+      model: z.string().min(1).max(256),
+      prompt: z.string().min(1),
+      params: wireParamsSchema(limits),
+      reserved_tokens: z.number().int().nonnegative(),
+      attempt: z.number().int().min(1),
+      created_at: z.string().refine((v) => !Number.isNaN(Date.parse(v)), "must be a date-time"),
+    })
+    .strict();
+export const requestMessageSchema = requestMessageSchemaFor(WIRE_LIMITS);
 export type RequestMessage = z.infer<typeof requestMessageSchema>;
 
 export const tokenUsageSchema = z

@@ -4,7 +4,7 @@ import fc from "fast-check";
 import { estimateTokens, parseInferenceBody } from "./inference-request.js";
 import { AppError } from "../errors.js";
 
-const limits = { maxPromptChars: 100, models: ["m1", "m2"], defaultModel: "m1" };
+const limits = { maxPromptChars: 100, models: ["m1", "m2"], defaultModel: "m1", maxLength: 500 };
 
 function codeOf(fn: () => unknown): string | undefined {
   try {
@@ -23,7 +23,7 @@ describe("parseInferenceBody", () => {
       prompt: "test prompt",
       model: "m1",
       stream: false,
-      params: { max_length: 100, temperature: 0.7, top_p: 0.9, top_k: 50, repetition_penalty: 1.2, num_return_sequences: 1 },
+      params: { maxLength: 100, temperature: 0.7, topP: 0.9, topK: 50, repetitionPenalty: 1.2, numReturnSequences: 1 },
     });
   });
 
@@ -67,7 +67,7 @@ describe("parseInferenceBody", () => {
         }),
         (body) => {
           const parsed = parseInferenceBody(body, limits);
-          assert.equal(parsed.params.max_length, body.max_length);
+          assert.equal(parsed.params.maxLength, body.max_length);
           assert.ok(estimateTokens(parsed.prompt, parsed.params) >= body.max_length * body.num_return_sequences);
         },
       ),
@@ -91,7 +91,7 @@ describe("parseInferenceBody", () => {
 
 describe("estimateTokens", () => {
   it("bounds prompt tokens by UTF-8 bytes and adds the requested completion", () => {
-    assert.equal(estimateTokens("abcd", { max_length: 10, num_return_sequences: 1 }), 4 + 2 + 10);
-    assert.equal(estimateTokens("é", { max_length: 10, num_return_sequences: 2 }), (2 + 2) * 2 + 20);
+    assert.equal(estimateTokens("abcd", { maxLength: 10, numReturnSequences: 1 }), 4 + 2 + 10);
+    assert.equal(estimateTokens("é", { maxLength: 10, numReturnSequences: 2 }), (2 + 2) * 2 + 20);
   });
 });

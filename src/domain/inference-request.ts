@@ -1,9 +1,20 @@
 /**
- * The public request body of POST /api/v1/inference: defaults, ranges and the token estimate.
- * Pure: gets a parsed JSON value, returns a typed request or throws AppError naming the problem.
+ * The public request body of POST /api/v1/inference and the token estimate. The generation
+ * parameters (fields, defaults, ranges) are generation-params.ts's; this adds prompt, model, stream
+ * and the refusal of unknown fields. Pure: gets a parsed JSON value, returns a typed request or
+ * throws AppError naming the problem.
  */
+import { z } from "zod";
 import { AppError } from "../errors.js";
-import type { GenerationParams } from "./contracts.js";
+import {
+  bodyParamsSchema,
+  describeValue as describe,
+  fromWire,
+  GENERATION_FIELD_NAMES,
+  isStorable as storable,
+  type GenerationLimits,
+  type GenerationParams,
+} from "./generation-params.js";
 
 export interface InferenceInput {
   prompt: string;
@@ -13,59 +24,23 @@ export interface InferenceInput {
   stream: boolean;
 }
 
-interface NumberField {
-  kind: "number";
-  integer: boolean;
-  min: number;
-  max: number;
-  /** Exclusive lower bound, for ranges like (0, 1]. */
-  minExclusive?: boolean;
-  default: number;
-}
+const KNOWN_FIELDS = new Set<string>(["prompt", "model", "stream", ...GENERATION_FIELD_NAMES]);
 
-const NUMBER_FIELDS: Record<string, NumberField> = {
-  max_length: { kind: "number", integer: true, min: 1, max: 500, default: 100 },
-  temperature: { kind: "number", integer: false, min: 0, max: 2, default: 0.7 },
-  top_p: { kind: "number", integer: false, min: 0, max: 1, minExclusive: true, default: 0.9 },
-  top_k: { kind: "number", integer: true, min: 0, max: 1000, default: 50 },
-  repetition_penalty: { kind: "number", integer: false, min: 0.5, max: 2, default: 1.2 },
-  num_return_sequences: { kind: "number", integer: true, min: 1, max: 5, default: 1 },
-  seed: { kind: "number", integer: true, min: 0, max: 2 ** 31 - 1, default: Number.NaN },
-};
-
-const KNOWN_FIELDS = new Set(["prompt", "model", "stream", "stop", ...Object.keys(NUMBER_FIELDS)]);
-const MAX_STOP_SEQUENCES = 4;
-const MAX_STOP_LENGTH = 64;
-
-export interface ValidationLimits {
+export interface ValidationLimits extends GenerationLimits {
   maxPromptChars: number;
   models: readonly string[];
   defaultModel: string;
 }
 
-/** PostgreSQL text and jsonb hold neither NUL nor lone UTF-16 surrogates: refuse them up front. */
-const storable = (text: string): boolean => !text.includes("\u0000") && !/\p{Cs}/u.test(text);
-
 const bad = (field: string, message: string) =>
   new AppError("invalid_parameter", `${field}: ${message}`, { details: { field } });
 
-function readNumber(body: Record<string, unknown>, field: string, spec: NumberField): number | undefined {
-  const value = body[field];
-  if (value === undefined) return Number.isNaN(spec.default) ? undefined : spec.default;
-  if (typeof value !== "number" || !Number.isFinite(value)) throw bad(field, `must be a number, got ${describe(value)}`);
-  if (spec.integer && !Number.isInteger(value)) throw bad(field, `must be an integer, got ${value}`);
-  const belowMin = spec.minExclusive ? value <= spec.min : value < spec.min;
-  if (belowMin || value > spec.max) {
-    const range = `${spec.minExclusive ? "(" : "["}${spec.min}, ${spec.max}]`;
-    throw bad(field, `must be in ${range}, got ${value}`);
-  }
-  return value;
-}
-
-function describe(value: unknown): string {
-  if (value === null) return "null";
-  if (Array.isArray(value)) return "an array";
-  return typeof value === "string" ? "a string" : typeof value;
+/** The generation fields of the body, defaults filled in; the first bad one is named. */
+function readParams(body: Record<string, unknown>, limits: GenerationLimits): GenerationParams {
+  const parsed = bodyParamsSchema(limits).safeParse(body);
+  if (parsed.success) return fromWire(parsed.data);
+  const issue = parsed.error.issues[0] as z.core.$ZodIssue;
+  throw bad(String(issue.path[0]), issue.message);
 }
 
 export function parseInferenceBody(body: unknown, limits: ValidationLimits): InferenceInput {
@@ -107,29 +82,7 @@ export function parseInferenceBody(body: unknown, limits: ValidationLimits): Inf
     stream = record.stream;
   }
 
-  let stop: string[] | undefined;
-  if (record.stop !== undefined) {
-    const raw = typeof record.stop === "string" ? [record.stop] : record.stop;
-    if (!Array.isArray(raw) || raw.some((s) => typeof s !== "string" || s.length === 0 || s.length > MAX_STOP_LENGTH)) {
-      throw bad("stop", `must be a string or an array of non-empty strings of at most ${MAX_STOP_LENGTH} characters`);
-    }
-    if (raw.length > MAX_STOP_SEQUENCES) throw bad("stop", `at most ${MAX_STOP_SEQUENCES} sequences`);
-    if (!(raw as string[]).every(storable)) throw bad("stop", "must be well-formed Unicode without NUL characters");
-    stop = raw as string[];
-  }
-
-  const num = (field: string) => readNumber(record, field, NUMBER_FIELDS[field] as NumberField);
-  const seed = num("seed");
-  const params: GenerationParams = {
-    max_length: num("max_length") as number,
-    temperature: num("temperature") as number,
-    top_p: num("top_p") as number,
-    top_k: num("top_k") as number,
-    repetition_penalty: num("repetition_penalty") as number,
-    num_return_sequences: num("num_return_sequences") as number,
-    ...(stop ? { stop } : {}),
-    ...(seed !== undefined ? { seed } : {}),
-  };
+  const params = readParams(record, limits);
   return { prompt, model, params, stream };
 }
 
@@ -139,7 +92,7 @@ export function parseInferenceBody(body: unknown, limits: ValidationLimits): Inf
  * replaces it with the model tokenizer's real count, so over-estimating costs nothing but headroom,
  * while under-estimating could let a user pass a limit.
  */
-export function estimateTokens(prompt: string, params: Pick<GenerationParams, "max_length" | "num_return_sequences">): number {
+export function estimateTokens(prompt: string, params: Pick<GenerationParams, "maxLength" | "numReturnSequences">): number {
   const promptTokens = Buffer.byteLength(prompt, "utf8") + 2;
-  return promptTokens * params.num_return_sequences + params.max_length * params.num_return_sequences;
+  return promptTokens * params.numReturnSequences + params.maxLength * params.numReturnSequences;
 }

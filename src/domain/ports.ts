@@ -2,7 +2,8 @@
  * Interfaces the domain owns. Adapters (src/adapters/*) implement them with real servers
  * (PostgreSQL, Redis, RabbitMQ) or in-process (PGlite, memory). The domain imports no I/O library.
  */
-import type { GenerationParams, RequestEvent, TokenUsage } from "./contracts.js";
+import type { RequestEvent, TokenUsage } from "./contracts.js";
+import type { GenerationParams } from "./generation-params.js";
 
 // ---------------------------------------------------------------- quota
 

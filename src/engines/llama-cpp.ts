@@ -209,12 +209,12 @@ export class LlamaCppEngine implements Engine {
           { details: { prompt_tokens: tokens.length + extra, context_size: contextSize } },
         );
       }
-      const keepRoom = Math.min(request.maxTokens, Math.floor(contextSize / 2));
+      const keepRoom = Math.min(request.maxLength, Math.floor(contextSize / 2));
       tokens = tokens.slice(-(contextSize - extra - keepRoom));
       truncated = true;
     }
     const promptTokens = tokens.length + extra;
-    const maxTokens = Math.max(1, Math.min(request.maxTokens, contextSize - promptTokens));
+    const maxTokens = Math.max(1, Math.min(request.maxLength, contextSize - promptTokens));
 
     const controller = new AbortController();
     const onAbort = () => controller.abort(options.signal?.reason);

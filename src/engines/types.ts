@@ -2,29 +2,20 @@
  * The one interface every model engine implements. The ML Service's HTTP layer speaks only to this,
  * so another engine (a remote OpenAI-compatible server, ONNX, ...) can be added beside llama.cpp.
  */
+import type { GenerationParams } from "../domain/generation-params.js";
 
 export interface ChatMessage {
   role: "system" | "user" | "assistant";
   content: string;
 }
 
-export interface SamplingParams {
-  /** Most tokens to generate (the completion, not counting the prompt). */
-  maxTokens: number;
-  /** 0 = greedy. */
-  temperature: number;
-  /** 1 = off. */
-  topP: number;
-  /** 0 = off (whole vocabulary). */
-  topK: number;
-  /** 1 = off. Applied to the last 64 generated tokens. */
-  repetitionPenalty: number;
+/**
+ * What one generation samples with: the request's parameters (one sequence of them; the caller
+ * asks for several sequences as several requests) plus OpenAI's penalties.
+ */
+export interface SamplingParams extends Omit<GenerationParams, "numReturnSequences"> {
   presencePenalty?: number;
   frequencyPenalty?: number;
-  /** Generation stops before the first occurrence of any of these; the stop text is not returned. */
-  stop?: readonly string[];
-  /** Makes sampling (temperature > 0) reproducible. */
-  seed?: number;
 }
 
 export interface GenerationRequest extends SamplingParams {

@@ -16,8 +16,8 @@ export interface HttpAppOptions {
   bodyLimitBytes?: number;
   corsOrigins?: string[];
   rateLimitPerIpPerMinute?: number;
-  /** Readiness: resolves when every dependency answers; throws (→ 503) otherwise. */
-  health?: () => Promise<Record<string, unknown>>;
+  /** Readiness: resolves when every dependency answers; throws (→ 503) otherwise. `false`: the app serves its own /health. */
+  health?: (() => Promise<Record<string, unknown>>) | false;
 }
 
 const JSON_LIKE = ["application/json", "application/x-www-form-urlencoded", "text/plain"];
@@ -145,7 +145,8 @@ export function createHttpApp(options: HttpAppOptions): FastifyInstance {
   );
 
   app.get("/livez", async () => ({ status: "ok" }));
-  app.get("/health", async (_request, reply) => {
+  // An app with a readiness document of its own (the ML Service) registers /health itself.
+  if (options.health !== false) app.get("/health", async (_request, reply) => {
     if (!options.health) return { status: "ok" };
     try {
       return { status: "ok", ...(await options.health()) };

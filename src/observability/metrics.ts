@@ -26,7 +26,11 @@ export function counter<L extends string>(registry: Registry, config: { name: st
   return (registry.getSingleMetric(config.name) as Counter<L> | undefined) ?? new Counter<L>({ ...config, registers: [registry] });
 }
 
-export function gauge<L extends string>(registry: Registry, config: { name: string; help: string; labelNames?: readonly L[] }): Gauge<L> {
+/** `collect` runs on every scrape: a gauge that reads its value then is never stale. */
+export function gauge<L extends string>(
+  registry: Registry,
+  config: { name: string; help: string; labelNames?: readonly L[]; collect?: (this: Gauge<L>) => void },
+): Gauge<L> {
   return (registry.getSingleMetric(config.name) as Gauge<L> | undefined) ?? new Gauge<L>({ ...config, registers: [registry] });
 }
 

@@ -16,7 +16,7 @@ function newRequest(overrides: Partial<NewRequest> = {}): NewRequest {
     userId: "alice",
     model: "m",
     prompt: "hello",
-    params: { max_length: 10, temperature: 0, top_p: 0.9, top_k: 50, repetition_penalty: 1.2, num_return_sequences: 1 },
+    params: { maxLength: 10, temperature: 0, topP: 0.9, topK: 50, repetitionPenalty: 1.2, numReturnSequences: 1 },
     estimatedTokens: 17,
     window: { day: "2026-11-25", month: "2026-11" },
     createdAt: new Date("2026-11-25T10:00:00Z"),

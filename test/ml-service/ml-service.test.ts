@@ -179,6 +179,11 @@ describe("ml-service with stories260K", { skip }, () => {
       "ml_requests_running",
       "ml_requests_waiting",
       "process_resident_memory_bytes",
+      // Refusals counted by code (the bad-parameter test above sent them), HTTP metrics from the shell.
+      'ml_request_errors_total{model="stories260K",code="invalid_parameter"',
+      'ml_request_errors_total{model="stories260K",code="unsupported_media_type"',
+      'ml_request_errors_total{model="stories260K",code="invalid_json"',
+      'http_requests_total{route="/inference",method="POST",status="400"',
     ]) {
       assert.ok(res.body.includes(name), `metrics include ${name}`);
     }

@@ -394,7 +394,8 @@ for (const backend of ["servers", "embedded"] as Backend[]) {
 
     it("property: no generated body gets a 5xx; 202 exactly for valid bodies; stored = counted = 202s", async () => {
       const fuzzUser = await platform.createUser();
-      const limits = { maxPromptChars: platform.config.gateway.maxPromptChars, models: ["default"], defaultModel: platform.config.gateway.defaultModel };
+      const gateway = platform.config.gateway;
+      const limits = { maxPromptChars: gateway.maxPromptChars, models: ["default"], defaultModel: gateway.defaultModel, maxLength: gateway.maxLengthLimit };
       const weird = fc.oneof(
         fc.constant(null),
         fc.boolean(),

@@ -28,7 +28,7 @@ async function storeUnpublished(platform: Platform, userId: string, prompt: stri
     userId,
     model: "default",
     prompt,
-    params: { max_length: 5, temperature: 0, top_p: 0.9, top_k: 50, repetition_penalty: 1.2, num_return_sequences: 1 },
+    params: { maxLength: 5, temperature: 0, topP: 0.9, topK: 50, repetitionPenalty: 1.2, numReturnSequences: 1 },
     estimatedTokens: 30,
     window: reservation.window,
     createdAt,

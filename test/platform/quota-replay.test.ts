@@ -12,7 +12,7 @@ import { quotaWindow } from "../../src/domain/quota-windows.js";
 import type { NewRequest } from "../../src/domain/ports.js";
 import { freshPglite } from "../support/databases.js";
 
-const params = { max_length: 10, temperature: 0, top_p: 0.9, top_k: 50, repetition_penalty: 1.2, num_return_sequences: 1 };
+const params = { maxLength: 10, temperature: 0, topP: 0.9, topK: 50, repetitionPenalty: 1.2, numReturnSequences: 1 };
 
 describe("quota replay after a restart", () => {
   it("rebuilds used, reserved and request counts, and the open request is settled once later", async () => {

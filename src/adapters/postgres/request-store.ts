@@ -8,7 +8,7 @@ import type {
   RequestView,
   StoredRequest,
 } from "../../domain/ports.js";
-import type { GenerationParams } from "../../domain/contracts.js";
+import { fromWire, toWire, type WireGenerationParams } from "../../domain/generation-params.js";
 import { sql } from "./queries.js";
 import type { SqlClient } from "./sql-client.js";
 
@@ -17,7 +17,7 @@ interface RequestRow {
   user_id: string;
   model: string;
   prompt: string;
-  params: GenerationParams | string;
+  params: WireGenerationParams | string;
   estimated_tokens: number;
   quota_day: string;
   quota_month: string;
@@ -39,7 +39,7 @@ const asDate = (value: Date | string | null): Date | null => (value === null ? n
 const asJson = <T>(value: T | string | null): T | null => (typeof value === "string" ? (JSON.parse(value) as T) : value);
 
 function toStored(row: RequestRow): StoredRequest {
-  return { ...toView(row), prompt: row.prompt, params: asJson(row.params) as GenerationParams };
+  return { ...toView(row), prompt: row.prompt, params: fromWire(asJson(row.params) as WireGenerationParams) };
 }
 
 function toView(row: Omit<RequestRow, "prompt" | "params">): RequestView {
@@ -77,7 +77,7 @@ export class SqlRequestStore implements RequestStore {
       r.userId,
       r.model,
       r.prompt,
-      JSON.stringify(r.params),
+      JSON.stringify(toWire(r.params)),
       r.estimatedTokens,
       r.window.day,
       r.window.month,
@@ -94,7 +94,7 @@ export class SqlRequestStore implements RequestStore {
       column((r) => r.userId),
       column((r) => r.model),
       column((r) => r.prompt),
-      column((r) => JSON.stringify(r.params)),
+      column((r) => JSON.stringify(toWire(r.params))),
       column((r) => r.estimatedTokens),
       column((r) => r.window.day),
       column((r) => r.window.month),

@@ -7,7 +7,8 @@ import { randomUUID } from "node:crypto";
 import type { FastifyInstance } from "fastify";
 import { AppError, isAppError } from "../../errors.js";
 import type { GatewayConfig } from "../../config.js";
-import { encodeMessage, type RequestMessage } from "../../domain/contracts.js";
+import { encodeMessage } from "../../domain/contracts.js";
+import { requestMessageOf } from "../../domain/request-message.js";
 import { estimateTokens, parseInferenceBody } from "../../domain/inference-request.js";
 import type { EventBus, MessageQueue, NewRequest, QuotaStore, RequestStore } from "../../domain/ports.js";
 import type { Authenticator } from "../../http/authenticator.js";
@@ -69,6 +70,7 @@ export function createGateway(config: GatewayConfig, deps: GatewayDeps): Gateway
       maxPromptChars: config.maxPromptChars,
       models: deps.models,
       defaultModel: config.defaultModel,
+      maxLength: config.maxLengthLimit,
     });
     const requestId = randomUUID();
     const createdAt = now();
@@ -97,34 +99,23 @@ export function createGateway(config: GatewayConfig, deps: GatewayDeps): Gateway
         }
       }
     };
+    const request: NewRequest = {
+      requestId,
+      userId: user.userId,
+      model: input.model,
+      prompt: input.prompt,
+      params: input.params,
+      estimatedTokens,
+      window: reservation.window,
+      createdAt,
+    };
     try {
-      await unavailableOnFailure("database", () =>
-        inserts.add({
-          requestId,
-          userId: user.userId,
-          model: input.model,
-          prompt: input.prompt,
-          params: input.params,
-          estimatedTokens,
-          window: reservation.window,
-          createdAt,
-        }),
-      );
+      await unavailableOnFailure("database", () => inserts.add(request));
     } catch (error) {
       await release();
       throw error;
     }
-    const message: RequestMessage = {
-      v: 1,
-      request_id: requestId,
-      user_id: user.userId,
-      model: input.model,
-      prompt: input.prompt,
-      params: input.params,
-      reserved_tokens: estimatedTokens,
-      attempt: 1,
-      created_at: createdAt.toISOString(),
-    };
+    const message = requestMessageOf(request);
     try {
       await unavailableOnFailure("message broker", () => deps.queue.publish(deps.requestsQueue, encodeMessage(message)));
       published.inc({ queue: deps.requestsQueue });

@@ -5,7 +5,8 @@
  *   so abandoned reservations never hold a user's quota forever.
  */
 import type { GatewayConfig } from "../../config.js";
-import { encodeMessage, type RequestMessage } from "../../domain/contracts.js";
+import { encodeMessage } from "../../domain/contracts.js";
+import { requestMessageOf } from "../../domain/request-message.js";
 import type { EventBus, MessageQueue, QuotaStore, RequestStore } from "../../domain/ports.js";
 import type { Logger } from "../../observability/logger.js";
 import type { Counter, Gauge } from "../../observability/metrics.js";
@@ -53,18 +54,7 @@ export class Sweeper {
         new Date(now.getTime() - this.config.sweepUnpublishedAfterMs),
         100,
         async (request) => {
-          const message: RequestMessage = {
-            v: 1,
-            request_id: request.requestId,
-            user_id: request.userId,
-            model: request.model,
-            prompt: request.prompt,
-            params: request.params,
-            reserved_tokens: request.estimatedTokens,
-            attempt: 1,
-            created_at: request.createdAt.toISOString(),
-          };
-          await deps.queue.publish(deps.requestsQueue, encodeMessage(message));
+          await deps.queue.publish(deps.requestsQueue, encodeMessage(requestMessageOf(request)));
           deps.published.inc({ queue: deps.requestsQueue });
         },
       );

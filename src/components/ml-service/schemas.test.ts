@@ -1,7 +1,7 @@
 import { test } from "node:test";
 import assert from "node:assert/strict";
 import { AppError } from "../../errors.js";
-import { chatBodySchema, chatMessages, completionBodySchema, inferenceBodySchema, inferenceSampling, openAiSampling, parseBody } from "./schemas.js";
+import { chatBodySchema, chatMessages, completionBodySchema, inferenceBodySchema, openAiParams, openAiPenalties, parseBody } from "./schemas.js";
 
 const inference = inferenceBodySchema(4096);
 const code = (f: () => unknown) => {
@@ -16,11 +16,12 @@ const code = (f: () => unknown) => {
 
 test("/inference defaults are the first version's", () => {
   const b = parseBody(inference, { prompt: "hi", user_id: "ignored" });
-  assert.deepEqual(
-    { ...b },
-    { prompt: "hi", max_length: 100, temperature: 0.7, top_p: 0.9, top_k: 50, repetition_penalty: 1.2, num_return_sequences: 1, stream: false },
-  );
-  assert.deepEqual(inferenceSampling(b), { maxTokens: 100, temperature: 0.7, topP: 0.9, topK: 50, repetitionPenalty: 1.2 });
+  assert.deepEqual(b, {
+    prompt: "hi",
+    model: undefined,
+    stream: false,
+    params: { maxLength: 100, temperature: 0.7, topP: 0.9, topK: 50, repetitionPenalty: 1.2, numReturnSequences: 1 },
+  });
 });
 
 test("/inference rejections carry stable codes", () => {
@@ -50,7 +51,9 @@ test("the bad field is named in the message", () => {
 
 test("OpenAI completion defaults and extensions", () => {
   const b = parseBody(completionBodySchema(100), { model: "m", prompt: "hi", stop: "\n", top_k: 40 });
-  assert.deepEqual(openAiSampling(b, 16), { maxTokens: 16, temperature: 1, topP: 1, topK: 40, repetitionPenalty: 1, stop: ["\n"] });
+  assert.deepEqual(openAiParams(b, 16), { maxLength: 16, temperature: 1, topP: 1, topK: 40, repetitionPenalty: 1, numReturnSequences: 1, stop: ["\n"] });
+  assert.deepEqual(openAiPenalties(b), {});
+  assert.deepEqual(openAiPenalties(parseBody(completionBodySchema(100), { prompt: "hi", presence_penalty: 0.5, frequency_penalty: 0 })), { presencePenalty: 0.5 });
   assert.equal(code(() => parseBody(completionBodySchema(100), { prompt: "hi", logprobs: 3 })), "invalid_parameter");
   assert.equal(code(() => parseBody(completionBodySchema(100), { prompt: "hi", max_tokens: 101 })), "invalid_parameter");
 });
@@ -68,7 +71,7 @@ test("chat messages: developer becomes system, text parts are joined", () => {
     { role: "system", content: "be brief" },
     { role: "user", content: "ab" },
   ]);
-  assert.equal(openAiSampling(b, 100).maxTokens, 5);
+  assert.equal(openAiParams(b, 100).maxLength, 5);
   assert.equal(code(() => parseBody(chatBodySchema(100), { messages: [] })), "invalid_parameter");
   assert.equal(code(() => parseBody(chatBodySchema(100), {})), "missing_prompt");
 });

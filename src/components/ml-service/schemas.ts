@@ -4,42 +4,37 @@
  */
 import { z } from "zod";
 import { AppError } from "../../errors.js";
-import type { ChatMessage, SamplingParams } from "../../engines/types.js";
+import {
+  bodyParamsShape,
+  fromOpenAi,
+  fromWire,
+  generationFields,
+  openAiParamsShape,
+  type GenerationLimits,
+  type GenerationParams,
+} from "../../domain/generation-params.js";
+import type { ChatMessage } from "../../engines/types.js";
+import type { Penalties } from "../../engines/sampling.js";
 
-const stopField = z
-  .union([z.string().max(500), z.array(z.string().max(500)).max(16)])
-  .nullish()
-  .transform((v) => (v == null ? undefined : typeof v === "string" ? [v] : v));
-const seedField = z
-  .number()
-  .int()
-  .min(-(2 ** 31))
-  .max(2 ** 32 - 1)
-  .nullish()
-  .transform((v) => (v == null ? undefined : v >>> 0));
 const modelField = z
   .string()
   .max(500)
   .nullish()
   .transform((v) => v ?? undefined);
 
-/** The first version's `POST /inference` body (defaults and ranges as documented in the README). */
+const limitsOf = (maxTokensLimit: number): GenerationLimits => ({ maxLength: maxTokensLimit });
+
+/** The first version's `POST /inference` body: the gateway's parameters, bounded by ML_MAX_TOKENS_LIMIT. */
 export function inferenceBodySchema(maxTokensLimit: number) {
-  return z.object({
-    prompt: z.string().min(1, "must not be empty"),
-    max_length: z.number().int().min(1).max(maxTokensLimit).default(100),
-    temperature: z.number().min(0).max(2).default(0.7),
-    top_p: z.number().gt(0).max(1).default(0.9),
-    top_k: z.number().int().min(0).max(1000).default(50),
-    repetition_penalty: z.number().min(0.5).max(2).default(1.2),
-    num_return_sequences: z.number().int().min(1).max(5).default(1),
-    stream: z.boolean().default(false),
-    stop: stopField,
-    seed: seedField,
-    model: modelField,
-  });
+  return z
+    .object({
+      prompt: z.string().min(1, "must not be empty"),
+      ...bodyParamsShape(limitsOf(maxTokensLimit)),
+      stream: z.boolean().default(false),
+      model: modelField,
+    })
+    .transform((b) => ({ prompt: b.prompt, model: b.model, stream: b.stream, params: fromWire(b) }));
 }
-export type InferenceBody = z.infer<ReturnType<typeof inferenceBodySchema>>;
 
 const penalty = z.number().min(-2).max(2).nullish();
 const unsupported = (what: string) =>
@@ -48,21 +43,14 @@ const unsupported = (what: string) =>
     .optional()
     .refine((v) => v === undefined || v === null || v === false || v === 0, `${what} is not supported by this server`);
 
-/** Sampling fields shared by the OpenAI completion and chat bodies. */
+/** Sampling fields shared by the OpenAI completion and chat bodies: the generation parameters under OpenAI's names. */
 function samplingFields(maxTokensLimit: number) {
   return {
-    max_tokens: z.number().int().min(1).max(maxTokensLimit).nullish(),
-    temperature: z.number().min(0).max(2).nullish(),
-    top_p: z.number().gt(0).max(1).nullish(),
-    top_k: z.number().int().min(0).max(1000).nullish(),
-    repetition_penalty: z.number().min(0.5).max(2).nullish(),
+    ...openAiParamsShape(limitsOf(maxTokensLimit)),
     presence_penalty: penalty,
     frequency_penalty: penalty,
-    n: z.number().int().min(1).max(5).nullish(),
     stream: z.boolean().nullish(),
     stream_options: z.object({ include_usage: z.boolean().nullish() }).nullish(),
-    stop: stopField,
-    seed: seedField,
   };
 }
 
@@ -94,7 +82,7 @@ export function chatBodySchema(maxTokensLimit: number) {
     model: modelField,
     messages: z.array(messageSchema).min(1).max(256),
     ...samplingFields(maxTokensLimit),
-    max_completion_tokens: z.number().int().min(1).max(maxTokensLimit).nullish(),
+    max_completion_tokens: generationFields(limitsOf(maxTokensLimit)).max_length.nullish(),
     user: z.string().max(500).nullish(),
     logprobs: unsupported("logprobs"),
     tools: unsupported("tools"),
@@ -123,31 +111,19 @@ export function parseBody<S extends z.ZodType>(schema: S, body: unknown): z.infe
   throw new AppError("invalid_parameter", `${field || "body"}: ${issue?.message ?? "invalid"}`, { details: { field } });
 }
 
-export function inferenceSampling(b: InferenceBody): SamplingParams {
-  return {
-    maxTokens: b.max_length,
-    temperature: b.temperature,
-    topP: b.top_p,
-    topK: b.top_k,
-    repetitionPenalty: b.repetition_penalty,
-    ...(b.stop ? { stop: b.stop } : {}),
-    ...(b.seed !== undefined ? { seed: b.seed } : {}),
-  };
+/** OpenAI's defaults: temperature 1, top_p 1, no top_k, no repetition penalty, one choice. */
+const OPENAI_DEFAULTS = { temperature: 1, topP: 1, topK: 0, repetitionPenalty: 1, numReturnSequences: 1 };
+
+/** `defaultMaxTokens`: 16 for completions (OpenAI's), our limit for chat (OpenAI's is unbounded). */
+export function openAiParams(b: CompletionBody | ChatBody, defaultMaxTokens: number): GenerationParams {
+  const max = "max_completion_tokens" in b ? (b.max_completion_tokens ?? b.max_tokens) : b.max_tokens;
+  return fromOpenAi({ ...b, max_tokens: max }, { ...OPENAI_DEFAULTS, maxLength: defaultMaxTokens });
 }
 
-/** OpenAI defaults: max_tokens 16 for completions (unbounded → our limit for chat), temperature 1, top_p 1. */
-export function openAiSampling(b: CompletionBody | ChatBody, defaultMaxTokens: number): SamplingParams {
-  const max = "max_completion_tokens" in b ? (b.max_completion_tokens ?? b.max_tokens) : b.max_tokens;
+export function openAiPenalties(b: CompletionBody | ChatBody): Penalties {
   return {
-    maxTokens: max ?? defaultMaxTokens,
-    temperature: b.temperature ?? 1,
-    topP: b.top_p ?? 1,
-    topK: b.top_k ?? 0,
-    repetitionPenalty: b.repetition_penalty ?? 1,
     ...(b.presence_penalty ? { presencePenalty: b.presence_penalty } : {}),
     ...(b.frequency_penalty ? { frequencyPenalty: b.frequency_penalty } : {}),
-    ...(b.stop ? { stop: b.stop } : {}),
-    ...(b.seed !== undefined ? { seed: b.seed } : {}),
   };
 }
 

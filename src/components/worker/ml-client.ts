@@ -3,7 +3,8 @@
  * `/v1/completions` (vLLM, llama.cpp's server, Ollama). Sorts failures into transient (retry later)
  * and permanent (the request itself is bad), which is all the worker needs to decide.
  */
-import type { GenerationParams, RequestMessage, TokenUsage } from "../../domain/contracts.js";
+import type { RequestMessage, TokenUsage } from "../../domain/contracts.js";
+import { wireToOpenAi } from "../../domain/generation-params.js";
 
 export interface Generation {
   outputText: string;
@@ -83,41 +84,16 @@ export async function generate(options: MlClientOptions, message: RequestMessage
   return parsed;
 }
 
-function nativeRequest(baseUrl: string, m: RequestMessage) {
-  const p: GenerationParams = m.params;
-  return {
-    url: new URL("/inference", baseUrl),
-    body: {
-      prompt: m.prompt,
-      model: m.model,
-      max_length: p.max_length,
-      temperature: p.temperature,
-      top_p: p.top_p,
-      top_k: p.top_k,
-      repetition_penalty: p.repetition_penalty,
-      num_return_sequences: p.num_return_sequences,
-      ...(p.stop ? { stop: p.stop } : {}),
-      ...(p.seed !== undefined ? { seed: p.seed } : {}),
-      stream: false,
-    },
-  };
+/**
+ * The request's parameters go to the model server as the queue message carries them; only the
+ * OpenAI protocol renames two (`max_tokens`, `n`). Exported for the parameter table test.
+ */
+export function nativeRequest(baseUrl: string, m: RequestMessage) {
+  return { url: new URL("/inference", baseUrl), body: { prompt: m.prompt, model: m.model, ...m.params, stream: false } };
 }
 
-function openAiRequest(baseUrl: string, m: RequestMessage) {
-  const p = m.params;
-  return {
-    url: new URL("/v1/completions", baseUrl),
-    body: {
-      model: m.model,
-      prompt: m.prompt,
-      max_tokens: p.max_length,
-      temperature: p.temperature,
-      top_p: p.top_p,
-      n: p.num_return_sequences,
-      ...(p.stop ? { stop: p.stop } : {}),
-      ...(p.seed !== undefined ? { seed: p.seed } : {}),
-    },
-  };
+export function openAiRequest(baseUrl: string, m: RequestMessage) {
+  return { url: new URL("/v1/completions", baseUrl), body: { model: m.model, prompt: m.prompt, ...wireToOpenAi(m.params) } };
 }
 
 const isCount = (v: unknown): v is number => typeof v === "number" && Number.isInteger(v) && v >= 0;
