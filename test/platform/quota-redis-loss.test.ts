@@ -17,7 +17,7 @@ import { requireServices } from "../support/services.js";
 import { startRedisServer, type OwnRedis } from "../support/own-servers.js";
 
 const skip = await requireServices("postgres");
-const params = { max_length: 10, temperature: 0, top_p: 0.9, top_k: 50, repetition_penalty: 1.2, num_return_sequences: 1 };
+const params = { maxLength: 10, temperature: 0, topP: 0.9, topK: 50, repetitionPenalty: 1.2, numReturnSequences: 1 };
 const LIMITS: QuotaLimits = { dailyRequests: 50, dailyTokens: null, monthlyRequests: null, monthlyTokens: null };
 
 describe("quota survives Redis losing its data", { skip }, () => {
