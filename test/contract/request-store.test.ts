@@ -10,6 +10,7 @@ import { migrate } from "../../src/adapters/postgres/migrate.js";
 import type { Lease, NewRequest } from "../../src/domain/ports.js";
 import { requireServices } from "../support/services.js";
 import { freshPglite, freshPostgres, type TestDatabase } from "../support/databases.js";
+import { withinSeconds } from "../support/gate.js";
 
 const skipPostgres = await requireServices("postgres");
 
@@ -25,19 +26,6 @@ function newRequest(overrides: Partial<NewRequest> = {}): NewRequest {
     createdAt: new Date("2026-11-25T10:00:00Z"),
     ...overrides,
   };
-}
-
-/** Fails instead of hanging when `work` waits on a lock it should have skipped. */
-async function withinSeconds<T>(seconds: number, work: Promise<T>): Promise<T> {
-  let timer: NodeJS.Timeout | undefined;
-  const bound = new Promise<never>((_, reject) => {
-    timer = setTimeout(() => reject(new Error(`still waiting after ${seconds} s`)), seconds * 1000);
-  });
-  try {
-    return await Promise.race([work, bound]);
-  } finally {
-    clearTimeout(timer);
-  }
 }
 
 const backends: Array<[string, () => Promise<TestDatabase>, string | undefined]> = [
