@@ -207,7 +207,9 @@ export interface RequestStore {
  * A time-bounded claim on rows, in the claimer's clock: held until `now + ms`. While it holds, no
  * other claimer takes those rows; once it has run out (the claimer died, or took too long) another
  * may. A claim holds no database lock or transaction: the claimer works on the rows with nothing
- * open, then marks or releases them in a short statement of its own.
+ * open, then marks or releases them in a short statement of its own. A claimer slower than its
+ * lease may see its rows claimed twice (a duplicate publish, which the collector's idempotency
+ * makes harmless), so a lease should comfortably exceed one publish or release.
  */
 export interface Lease {
   now: Date;
