@@ -40,6 +40,7 @@ const envSchema = z.object({
   RATE_LIMIT_PER_IP_PER_MINUTE: int(0, 1e9).default(0),
   SWEEP_INTERVAL_MS: int(100, 3_600_000).default(5_000),
   SWEEP_UNPUBLISHED_AFTER_MS: int(100, 3_600_000).default(30_000),
+  SWEEP_LEASE_MS: int(1_000, 3_600_000).default(60_000),
   RESERVATION_TIMEOUT_MS: int(1_000, 7 * 24 * 3_600_000).default(6 * 3_600_000),
 
   // worker
@@ -100,6 +101,8 @@ export interface GatewayConfig {
   rateLimitPerIpPerMinute: number;
   sweepIntervalMs: number;
   sweepUnpublishedAfterMs: number;
+  /** How long a sweeper's claim on rows (to publish or expire them) keeps other replicas off them. */
+  sweepLeaseMs: number;
   reservationTimeoutMs: number;
 }
 
@@ -222,6 +225,7 @@ export function loadConfig(
       rateLimitPerIpPerMinute: e.RATE_LIMIT_PER_IP_PER_MINUTE,
       sweepIntervalMs: e.SWEEP_INTERVAL_MS,
       sweepUnpublishedAfterMs: e.SWEEP_UNPUBLISHED_AFTER_MS,
+      sweepLeaseMs: e.SWEEP_LEASE_MS,
       reservationTimeoutMs: e.RESERVATION_TIMEOUT_MS,
     },
     worker: {

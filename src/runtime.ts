@@ -8,10 +8,12 @@ import { join, resolve } from "node:path";
 import { Redis } from "ioredis";
 import { AppError } from "./errors.js";
 import type { Config } from "./config.js";
-import type { EventBus, MessageQueue, QuotaStore, RequestStore, UserStore } from "./domain/ports.js";
+import type { EventBus, MessageQueue, Outbox, QuotaStore, RequestStore, StaleRequests, UserStore } from "./domain/ports.js";
 import { PgSqlClient, PgliteSqlClient, type SqlClient } from "./adapters/postgres/sql-client.js";
 import { migrate } from "./adapters/postgres/migrate.js";
 import { SqlRequestStore } from "./adapters/postgres/request-store.js";
+import { SqlOutbox } from "./adapters/postgres/outbox.js";
+import { SqlStaleRequests } from "./adapters/postgres/stale-requests.js";
 import { SqlUserStore } from "./adapters/postgres/user-store.js";
 import { SqlQuotaLedger } from "./adapters/postgres/quota-ledger.js";
 import { RedisQuotaStore } from "./adapters/redis/quota-store.js";
@@ -33,6 +35,8 @@ export interface Needs {
 export interface Infrastructure {
   db?: SqlClient;
   requests?: RequestStore;
+  outbox?: Outbox;
+  stale?: StaleRequests;
   users?: UserStore;
   quota?: QuotaStore;
   events?: EventBus;
@@ -78,6 +82,8 @@ export async function openInfrastructure(config: Config, needs: Needs, logger: L
       }
       infra.db = db;
       infra.requests = new SqlRequestStore(db);
+      infra.outbox = new SqlOutbox(db);
+      infra.stale = new SqlStaleRequests(db);
       infra.users = new SqlUserStore(db);
     }
     if (needs.redis) {

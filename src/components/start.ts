@@ -80,13 +80,15 @@ export async function startComponent(name: ComponentName, config: Config, logger
   }
 
   const gateway =
-    (all || name === "gateway") && auth && infra.quota && infra.requests && infra.queue && infra.events
+    (all || name === "gateway") && auth && infra.quota && infra.requests && infra.outbox && infra.stale && infra.queue && infra.events
       ? createGateway(config.gateway, {
           logger: log,
           registry,
           auth,
           quota: infra.quota,
           requests: infra.requests,
+          outbox: infra.outbox,
+          stale: infra.stale,
           queue: infra.queue,
           events: infra.events,
           requestsQueue: c.queues.requests,
@@ -144,9 +146,9 @@ export async function startComponent(name: ComponentName, config: Config, logger
   }
   urls[name === "all" ? "gateway" : name] = await listen(app, c.host, port);
 
-  if (infra.queue && infra.requests && infra.describe().queue === "memory") {
+  if (infra.queue && infra.outbox && infra.describe().queue === "memory") {
     // The in-process queue starts empty: whatever the database says is still open must be sent again.
-    const reopened = await infra.requests.unpublishOpen();
+    const reopened = await infra.outbox.unpublishOpen();
     if (reopened > 0) log.warn({ count: reopened }, "open requests from an earlier run will be published again");
   }
   await collector?.start();

@@ -195,12 +195,6 @@ export interface RequestStore {
   insert(request: NewRequest): Promise<void>;
   /** Several requests in one statement: all stored, or none. */
   insertMany(requests: NewRequest[]): Promise<void>;
-  /**
-   * Removes a request whose publish failed, so a 503 leaves nothing behind. False when there was no
-   * such row to remove (the sweeper had published it meanwhile).
-   */
-  deleteUnpublished(requestId: string): Promise<boolean>;
-  markPublished(requestIds: string[]): Promise<void>;
   markProcessing(requestId: string, at: Date, attempt: number): Promise<boolean>;
   /**
    * In one transaction: store the outcome and (for completed) the ledger row. Only a request that is
@@ -213,35 +207,74 @@ export interface RequestStore {
   /** Several views in one round trip; ids not found are absent from the answer. */
   viewMany(requestIds: string[]): Promise<RequestView[]>;
   /**
-   * Hands unpublished requests older than `olderThan` to `publish`, marking each published once it
-   * resolves; rows are locked while in hand so replicas do not republish the same row.
-   */
-  republishUnpublished(olderThan: Date, limit: number, publish: (request: StoredRequest) => Promise<void>): Promise<number>;
-  /**
-   * Marks every open request unpublished, so the sweeper publishes it again. Used when the queue is
-   * in-process: after a restart it is empty, and the database is the only record of open work.
-   */
-  unpublishOpen(): Promise<number>;
-  /**
    * What the quota counters are made of: settled usage of the given month (one entry per ledger
    * row) and the reservations of every open request. Rebuilds an in-process quota store.
    */
   quotaReplay(month: string): Promise<{ settled: QuotaReplayEntry[]; open: QuotaReplayEntry[] }>;
   /** Requests queued or processing (open reservations), for the gauge. */
   countOpen(): Promise<number>;
-  /**
-   * Marks requests open since before `olderThan` (processing: since they started) failed with code
-   * `timeout`. `release` runs for each inside the same transaction, before the row changes: if it
-   * throws, nothing is marked and the next sweep tries again, so no reservation is left behind.
-   */
-  expireStale(
-    olderThan: Date,
-    limit: number,
-    at: Date,
-    release: (request: { requestId: string; userId: string }) => Promise<void>,
-  ): Promise<Array<{ requestId: string; userId: string }>>;
   ping(): Promise<void>;
   close(): Promise<void>;
+}
+
+// ---------------------------------------------------------------- the sweeper's claims (outbox, expiry)
+
+/**
+ * A time-bounded claim on rows, in the claimer's clock: held until `now + ms`. While it holds, no
+ * other claimer takes those rows; once it has run out (the claimer died, or took too long) another
+ * may. A claim holds no database lock or transaction: the claimer works on the rows with nothing
+ * open, then marks or releases them in a short statement of its own. A claimer slower than its
+ * lease may see its rows claimed twice (a duplicate publish, which the collector's idempotency
+ * makes harmless), so a lease should comfortably exceed one publish or release.
+ */
+export interface Lease {
+  now: Date;
+  ms: number;
+}
+
+/**
+ * Requests stored but not (known to be) on the queue. Admission publishes at once and marks the
+ * request published; the sweeper claims the ones left behind (a crash between insert and publish),
+ * publishes them with no transaction open, then marks them published or releases the claim.
+ */
+export interface Outbox {
+  /**
+   * Leases up to `limit` queued, unpublished requests stored before `olderThan` that no live lease
+   * holds, in one statement. Two claimers never get the same row.
+   */
+  claim(olderThan: Date, limit: number, lease: Lease): Promise<StoredRequest[]>;
+  /** Published (confirmed by the broker): never claimed again. Ends any claim on them. */
+  markPublished(requestIds: string[]): Promise<void>;
+  /** Gives claimed rows back at once (their publish failed), for the next sweep to try again. */
+  releaseClaim(requestIds: string[]): Promise<void>;
+  /**
+   * Removes a request whose publish failed, so a 503 leaves nothing behind. False when there was no
+   * such row to remove (the sweeper had published it meanwhile).
+   */
+  deleteUnpublished(requestId: string): Promise<boolean>;
+  /**
+   * Marks every open request unpublished (and unclaimed), so the sweeper publishes it again. Used
+   * when the queue is in-process: after a restart it is empty, and the database is the only record
+   * of open work.
+   */
+  unpublishOpen(): Promise<number>;
+}
+
+/**
+ * Requests open for too long (processing: since they started). The sweeper claims them, releases
+ * their quota reservations with no transaction open, then expires the ones still open. A request
+ * claimed by either the outbox or here is skipped by both until the claim ends.
+ */
+export interface StaleRequests {
+  /** Leases up to `limit` requests open since before `olderThan` that no live lease holds. */
+  claim(olderThan: Date, limit: number, lease: Lease): Promise<Array<{ requestId: string; userId: string }>>;
+  /**
+   * Fails the given requests with code `timeout`, in one statement that changes only those still
+   * open: an outcome stored after the claim wins. Returns the requests that changed.
+   */
+  expire(requestIds: string[], at: Date): Promise<Array<{ requestId: string; userId: string }>>;
+  /** Gives claimed rows back at once (their release failed), for the next sweep to try again. */
+  releaseClaim(requestIds: string[]): Promise<void>;
 }
 
 // ---------------------------------------------------------------- users, keys, tiers

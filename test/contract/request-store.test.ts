@@ -1,12 +1,16 @@
 import { describe, it, before, after } from "node:test";
 import assert from "node:assert/strict";
 import { randomUUID } from "node:crypto";
+import pg from "pg";
 import { SqlRequestStore } from "../../src/adapters/postgres/request-store.js";
+import { SqlOutbox } from "../../src/adapters/postgres/outbox.js";
+import { SqlStaleRequests } from "../../src/adapters/postgres/stale-requests.js";
 import { SqlUserStore } from "../../src/adapters/postgres/user-store.js";
 import { migrate } from "../../src/adapters/postgres/migrate.js";
-import type { NewRequest } from "../../src/domain/ports.js";
+import type { Lease, NewRequest } from "../../src/domain/ports.js";
 import { requireServices } from "../support/services.js";
 import { freshPglite, freshPostgres, type TestDatabase } from "../support/databases.js";
+import { withinSeconds } from "../support/gate.js";
 
 const skipPostgres = await requireServices("postgres");
 
@@ -30,13 +34,17 @@ const backends: Array<[string, () => Promise<TestDatabase>, string | undefined]>
 ];
 
 for (const [name, open, skip] of backends) {
-  describe(`request and user stores on ${name}`, { skip }, () => {
+  describe(`request store, outbox, expiry and user stores on ${name}`, { skip }, () => {
     let database: TestDatabase;
     let store: SqlRequestStore;
+    let outbox: SqlOutbox;
+    let expiry: SqlStaleRequests;
     let users: SqlUserStore;
     before(async () => {
       database = await open();
       store = new SqlRequestStore(database.db);
+      outbox = new SqlOutbox(database.db);
+      expiry = new SqlStaleRequests(database.db);
       users = new SqlUserStore(database.db);
     });
     after(async () => database?.drop());
@@ -119,88 +127,173 @@ for (const [name, open, skip] of backends) {
       assert.equal(ledger.rows.length, 0);
     });
 
-    it("republishes only old unpublished requests, once", async () => {
-      const old = newRequest({ createdAt: new Date(Date.now() - 60_000) });
+    // ------------------------------------------------------------ outbox: claim → publish → mark
+
+    const minutesAgo = (minutes: number) => new Date(Date.now() - minutes * 60_000);
+    const leaseNow = (ms = 60_000): Lease => ({ now: new Date(), ms });
+    const idsOf = (rows: Array<{ requestId: string }>) => rows.map((r) => r.requestId);
+
+    it("claims only old, unpublished requests; a claim keeps others off until marked published", async () => {
+      const old = newRequest({ createdAt: minutesAgo(1) });
       const fresh = newRequest({ createdAt: new Date() });
-      const published = newRequest({ createdAt: new Date(Date.now() - 60_000) });
-      for (const r of [old, fresh, published]) await store.insert(r);
-      await store.markPublished([published.requestId]);
-      const seen: string[] = [];
-      const count = await store.republishUnpublished(new Date(Date.now() - 30_000), 100, async (r) => {
-        seen.push(r.requestId);
-      });
-      assert.ok(seen.includes(old.requestId));
-      assert.ok(!seen.includes(fresh.requestId));
-      assert.ok(!seen.includes(published.requestId));
-      assert.equal(count, seen.length);
-      const again: string[] = [];
-      await store.republishUnpublished(new Date(Date.now() - 30_000), 100, async (r) => {
-        again.push(r.requestId);
-      });
-      assert.ok(!again.includes(old.requestId));
+      const published = newRequest({ createdAt: minutesAgo(1) });
+      await store.insertMany([old, fresh, published]);
+      await outbox.markPublished([published.requestId]);
+      const lease = leaseNow();
+      const claimed = await outbox.claim(minutesAgo(0.5), 100, lease);
+      const byId = new Map(claimed.map((r) => [r.requestId, r]));
+      assert.ok(byId.has(old.requestId));
+      assert.ok(!byId.has(fresh.requestId), "too young: admission may still be publishing it");
+      assert.ok(!byId.has(published.requestId));
+      assert.equal(byId.get(old.requestId)?.prompt, old.prompt, "a claim hands out the whole request");
+      assert.deepEqual(byId.get(old.requestId)?.params, old.params);
+      assert.ok(!idsOf(await outbox.claim(minutesAgo(0.5), 100, lease)).includes(old.requestId), "claimed: not handed out twice");
+      await outbox.markPublished([old.requestId]);
+      assert.equal((await store.get(old.requestId))?.published, true);
+      const afterLease: Lease = { now: new Date(lease.now.getTime() + lease.ms + 1), ms: lease.ms };
+      assert.ok(!idsOf(await outbox.claim(minutesAgo(0.5), 100, afterLease)).includes(old.requestId), "published: never claimed again");
+    });
+
+    it("a lease that runs out (its claimer died) lets another claimer take the row", async () => {
+      const request = newRequest({ createdAt: minutesAgo(2) });
+      await store.insert(request);
+      const first: Lease = { now: new Date(), ms: 10_000 };
+      assert.ok(idsOf(await outbox.claim(minutesAgo(1), 100, first)).includes(request.requestId));
+      const at = (ms: number): Lease => ({ now: new Date(first.now.getTime() + ms), ms: 10_000 });
+      assert.ok(!idsOf(await outbox.claim(minutesAgo(1), 100, at(9_999))).includes(request.requestId), "the lease still holds");
+      assert.ok(idsOf(await outbox.claim(minutesAgo(1), 100, at(10_000))).includes(request.requestId), "the lease ran out");
+      assert.ok(!idsOf(await outbox.claim(minutesAgo(1), 100, at(15_000))).includes(request.requestId), "the new claimer's lease holds");
+      assert.equal((await store.get(request.requestId))?.published, false);
+    });
+
+    it("a released claim (its publish failed) leaves the row unpublished and claimable at once", async () => {
+      const request = newRequest({ createdAt: minutesAgo(2) });
+      await store.insert(request);
+      const lease = leaseNow();
+      assert.ok(idsOf(await outbox.claim(minutesAgo(1), 100, lease)).includes(request.requestId));
+      await outbox.releaseClaim([request.requestId]);
+      assert.equal((await store.get(request.requestId))?.published, false);
+      assert.ok(idsOf(await outbox.claim(minutesAgo(1), 100, lease)).includes(request.requestId));
+    });
+
+    it("concurrent claimers never get the same row", async () => {
+      // Older than every other row here, so the claims reach them first.
+      const batch = Array.from({ length: 40 }, (_, i) => newRequest({ createdAt: new Date(Date.UTC(2020, 0, 1, 0, 0, i)) }));
+      await store.insertMany(batch);
+      const mine = new Set(idsOf(batch));
+      const lease = leaseNow();
+      const claims = await Promise.all(Array.from({ length: 8 }, () => outbox.claim(minutesAgo(1), 10, lease)));
+      const claimedOfMine = claims.flatMap(idsOf).filter((id) => mine.has(id));
+      assert.equal(new Set(claimedOfMine).size, claimedOfMine.length, "a row went to two claimers");
+      assert.equal(claimedOfMine.length, batch.length, "8 claimers of 10 rows take all 40");
+      await outbox.markPublished([...mine]);
+    });
+
+    // PGlite has a single connection: no other transaction can hold a lock while a claim runs.
+    if (name === "postgres") it("a claim skips rows another transaction has locked instead of waiting for them", async () => {
+      const [locked, free] = [newRequest({ createdAt: minutesAgo(3) }), newRequest({ createdAt: minutesAgo(3) })];
+      await store.insertMany([locked, free]);
+      const other = new pg.Client({ connectionString: database.url });
+      await other.connect();
+      try {
+        await other.query("BEGIN");
+        await other.query("SELECT 1 FROM inference_requests WHERE request_id = $1 FOR UPDATE", [locked.requestId]);
+        const claimed = idsOf(await withinSeconds(5, outbox.claim(minutesAgo(1), 100, leaseNow())));
+        assert.ok(claimed.includes(free.requestId));
+        assert.ok(!claimed.includes(locked.requestId));
+      } finally {
+        await other.query("ROLLBACK");
+        await other.end();
+      }
+      assert.ok(idsOf(await outbox.claim(minutesAgo(1), 100, leaseNow())).includes(locked.requestId), "unlocked, it is claimed");
     });
 
     it("after a restart with an in-process queue, open requests are marked for publishing again", async () => {
-      const open = newRequest({ createdAt: new Date(Date.now() - 60_000) });
-      const done = newRequest({ createdAt: new Date(Date.now() - 60_000) });
-      await store.insertMany([open, done]);
-      await store.markPublished([open.requestId, done.requestId]);
+      const open = newRequest({ createdAt: minutesAgo(1) });
+      const claimed = newRequest({ createdAt: minutesAgo(1) });
+      const done = newRequest({ createdAt: minutesAgo(1) });
+      await store.insertMany([open, claimed, done]);
+      await outbox.markPublished([open.requestId, done.requestId]);
+      const lease = leaseNow(3_600_000);
+      assert.ok(idsOf(await outbox.claim(minutesAgo(0.5), 1000, lease)).includes(claimed.requestId), "claimed by the run before");
       await store.finish({
         requestId: done.requestId, status: "failed", at: new Date(), outputText: null, outputs: null, usage: null,
         error: { code: "x", message: "y" }, attempt: 1,
       });
-      assert.ok((await store.unpublishOpen()) >= 1);
-      const seen: string[] = [];
-      await store.republishUnpublished(new Date(Date.now() - 30_000), 1000, async (r) => {
-        seen.push(r.requestId);
-      });
+      assert.ok((await outbox.unpublishOpen()) >= 2);
+      const seen = idsOf(await outbox.claim(minutesAgo(0.5), 1000, lease));
       assert.ok(seen.includes(open.requestId), "the open request is published again");
+      assert.ok(seen.includes(claimed.requestId), "the earlier run's lease is gone with it");
       assert.ok(!seen.includes(done.requestId), "a finished request is not");
       assert.ok((await store.countOpen()) >= 1);
-    });
-
-    it("a failing publish during republish leaves the row unpublished", async () => {
-      const request = newRequest({ createdAt: new Date(Date.now() - 120_000) });
-      await store.insert(request);
-      await assert.rejects(
-        store.republishUnpublished(new Date(Date.now() - 30_000), 100, async () => {
-          throw new Error("broker down");
-        }),
-      );
-      assert.equal((await store.get(request.requestId))?.published, false);
-    });
-
-    it("expires stale open requests as failed with code timeout", async () => {
-      const stale = newRequest({ createdAt: new Date(Date.now() - 3_600_000) });
-      await store.insert(stale);
-      const released: string[] = [];
-      const expired = await store.expireStale(new Date(Date.now() - 1_800_000), 100, new Date(), async (r) => {
-        released.push(r.requestId);
-      });
-      assert.ok(released.includes(stale.requestId), "its reservation is released in the same step");
-      assert.ok(expired.some((e) => e.requestId === stale.requestId));
-      const stored = await store.get(stale.requestId);
-      assert.equal(stored?.status, "failed");
-      assert.equal(stored?.error?.code, "timeout");
-    });
-
-    it("a release that fails leaves a stale request open, to be expired by a later sweep", async () => {
-      const stale = newRequest({ createdAt: new Date(Date.now() - 3_600_000) });
-      await store.insert(stale);
-      await assert.rejects(
-        store.expireStale(new Date(Date.now() - 1_800_000), 100, new Date(), async () => {
-          throw new Error("redis down");
-        }),
-      );
-      assert.equal((await store.get(stale.requestId))?.status, "queued");
     });
 
     it("deleteUnpublished removes a request that never reached the broker", async () => {
       const request = newRequest();
       await store.insert(request);
-      assert.equal(await store.deleteUnpublished(request.requestId), true);
+      assert.equal(await outbox.deleteUnpublished(request.requestId), true);
       assert.equal(await store.get(request.requestId), null);
-      assert.equal(await store.deleteUnpublished(request.requestId), false);
+      assert.equal(await outbox.deleteUnpublished(request.requestId), false);
+    });
+
+    // ------------------------------------------------------------ expiry: claim → release quota → expire
+
+    it("expires claimed stale requests as failed with code timeout", async () => {
+      const stale = newRequest({ createdAt: minutesAgo(60) });
+      const recent = newRequest({ createdAt: minutesAgo(1) });
+      await store.insertMany([stale, recent]);
+      const lease = leaseNow();
+      const claimed = await expiry.claim(minutesAgo(30), 1000, lease);
+      assert.ok(idsOf(claimed).includes(stale.requestId));
+      assert.ok(!idsOf(claimed).includes(recent.requestId));
+      assert.equal(claimed.find((c) => c.requestId === stale.requestId)?.userId, stale.userId);
+      assert.ok(!idsOf(await expiry.claim(minutesAgo(30), 1000, lease)).includes(stale.requestId), "claimed: not handed out twice");
+      const expired = await expiry.expire([stale.requestId], new Date());
+      assert.deepEqual(expired, [{ requestId: stale.requestId, userId: stale.userId }]);
+      const stored = await store.get(stale.requestId);
+      assert.equal(stored?.status, "failed");
+      assert.equal(stored?.error?.code, "timeout");
+      assert.deepEqual(await expiry.expire([stale.requestId], new Date()), [], "expired once");
+    });
+
+    it("an outcome stored between the claim and the expiry wins over the timeout", async () => {
+      const request = newRequest({ createdAt: minutesAgo(60) });
+      await store.insert(request);
+      assert.ok(idsOf(await expiry.claim(minutesAgo(30), 1000, leaseNow())).includes(request.requestId));
+      const usage = { prompt_tokens: 2, completion_tokens: 3, total_tokens: 5 };
+      const finished = await store.finish({
+        requestId: request.requestId, status: "completed", at: new Date(), outputText: "late but done", outputs: null, usage, error: null, attempt: 1,
+      });
+      assert.equal(finished.changed, true, "the claim does not block the outcome");
+      assert.deepEqual(await expiry.expire([request.requestId], new Date()), []);
+      const stored = await store.get(request.requestId);
+      assert.equal(stored?.status, "completed");
+      assert.equal(stored?.outputText, "late but done");
+      assert.equal(stored?.error, null);
+    });
+
+    it("a released claim (its quota release failed) leaves the stale request open, claimable again", async () => {
+      const request = newRequest({ createdAt: minutesAgo(60) });
+      await store.insert(request);
+      const lease = leaseNow();
+      assert.ok(idsOf(await expiry.claim(minutesAgo(30), 1000, lease)).includes(request.requestId));
+      await expiry.releaseClaim([request.requestId]);
+      assert.equal((await store.get(request.requestId))?.status, "queued");
+      assert.ok(idsOf(await expiry.claim(minutesAgo(30), 1000, lease)).includes(request.requestId));
+      const later: Lease = { now: new Date(lease.now.getTime() + lease.ms), ms: lease.ms };
+      assert.ok(idsOf(await expiry.claim(minutesAgo(30), 1000, later)).includes(request.requestId), "its lease runs out too");
+    });
+
+    it("a row claimed to be published is not claimed to be expired, and the other way round", async () => {
+      const [a, b] = [newRequest({ createdAt: minutesAgo(60) }), newRequest({ createdAt: minutesAgo(60) })];
+      await store.insertMany([a, b]);
+      const lease = leaseNow();
+      const forPublish = idsOf(await outbox.claim(minutesAgo(30), 1000, lease));
+      assert.ok(forPublish.includes(a.requestId) && forPublish.includes(b.requestId));
+      assert.ok(!idsOf(await expiry.claim(minutesAgo(30), 1000, lease)).includes(a.requestId));
+      await outbox.releaseClaim([b.requestId]);
+      assert.ok(idsOf(await expiry.claim(minutesAgo(30), 1000, lease)).includes(b.requestId));
+      assert.ok(!idsOf(await outbox.claim(minutesAgo(30), 1000, lease)).includes(b.requestId));
     });
 
     it("users, keys and tiers", async () => {

@@ -138,7 +138,7 @@ for (const backend of ["servers", "embedded"] as Backend[]) {
       const user = await platform.createUser();
       const createdAt = new Date(Date.now() - platform.config.gateway.reservationTimeoutMs - 60_000);
       const requestId = await storeUnpublished(platform, user.userId, "abandoned", createdAt);
-      await platform.requests.markPublished([requestId]);
+      await platform.outbox.markPublished([requestId]);
       await platform.gateway.sweep();
       const stored = await platform.requests.get(requestId);
       assert.equal(stored?.status, "failed");

@@ -15,6 +15,8 @@ import { createWorker, type Worker } from "../../src/components/worker/index.js"
 import { createCollector, type Collector } from "../../src/components/collector/index.js";
 import { startMlService } from "../../src/components/ml-service/index.js";
 import { SqlRequestStore } from "../../src/adapters/postgres/request-store.js";
+import { SqlOutbox } from "../../src/adapters/postgres/outbox.js";
+import { SqlStaleRequests } from "../../src/adapters/postgres/stale-requests.js";
 import { SqlUserStore } from "../../src/adapters/postgres/user-store.js";
 import { SqlQuotaLedger } from "../../src/adapters/postgres/quota-ledger.js";
 import { RedisQuotaStore } from "../../src/adapters/redis/quota-store.js";
@@ -51,6 +53,7 @@ export interface Platform {
   queue: MessageQueue;
   events: EventBus;
   requests: SqlRequestStore;
+  outbox: SqlOutbox;
   users: SqlUserStore;
   gateway: Gateway;
   api: ApiService;
@@ -88,6 +91,7 @@ export async function startPlatform(options: PlatformOptions): Promise<Platform>
   const database = servers ? await freshPostgres() : await freshPglite();
   stops.push(() => database.drop());
   const requests = new SqlRequestStore(database.db);
+  const outbox = new SqlOutbox(database.db);
   const users = new SqlUserStore(database.db);
 
   let quota: QuotaStore;
@@ -135,6 +139,8 @@ export async function startPlatform(options: PlatformOptions): Promise<Platform>
     auth,
     quota,
     requests,
+    outbox,
+    stale: new SqlStaleRequests(database.db),
     queue,
     events,
     requestsQueue: queues.requests,
@@ -179,6 +185,7 @@ export async function startPlatform(options: PlatformOptions): Promise<Platform>
     queue,
     events,
     requests,
+    outbox,
     users,
     gateway,
     api,

@@ -14,28 +14,49 @@ SELECT * FROM unnest($1::uuid[], $2::text[], $3::text[], $4::text[], $5::jsonb[]
 DELETE FROM inference_requests WHERE request_id = $1 AND NOT published AND status = 'queued';
 
 -- name: markPublished
-UPDATE inference_requests SET published = true WHERE request_id = ANY($1::uuid[]) AND NOT published;
+UPDATE inference_requests SET published = true, claimed_until = NULL WHERE request_id = ANY($1::uuid[]) AND NOT published;
 
+-- Claims are one statement each: the row locks (SKIP LOCKED, so replicas pass each other by) last only
+-- as long as this UPDATE; what keeps other replicas off the row afterwards is the lease in claimed_until
+-- ($3), which a lease that ran out before the claimer's clock ($4) no longer does.
 -- name: claimUnpublished
-SELECT request_id, user_id, model, prompt, params, estimated_tokens, quota_day, quota_month, status, published,
-       created_at, started_at, completed_at, result, outputs, prompt_tokens, completion_tokens, total_tokens,
-       error_code, error_message
-FROM inference_requests
-WHERE NOT published AND status = 'queued' AND created_at < $1
-ORDER BY created_at
-LIMIT $2
-FOR UPDATE SKIP LOCKED;
+UPDATE inference_requests SET claimed_until = $3
+WHERE request_id IN (
+  SELECT request_id FROM inference_requests
+  WHERE NOT published AND status = 'queued' AND created_at < $1 AND (claimed_until IS NULL OR claimed_until <= $4)
+  ORDER BY created_at
+  LIMIT $2
+  FOR UPDATE SKIP LOCKED)
+RETURNING request_id, user_id, model, prompt, params, estimated_tokens, quota_day, quota_month, status, published,
+          created_at, started_at, completed_at, result, outputs, prompt_tokens, completion_tokens, total_tokens,
+          error_code, error_message;
 
 -- name: claimStale
-SELECT request_id, user_id, status
-FROM inference_requests
-WHERE status IN ('queued', 'processing') AND COALESCE(started_at, created_at) < $1
-ORDER BY created_at
-LIMIT $2
-FOR UPDATE SKIP LOCKED;
+UPDATE inference_requests SET claimed_until = $3
+WHERE request_id IN (
+  SELECT request_id FROM inference_requests
+  WHERE status IN ('queued', 'processing') AND COALESCE(started_at, created_at) < $1
+    AND (claimed_until IS NULL OR claimed_until <= $4)
+  ORDER BY created_at
+  LIMIT $2
+  FOR UPDATE SKIP LOCKED)
+RETURNING request_id, user_id;
 
+-- name: releaseClaim
+UPDATE inference_requests SET claimed_until = NULL WHERE request_id = ANY($1::uuid[]) AND claimed_until IS NOT NULL;
+
+-- Only rows still open change: an outcome stored after the claim wins over the timeout.
+-- name: expireClaimed
+UPDATE inference_requests
+SET status = 'failed', completed_at = $2, started_at = COALESCE(started_at, $2), error_code = 'timeout',
+    error_message = $3, claimed_until = NULL
+WHERE request_id = ANY($1::uuid[]) AND status IN ('queued', 'processing')
+RETURNING request_id, user_id;
+
+-- Leases too: they belonged to the run before this one.
 -- name: unpublishOpen
-UPDATE inference_requests SET published = false WHERE status IN ('queued', 'processing') AND published;
+UPDATE inference_requests SET published = false, claimed_until = NULL
+WHERE status IN ('queued', 'processing') AND (published OR claimed_until IS NOT NULL);
 
 -- name: countOpen
 SELECT COUNT(*)::int AS n FROM inference_requests WHERE status IN ('queued', 'processing');

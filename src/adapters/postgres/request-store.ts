@@ -68,6 +68,9 @@ function toView(row: Omit<RequestRow, "prompt" | "params">): RequestView {
   };
 }
 
+// The outbox (outbox.ts) claims whole requests and reads them the same way.
+export { toStored, type RequestRow };
+
 export class SqlRequestStore implements RequestStore {
   constructor(private readonly db: SqlClient) {}
 
@@ -100,14 +103,6 @@ export class SqlRequestStore implements RequestStore {
       column((r) => r.window.month),
       column((r) => r.createdAt),
     ]);
-  }
-
-  async deleteUnpublished(requestId: string): Promise<boolean> {
-    return (await this.db.query(sql("deleteUnpublishedRequest"), [requestId])).rowCount > 0;
-  }
-
-  async markPublished(requestIds: string[]): Promise<void> {
-    if (requestIds.length > 0) await this.db.query(sql("markPublished"), [requestIds]);
   }
 
   async markProcessing(requestId: string, at: Date, attempt: number): Promise<boolean> {
@@ -166,23 +161,6 @@ export class SqlRequestStore implements RequestStore {
     return result.rows.map(toView);
   }
 
-  async republishUnpublished(
-    olderThan: Date,
-    limit: number,
-    publish: (request: StoredRequest) => Promise<void>,
-  ): Promise<number> {
-    return this.db.transaction(async (tx) => {
-      const rows = (await tx.query<RequestRow>(sql("claimUnpublished"), [olderThan, limit])).rows;
-      const done: string[] = [];
-      for (const row of rows) {
-        await publish(toStored(row));
-        done.push(row.request_id);
-      }
-      if (done.length > 0) await tx.query(sql("markPublished"), [done]);
-      return done.length;
-    });
-  }
-
   async quotaReplay(month: string): Promise<{ settled: QuotaReplayEntry[]; open: QuotaReplayEntry[] }> {
     type Row = { request_id: string; user_id: string; quota_day: string; tokens: number };
     const entry = (r: Row): QuotaReplayEntry => ({ requestId: r.request_id, userId: r.user_id, day: String(r.quota_day), tokens: Number(r.tokens) });
@@ -191,40 +169,8 @@ export class SqlRequestStore implements RequestStore {
     return { settled, open };
   }
 
-  async unpublishOpen(): Promise<number> {
-    return (await this.db.query(sql("unpublishOpen"))).rowCount;
-  }
-
   async countOpen(): Promise<number> {
     return Number((await this.db.query<{ n: number }>(sql("countOpen"))).rows[0]?.n ?? 0);
-  }
-
-  async expireStale(
-    olderThan: Date,
-    limit: number,
-    at: Date,
-    release: (request: { requestId: string; userId: string }) => Promise<void>,
-  ): Promise<Array<{ requestId: string; userId: string }>> {
-    return this.db.transaction(async (tx) => {
-      const rows = (await tx.query<{ request_id: string; user_id: string }>(sql("claimStale"), [olderThan, limit])).rows;
-      for (const row of rows) {
-        await release({ requestId: row.request_id, userId: row.user_id });
-        await tx.query(sql("finishRequest"), [
-          row.request_id,
-          "failed",
-          at,
-          null,
-          null,
-          null,
-          null,
-          null,
-          "timeout",
-          "the request did not finish in time; its reservation was released",
-          0,
-        ]);
-      }
-      return rows.map((r) => ({ requestId: r.request_id, userId: r.user_id }));
-    });
   }
 
   async ping(): Promise<void> {

@@ -10,7 +10,7 @@ import type { GatewayConfig } from "../../config.js";
 import { encodeMessage } from "../../domain/contracts.js";
 import { requestMessageOf } from "../../domain/request-message.js";
 import { estimateTokens, parseInferenceBody } from "../../domain/inference-request.js";
-import type { EventBus, MessageQueue, NewRequest, QuotaStore, RequestStore } from "../../domain/ports.js";
+import type { EventBus, MessageQueue, NewRequest, Outbox, QuotaStore, RequestStore, StaleRequests } from "../../domain/ports.js";
 import type { Authenticator } from "../../http/authenticator.js";
 import { sendError } from "../../http/server.js";
 import type { Logger } from "../../observability/logger.js";
@@ -25,6 +25,8 @@ export interface GatewayDeps {
   auth: Authenticator;
   quota: QuotaStore;
   requests: RequestStore;
+  outbox: Outbox;
+  stale: StaleRequests;
   queue: MessageQueue;
   events: EventBus;
   requestsQueue: string;
@@ -58,7 +60,7 @@ export function createGateway(config: GatewayConfig, deps: GatewayDeps): Gateway
   const openGauge = gauge(deps.registry, {
     name: "quota_reservations_open",
     help: "Requests admitted and not yet finished (their quota reservations are open)"});
-  const marker = new PublishedMarker(deps.requests, log);
+  const marker = new PublishedMarker(deps.outbox, log);
   // Concurrent admissions share INSERT statements: one round trip and one commit for many rows.
   const inserts = new Batcher<NewRequest>((rows) => deps.requests.insertMany(rows));
   const sweeper = new Sweeper(config, { ...deps, logger: log, now, openGauge, published });
@@ -123,7 +125,7 @@ export function createGateway(config: GatewayConfig, deps: GatewayDeps): Gateway
     } catch (error) {
       let removed: boolean | undefined;
       try {
-        removed = await deps.requests.deleteUnpublished(requestId);
+        removed = await deps.outbox.deleteUnpublished(requestId);
       } catch (deleteError) {
         // The row stays and the sweeper will publish it; its reservation must stay with it, so the
         // request is charged when it runs. The client hears 503 and may send it again.

@@ -1,9 +1,9 @@
 /**
- * Marks admitted requests as published in batches: one UPDATE per batch instead of one per request,
- * off the admission path. A crash before a flush only means the sweeper publishes those requests
- * again, which the collector's idempotency makes harmless.
+ * The outbox's mark step on the admission path: marks admitted requests as published in batches,
+ * one UPDATE per batch instead of one per request. A crash before a flush only means the sweeper
+ * publishes those requests again, which the collector's idempotency makes harmless.
  */
-import type { RequestStore } from "../../domain/ports.js";
+import type { Outbox } from "../../domain/ports.js";
 import type { Logger } from "../../observability/logger.js";
 
 export class PublishedMarker {
@@ -12,7 +12,7 @@ export class PublishedMarker {
   private flushing: Promise<void> = Promise.resolve();
 
   constructor(
-    private readonly store: RequestStore,
+    private readonly outbox: Pick<Outbox, "markPublished">,
     private readonly logger: Logger,
     private readonly options: { maxBatch: number; maxDelayMs: number } = { maxBatch: 500, maxDelayMs: 50 },
   ) {}
@@ -30,7 +30,7 @@ export class PublishedMarker {
     this.pending = [];
     if (batch.length === 0) return this.flushing;
     this.flushing = this.flushing.then(() =>
-      this.store.markPublished(batch).catch((error: unknown) => {
+      this.outbox.markPublished(batch).catch((error: unknown) => {
         // Left unpublished, the sweeper will publish them again later: harmless, so only log.
         this.logger.warn({ err: error, count: batch.length }, "could not mark requests published");
       }),
