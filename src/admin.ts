@@ -5,7 +5,7 @@ import { generateApiKey } from "./domain/api-keys.js";
 import { migrate } from "./adapters/postgres/migrate.js";
 import type { QuotaLimits } from "./domain/ports.js";
 import type { Logger } from "./observability/logger.js";
-import { openInfrastructure } from "./runtime.js";
+import { openDatabase } from "./runtime.js";
 
 export const ADMIN_HELP = `Administration (DATABASE_URL, or the embedded database in DATA_DIR when unset):
   users create <user-id> [--tier <tier>]      create a user (tier default: free)
@@ -51,10 +51,9 @@ export async function runAdminCommand(command: string, args: string[], config: C
     process.stderr.write(`unknown command "${command}"; run "ml-inference help"\n`);
     return 2;
   }
-  const infra = await openInfrastructure(config, { database: true }, logger, true);
+  const database = await openDatabase(config, logger, { embeddedAllowed: true });
   try {
-    const db = infra.db!;
-    const users = infra.users!;
+    const { db, users } = database;
     const { positional, options } = flags(args);
     const [sub, a, b] = positional;
     switch (`${command} ${sub ?? ""}`.trim()) {
@@ -122,6 +121,6 @@ export async function runAdminCommand(command: string, args: string[], config: C
     else throw error;
     return 1;
   } finally {
-    await infra.close();
+    await database.close();
   }
 }

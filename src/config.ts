@@ -38,6 +38,7 @@ const envSchema = z.object({
   DEFAULT_MODEL: z.string().min(1).optional(),
   CORS_ORIGINS: z.string().default(""),
   RATE_LIMIT_PER_IP_PER_MINUTE: int(0, 1e9).default(0),
+  AUTH_CACHE_TTL_MS: int(0, 1_000).default(500),
   SWEEP_INTERVAL_MS: int(100, 3_600_000).default(5_000),
   SWEEP_UNPUBLISHED_AFTER_MS: int(100, 3_600_000).default(30_000),
   SWEEP_LEASE_MS: int(1_000, 3_600_000).default(60_000),
@@ -99,6 +100,8 @@ export interface GatewayConfig {
   defaultModel: string;
   corsOrigins: string[];
   rateLimitPerIpPerMinute: number;
+  /** How long an API key lookup is cached: a revoked key keeps working at most this long. */
+  authCacheTtlMs: number;
   sweepIntervalMs: number;
   sweepUnpublishedAfterMs: number;
   /** How long a sweeper's claim on rows (to publish or expire them) keeps other replicas off them. */
@@ -223,6 +226,7 @@ export function loadConfig(
       defaultModel: e.DEFAULT_MODEL ?? e.MODEL_NAME ?? "default",
       corsOrigins: cors,
       rateLimitPerIpPerMinute: e.RATE_LIMIT_PER_IP_PER_MINUTE,
+      authCacheTtlMs: e.AUTH_CACHE_TTL_MS,
       sweepIntervalMs: e.SWEEP_INTERVAL_MS,
       sweepUnpublishedAfterMs: e.SWEEP_UNPUBLISHED_AFTER_MS,
       sweepLeaseMs: e.SWEEP_LEASE_MS,

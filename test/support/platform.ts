@@ -1,31 +1,21 @@
 /**
- * Starts the platform's components in this process, on real servers (private schema, queues and
- * key prefix per run) or on the embedded adapters, with a real ML Service running the shared model.
+ * Starts the platform in this process through the same assemble() that `ml-inference all` runs, on
+ * infrastructure built for the test: the real servers with a private schema, queues and key prefix
+ * per run, or the embedded adapters on an in-memory PGlite. Without `mlServiceUrl` the in-process ML
+ * Service runs the shared model, as in `all`.
  */
-import { Redis } from "ioredis";
 import type { FastifyInstance } from "fastify";
 import { loadConfig, type Config } from "../../src/config.js";
-import { createHttpApp } from "../../src/http/server.js";
-import { Authenticator } from "../../src/http/authenticator.js";
 import { silentLogger } from "../../src/observability/logger.js";
-import { createRegistry } from "../../src/observability/metrics.js";
-import { createGateway, type Gateway } from "../../src/components/gateway/index.js";
-import { createApiService, type ApiService } from "../../src/components/api-service/index.js";
-import { createWorker, type Worker } from "../../src/components/worker/index.js";
-import { createCollector, type Collector } from "../../src/components/collector/index.js";
-import { startMlService } from "../../src/components/ml-service/index.js";
-import { SqlRequestStore } from "../../src/adapters/postgres/request-store.js";
-import { SqlOutbox } from "../../src/adapters/postgres/outbox.js";
-import { SqlStaleRequests } from "../../src/adapters/postgres/stale-requests.js";
-import { SqlUserStore } from "../../src/adapters/postgres/user-store.js";
-import { SqlQuotaLedger } from "../../src/adapters/postgres/quota-ledger.js";
-import { RedisQuotaStore } from "../../src/adapters/redis/quota-store.js";
+import { assemble, needsOf, type Assembly } from "../../src/components/assemble.js";
+import type { Gateway } from "../../src/components/gateway/index.js";
+import type { ApiService } from "../../src/components/api-service/index.js";
+import type { Worker } from "../../src/components/worker/index.js";
+import type { Collector } from "../../src/components/collector/index.js";
+import { openInfrastructure } from "../../src/runtime.js";
 import { RedisEventBus } from "../../src/adapters/redis/event-bus.js";
-import { RabbitMessageQueue } from "../../src/adapters/rabbitmq/message-queue.js";
-import { MemoryQuotaStore } from "../../src/adapters/memory/quota-store.js";
 import { MemoryEventBus, MemoryEventHub } from "../../src/adapters/memory/event-bus.js";
-import { MemoryMessageQueue } from "../../src/adapters/memory/message-queue.js";
-import type { EventBus, MessageQueue, QuotaLimits, QuotaStore } from "../../src/domain/ports.js";
+import type { EventBus, MessageQueue, Outbox, QuotaLimits, QuotaStore, RequestStore, UserStore } from "../../src/domain/ports.js";
 import { generateApiKey } from "../../src/domain/api-keys.js";
 import { freshPglite, freshPostgres, type TestDatabase } from "./databases.js";
 import { TEST_URLS, uniqueName } from "./services.js";
@@ -52,9 +42,9 @@ export interface Platform {
   quota: QuotaStore;
   queue: MessageQueue;
   events: EventBus;
-  requests: SqlRequestStore;
-  outbox: SqlOutbox;
-  users: SqlUserStore;
+  requests: RequestStore;
+  outbox: Outbox;
+  users: UserStore;
   gateway: Gateway;
   api: ApiService;
   worker?: Worker;
@@ -71,13 +61,30 @@ export interface Platform {
 
 const UNLIMITED: QuotaLimits = { dailyRequests: null, dailyTokens: null, monthlyRequests: null, monthlyTokens: null };
 
+function present<T>(value: T | undefined, what: string): T {
+  if (value === undefined) throw new Error(`the assembled platform has no ${what}`);
+  return value;
+}
+
 export async function startPlatform(options: PlatformOptions): Promise<Platform> {
   const servers = options.backend === "servers";
   const queues = { requests: uniqueName("req"), results: uniqueName("res") };
   const prefix = `${uniqueName("t")}:`;
   const config = loadConfig(
     {
+      HOST: "127.0.0.1",
+      PORT: "0",
+      ML_SERVICE_PORT: "0",
+      MODEL: STORIES_MODEL_PATH,
+      ML_BATCH_SEQUENCES: "4",
+      QUEUE_REQUESTS: queues.requests,
+      QUEUE_RESULTS: queues.results,
+      REDIS_KEY_PREFIX: prefix,
+      ...(servers ? { REDIS_URL: TEST_URLS.redis, AMQP_URL: TEST_URLS.rabbitmq } : {}),
+      ...(options.mlServiceUrl ? { ML_SERVICE_URL: options.mlServiceUrl } : {}),
       ANONYMOUS_ACCESS: options.anonymous ? "true" : "false",
+      // Tests revoke keys and expect the next request to see it.
+      AUTH_CACHE_TTL_MS: "0",
       WORKER_RETRY_BASE_MS: "50",
       WORKER_MAX_ATTEMPTS: "2",
       ML_REQUEST_TIMEOUT_MS: "20000",
@@ -88,148 +95,86 @@ export async function startPlatform(options: PlatformOptions): Promise<Platform>
     "all",
   );
   const stops: Array<() => Promise<void>> = [];
-  const database = servers ? await freshPostgres() : await freshPglite();
-  stops.push(() => database.drop());
-  const requests = new SqlRequestStore(database.db);
-  const outbox = new SqlOutbox(database.db);
-  const users = new SqlUserStore(database.db);
-
-  let quota: QuotaStore;
-  let events: EventBus;
-  let queue: MessageQueue;
-  let makeReplicaBus: () => Promise<EventBus>;
-  if (servers) {
-    const redis = new Redis(TEST_URLS.redis);
-    quota = new RedisQuotaStore({ redis, keyPrefix: prefix, ownsConnection: true, ledger: new SqlQuotaLedger(database.db) });
-    stops.push(() => quota.close());
-    events = await RedisEventBus.create({ url: TEST_URLS.redis, keyPrefix: prefix });
-    stops.push(() => events.close());
-    makeReplicaBus = () => RedisEventBus.create({ url: TEST_URLS.redis, keyPrefix: prefix });
-    const rabbit = await RabbitMessageQueue.connect({ url: TEST_URLS.rabbitmq, queues: [queues.requests, queues.results] });
-    queue = rabbit;
-    stops.push(async () => {
-      await rabbit.close();
-      await deleteQueues(Object.values(queues));
-    });
-  } else {
-    quota = new MemoryQuotaStore();
-    const hub = new MemoryEventHub();
-    events = new MemoryEventBus({ hub });
-    makeReplicaBus = async () => new MemoryEventBus({ hub });
-    queue = new MemoryMessageQueue();
-    stops.push(() => queue.close());
-  }
-
-  let mlUrl = options.mlServiceUrl ?? "";
-  if (!options.mlServiceUrl) {
-    const ml = await startMlService(
-      { ...config.mlService, port: 0, host: "127.0.0.1", model: STORIES_MODEL_PATH, batchSequences: 4 },
-      { logger: silentLogger, registry: createRegistry() },
-    );
-    await ml.ready;
-    mlUrl = ml.url;
-    stops.push(() => ml.stop());
-  }
-
-  const registry = createRegistry();
-  const auth = new Authenticator({ users, anonymous: config.gateway.anonymous, cacheTtlMs: 0 });
-  const gateway = createGateway(config.gateway, {
-    logger: silentLogger,
-    registry,
-    auth,
-    quota,
-    requests,
-    outbox,
-    stale: new SqlStaleRequests(database.db),
-    queue,
-    events,
-    requestsQueue: queues.requests,
-    models: ["default"],
-  });
-  const api = createApiService(config.apiService, { logger: silentLogger, registry, auth, quota, requests, events });
-  const app = createHttpApp({ logger: silentLogger, registries: [registry], bodyLimitBytes: config.gateway.bodyLimitBytes });
-  gateway.register(app);
-  api.register(app);
-  const url = (await app.listen({ host: "127.0.0.1", port: 0 })).replace("localhost", "127.0.0.1");
-
-  const collector = createCollector(config.collector, {
-    logger: silentLogger,
-    registry,
-    queue,
-    quota,
-    requests,
-    events,
-    resultsQueue: queues.results,
-  });
-  const worker = createWorker(
-    { ...config.worker, mlServiceUrl: mlUrl },
-    { logger: silentLogger, registry, queue, requestsQueue: queues.requests, resultsQueue: queues.results },
-  );
-  let consumersStarted = false;
-  const startConsumers = async () => {
-    if (consumersStarted) return;
-    consumersStarted = true;
-    await collector.start();
-    await worker.start();
+  const stopAll = async () => {
+    for (const stop of stops.reverse()) await stop().catch(() => undefined);
   };
-  if (options.consumers !== false) await startConsumers();
+  try {
+    const database = servers ? await freshPostgres() : await freshPglite();
+    stops.push(() => database.drop());
+    if (servers) stops.push(() => deleteQueues(Object.values(queues)));
+    const eventHub = new MemoryEventHub();
+    const infra = await openInfrastructure(config, needsOf("all"), silentLogger, { embeddedAllowed: !servers, database: database.db, eventHub });
+    stops.push(() => infra.close());
+    const assembly: Assembly = await assemble("all", config, infra, { logger: silentLogger, holdConsumers: options.consumers === false });
+    stops.push(() => assembly.stop());
+    await assembly.ready;
+    const { requests, outbox, users } = infra;
 
-  let userCount = 0;
-  const platform: Platform = {
-    backend: options.backend,
-    config,
-    app,
-    url,
-    database,
-    quota,
-    queue,
-    events,
-    requests,
-    outbox,
-    users,
-    gateway,
-    api,
-    worker,
-    collector,
-    mlUrl,
-    queues,
-    startConsumers,
-    async createUser(limits = {}) {
-      const userId = `user-${++userCount}-${Math.random().toString(36).slice(2, 8)}`;
-      await users.upsertTier({ name: `tier-${userId}`, limits: { ...UNLIMITED, ...limits } });
-      await users.createUser(userId, `tier-${userId}`);
-      const key = generateApiKey();
-      await users.addApiKey(key.keyId, userId, key.keyHash);
-      return { userId, authorization: `Bearer ${key.key}` };
-    },
-    async startApiReplica() {
-      const bus = await makeReplicaBus();
-      const replicaRegistry = createRegistry();
-      const replica = createApiService(config.apiService, { logger: silentLogger, registry: replicaRegistry, auth, quota, requests, events: bus });
-      const replicaApp = createHttpApp({ logger: silentLogger, registries: [replicaRegistry] });
-      replica.register(replicaApp);
-      const replicaUrl = await replicaApp.listen({ host: "127.0.0.1", port: 0 });
-      return {
-        url: replicaUrl,
-        stop: async () => {
-          await replica.stop();
-          await replicaApp.close();
+    let userCount = 0;
+    return {
+      backend: options.backend,
+      config,
+      app: present(assembly.http, "HTTP server"),
+      url: present(assembly.urls.gateway, "gateway URL"),
+      database,
+      quota: infra.quota,
+      queue: infra.queue,
+      events: infra.events,
+      requests,
+      outbox,
+      users,
+      gateway: present(assembly.parts.gateway, "gateway"),
+      api: present(assembly.parts.api, "API service"),
+      // Started by startConsumers() when held back.
+      get worker() {
+        return assembly.parts.worker;
+      },
+      get collector() {
+        return present(assembly.parts.collector, "collector (consumers not started)");
+      },
+      mlUrl: present(options.mlServiceUrl ?? assembly.urls.mlService, "ML Service URL"),
+      queues,
+      startConsumers: () => assembly.startConsumers(),
+      async createUser(limits = {}) {
+        const userId = `user-${++userCount}-${Math.random().toString(36).slice(2, 8)}`;
+        await users.upsertTier({ name: `tier-${userId}`, limits: { ...UNLIMITED, ...limits } });
+        await users.createUser(userId, `tier-${userId}`);
+        const key = generateApiKey();
+        await users.addApiKey(key.keyId, userId, key.keyHash);
+        return { userId, authorization: `Bearer ${key.key}` };
+      },
+      async startApiReplica() {
+        const bus = servers ? await RedisEventBus.create({ url: TEST_URLS.redis, keyPrefix: prefix }) : new MemoryEventBus({ hub: eventHub });
+        // The stores are shared and were recovered already; only the bus is the replica's own.
+        const replicaInfra = {
+          requests,
+          users,
+          quota: infra.quota,
+          events: bus,
+          describe: () => infra.describe(),
+          recover: async () => undefined,
+          close: () => bus.close(),
+        };
+        const replica = await assemble("api-service", { ...config, apiService: { ...config.apiService, port: 0 } }, replicaInfra, {
+          logger: silentLogger,
+        }).catch(async (error: unknown) => {
           await bus.close();
-        },
-      };
-    },
-    async stop() {
-      await api.stop();
-      await app.close();
-      await gateway.stop();
-      if (consumersStarted) {
-        await worker.stop();
-        await collector.stop();
-      }
-      for (const stop of stops.reverse()) await stop().catch(() => undefined);
-    },
-  };
-  return platform;
+          throw error;
+        });
+        return {
+          url: present(replica.urls["api-service"], "replica URL"),
+          stop: async () => {
+            await replica.stop();
+            await replicaInfra.close();
+          },
+        };
+      },
+      stop: stopAll,
+    };
+  } catch (error) {
+    await stopAll();
+    throw error;
+  }
 }
 
 async function deleteQueues(names: string[]): Promise<void> {

@@ -11,7 +11,7 @@
  *   handler that throws, puts it back at the head of Q with redelivered=true;
  * - stats reports ready and unacked (in handlers) exactly.
  */
-import type { Consumer, ConsumeOptions, HandlerVerdict, MessageQueue, QueueStats } from "../../domain/ports.js";
+import type { Consumer, ConsumeOptions, HandlerVerdict, MessageQueue, Outbox, QueueStats } from "../../domain/ports.js";
 import { AppError } from "../../errors.js";
 
 type Handler = (body: Buffer, meta: { redelivered: boolean; headers: Record<string, string> }) => Promise<HandlerVerdict>;
@@ -203,6 +203,14 @@ export class MemoryMessageQueue implements MessageQueue {
 
   async ping(): Promise<void> {
     if (this.closed) throw new AppError("service_unavailable", "message queue is closed");
+  }
+
+  /**
+   * This queue starts empty in every process: whatever the database still holds open is marked
+   * unpublished, so the gateway's sweeper publishes it again. Returns how many requests that is.
+   */
+  async recover(ledger: Pick<Outbox, "unpublishOpen">): Promise<number> {
+    return ledger.unpublishOpen();
   }
 
   /** Drains every consumer and drops delayed messages still waiting on timers. */

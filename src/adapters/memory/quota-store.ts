@@ -6,11 +6,13 @@
  * Records expire at the same instants as their Redis keys (computed from the window, see
  * quota-windows.ts); expired records read as absent and are swept now and then.
  */
+import { replayQuota } from "../../domain/quota-replay.js";
 import type {
   QuotaStore,
   QuotaUsage,
   QuotaWindow,
   ReleaseResult,
+  RequestStore,
   ReserveInput,
   ReserveResult,
   SettleResult,
@@ -134,6 +136,14 @@ export class MemoryQuotaStore implements QuotaStore {
 
   async ping(): Promise<void> {
     this.assertOpen();
+  }
+
+  /**
+   * This store starts empty in every process: rebuild this month's counters from the ledger and the
+   * open requests, before the first admission is checked against them.
+   */
+  async recover(ledger: Pick<RequestStore, "quotaReplay">, now: Date = new Date(this.clock())): Promise<{ settled: number; open: number }> {
+    return replayQuota(this, await ledger.quotaReplay(now.toISOString().slice(0, 7)));
   }
 
   async close(): Promise<void> {

@@ -36,6 +36,8 @@ export interface GatewayDeps {
 
 export interface Gateway {
   register(app: FastifyInstance): void;
+  /** Starts the sweeper's timer (the factory starts nothing). */
+  start(): void;
   health(): Promise<Record<string, unknown>>;
   /** Runs the sweeper once now (it also runs on its own every SWEEP_INTERVAL_MS). */
   sweep(): Promise<{ republished: number; expired: number }>;
@@ -64,7 +66,6 @@ export function createGateway(config: GatewayConfig, deps: GatewayDeps): Gateway
   // Concurrent admissions share INSERT statements: one round trip and one commit for many rows.
   const inserts = new Batcher<NewRequest>((rows) => deps.requests.insertMany(rows));
   const sweeper = new Sweeper(config, { ...deps, logger: log, now, openGauge, published });
-  sweeper.start();
 
   async function admit(body: unknown, authorization: string | undefined) {
     const user = await deps.auth.authenticate(authorization);
@@ -176,6 +177,7 @@ export function createGateway(config: GatewayConfig, deps: GatewayDeps): Gateway
       await Promise.all([deps.quota.ping(), deps.requests.ping(), deps.queue.ping()]);
       return { component: "gateway" };
     },
+    start: () => sweeper.start(),
     sweep: () => sweeper.sweep(),
     async stop() {
       await sweeper.stop();
