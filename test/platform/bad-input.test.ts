@@ -557,6 +557,9 @@ for (const backend of ["servers", "embedded"] as Backend[]) {
       platform = await startPlatform({ backend, anonymous: true, consumers: false, mlServiceUrl: NO_ML, env: ENV });
       schema = platform.database.schema;
       user = await platform.createUser();
+      // Counters are rebuilt from the database the first time a user is seen: see both users first,
+      // so that reading their usage below needs no database.
+      for (const id of ["anonymous", user.userId]) await platform.quota.usage(id, new Date());
       await platform.database.db.close();
     });
     after(async () => {
