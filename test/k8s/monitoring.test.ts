@@ -47,10 +47,19 @@ describe("monitoring manifests render with kubectl apply -k manifests/monitoring
     const cm = find(objects, "ConfigMap", "ml-inference-dashboard");
     assert.equal(cm.metadata.labels?.grafana_dashboard, "1");
     assert.deepEqual(JSON.parse(cm.data["ml-inference-dashboard.json"]), dashboard, "the ConfigMap holds the dashboard file");
+    // kubectl apply (client side) copies the object into an annotation, limited to 256 KiB in all.
+    assert.ok(JSON.stringify(cm).length < 200 * 1024, "the dashboard ConfigMap is too large for kubectl apply");
   });
 
   it("the PodMonitor scrapes every component of the guide, in namespace ml-inference, on its http port", () => {
+    assert.equal(podMonitor.apiVersion, "monitoring.coreos.com/v1");
     assert.deepEqual(podMonitor.spec.namespaceSelector, { matchNames: ["ml-inference"] });
+    for (const e of podMonitor.spec.podMetricsEndpoints as Json[]) {
+      assert.deepEqual(Object.keys(e).sort(), ["interval", "path", "port"]);
+      assert.equal(e.path, "/metrics", "the path every component serves its metrics on");
+      assert.match(e.interval, /^\d+[smh]$/);
+    }
+    assert.equal(podMonitor.metadata.labels?.release, rule.metadata.labels?.release, "the PodMonitor and the rules are picked up by the same Prometheus");
     const jobs = scrapedJobs(podMonitor, guideObjects());
     assert.deepEqual([...jobs].sort(), ["api-gateway", "api-service", "ml-service", "ml-worker", "results-collector"]);
   });
