@@ -153,6 +153,7 @@ async function service(m: ModelCase): Promise<Row> {
     batchSequences: SEQUENCES,
     queueLimit: 64,
     truncatePrompt: false,
+    token: undefined,
     maxTokensLimit: 4096,
   };
   const t0 = performance.now();

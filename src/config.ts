@@ -72,6 +72,9 @@ const envSchema = z.object({
   ML_QUEUE_LIMIT: int(0, 100_000).default(64),
   ML_TRUNCATE_PROMPT: bool.default(false),
   ML_MAX_TOKENS_LIMIT: int(1, MAX_LENGTH_CEILING).default(4096),
+  // The ML Service's internal credential: the worker sends it, the ML Service demands it.
+  ML_SERVICE_TOKEN: z.string().min(16, "at least 16 characters").max(512).optional(),
+  ML_SERVICE_ALLOW_UNAUTHENTICATED: bool.default(false),
 });
 
 export type Env = z.infer<typeof envSchema>;
@@ -115,6 +118,8 @@ export interface WorkerConfig {
   /** The model server. In `all` mode, unset means the ML Service started in the same process. */
   mlServiceUrl: string | undefined;
   mlServiceApi: "native" | "openai";
+  /** Sent as `Authorization: Bearer …` to the ML Service. */
+  mlServiceToken: string | undefined;
   prefetch: number;
   maxAttempts: number;
   retryBaseMs: number;
@@ -153,6 +158,8 @@ export interface MlServiceConfig {
   queueLimit: number;
   truncatePrompt: boolean;
   maxTokensLimit: number;
+  /** Demanded on every model route; undefined only in `all` (loopback) or when explicitly allowed. */
+  token: string | undefined;
 }
 
 export interface Config {
@@ -197,6 +204,13 @@ export function loadConfig(
       `component "${component}" runs alone and needs the real servers: set DATABASE_URL, REDIS_URL and AMQP_URL (or run "all")`,
     );
   }
+  if (component === "ml-service" && !e.ML_SERVICE_TOKEN && !e.ML_SERVICE_ALLOW_UNAUTHENTICATED) {
+    // Whoever reaches an open model port runs the model without a quota.
+    throw new AppError(
+      "config_invalid",
+      "the ML Service runs alone and needs ML_SERVICE_TOKEN (the worker sends the same value); set ML_SERVICE_ALLOW_UNAUTHENTICATED=true only where nothing but the worker can reach it",
+    );
+  }
   const port = (fallback: number, own: boolean) => (own && e.PORT !== undefined ? e.PORT : fallback);
   const cors = list(e.CORS_ORIGINS);
   const mlPort = component === "ml-service" ? port(DEFAULT_PORTS.mlService, true) : e.ML_SERVICE_PORT ?? DEFAULT_PORTS.mlService;
@@ -236,6 +250,7 @@ export function loadConfig(
       port: port(DEFAULT_PORTS.worker, component === "worker"),
       mlServiceUrl: e.ML_SERVICE_URL ?? (component === "all" ? undefined : `http://127.0.0.1:${mlPort}`),
       mlServiceApi: e.ML_SERVICE_API,
+      mlServiceToken: e.ML_SERVICE_TOKEN,
       prefetch: e.WORKER_PREFETCH,
       maxAttempts: e.WORKER_MAX_ATTEMPTS,
       retryBaseMs: e.WORKER_RETRY_BASE_MS,
@@ -251,7 +266,8 @@ export function loadConfig(
     },
     mlService: {
       port: mlPort,
-      host: e.HOST,
+      // In `all` the in-process ML Service is reached by this process alone: loopback only.
+      host: component === "all" ? "127.0.0.1" : e.HOST,
       model: e.MODEL,
       modelName: e.MODEL_NAME,
       modelCacheDir: e.MODEL_CACHE_DIR ?? `${e.DATA_DIR}/models`,
@@ -265,6 +281,7 @@ export function loadConfig(
       queueLimit: e.ML_QUEUE_LIMIT,
       truncatePrompt: e.ML_TRUNCATE_PROMPT,
       maxTokensLimit: e.ML_MAX_TOKENS_LIMIT,
+      token: e.ML_SERVICE_TOKEN,
     },
   };
 }

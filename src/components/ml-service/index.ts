@@ -16,6 +16,7 @@ import { createLlamaCppEngine } from "../../engines/llama-cpp.js";
 import type { Engine } from "../../engines/types.js";
 import { createHttpApp, toAppError } from "../../http/server.js";
 import { createRegistry } from "../../observability/metrics.js";
+import { requireInternalToken } from "./auth.js";
 import { drain } from "./drain.js";
 import { registerHealth } from "./health.js";
 import { createMlMetrics } from "./metrics.js";
@@ -49,6 +50,7 @@ export async function buildMlServiceApp(
     metrics.errors.inc({ model: serving.modelName(), code: (isAppError(error) ? error : toAppError(error)).code });
   });
 
+  if (config.token) requireInternalToken(app, config.token);
   registerHealth(app, serving);
   registerNativeRoutes(app, serving, config.maxTokensLimit);
   registerOpenAiRoutes(app, serving, config.maxTokensLimit);

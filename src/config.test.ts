@@ -1,0 +1,31 @@
+import { describe, it } from "node:test";
+import assert from "node:assert/strict";
+import { loadConfig } from "./config.js";
+import { AppError } from "./errors.js";
+
+describe("config: the ML Service is never an open door to the model", () => {
+  it("run alone, the ML Service refuses to start without ML_SERVICE_TOKEN", () => {
+    assert.throws(
+      () => loadConfig({}, "ml-service"),
+      (error: unknown) => error instanceof AppError && error.code === "config_invalid" && /ML_SERVICE_TOKEN/.test(error.message),
+    );
+  });
+
+  it("starts with a token, or open only when that is asked for explicitly", () => {
+    assert.equal(loadConfig({ ML_SERVICE_TOKEN: "0123456789abcdef" }, "ml-service").mlService.token, "0123456789abcdef");
+    assert.equal(loadConfig({ ML_SERVICE_ALLOW_UNAUTHENTICATED: "true" }, "ml-service").mlService.token, undefined);
+    assert.throws(() => loadConfig({ ML_SERVICE_TOKEN: "short" }, "ml-service"), /at least 16 characters/);
+  });
+
+  it("in `all` the in-process ML Service listens on loopback only, whatever HOST says", () => {
+    const config = loadConfig({ HOST: "0.0.0.0" }, "all");
+    assert.equal(config.mlService.host, "127.0.0.1");
+    assert.equal(config.common.host, "0.0.0.0");
+    assert.equal(loadConfig({ HOST: "0.0.0.0", ML_SERVICE_TOKEN: "0123456789abcdef" }, "ml-service").mlService.host, "0.0.0.0");
+  });
+
+  it("the worker sends the same token", () => {
+    const config = loadConfig({ ML_SERVICE_TOKEN: "0123456789abcdef", AMQP_URL: "amqp://x" }, "worker");
+    assert.equal(config.worker.mlServiceToken, "0123456789abcdef");
+  });
+});
