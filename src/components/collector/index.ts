@@ -1,16 +1,16 @@
 /**
  * Results Collector: consumes `inference_results` (final outcomes only: `processing` is transient
- * state, not a message). Outcomes are committed in natural batches, as admission inserts them: the
- * outcomes that arrive while a batch is being written are gathered into the next, and each batch is
- * stored with its usage ledger rows in one statement (PostgreSQL); then every reservation of the
- * batch is settled against the real token count, or released on failure (Redis, concurrently), then
- * waiting clients are told. Each message is acked only after all of that, for its own request. Every
- * step is idempotent, so a duplicate outcome or a redelivery after a crash changes nothing.
+ * state, not a message). Outcomes are committed in natural batches, as admission inserts them: those
+ * that arrive while a batch is being written are gathered into the next, and each batch is stored
+ * with its usage ledger rows in one statement (PostgreSQL). Then each outcome's reservation is
+ * settled against the real token count, or released on failure (Redis; the outcomes of a batch
+ * concurrently), then waiting clients are told, and only then is its message acked. Every step is
+ * idempotent, so a duplicate outcome or a redelivery after a crash changes nothing.
  */
 import type { CollectorConfig } from "../../config.js";
 import { parseOutcomeMessage, type OutcomeMessage } from "../../domain/contracts.js";
 import { Batcher } from "../../domain/batching.js";
-import type { Consumer, EventBus, FinishInput, HandlerVerdict, MessageQueue, QuotaStore, RequestStore, RequestView } from "../../domain/ports.js";
+import type { Consumer, EventBus, FinishInput, HandlerVerdict, MessageQueue, QuotaStore, RequestStore } from "../../domain/ports.js";
 import type { Logger } from "../../observability/logger.js";
 import { counter, type Registry } from "../../observability/metrics.js";
 
@@ -44,15 +44,21 @@ export function createCollector(config: CollectorConfig, deps: CollectorDeps): C
   const tokensSettled = counter(deps.registry, { name: "tokens_settled_total", help: "Real tokens settled against quotas"});
   let consumer: Consumer | undefined;
 
-  interface Pending {
-    outcome: OutcomeMessage;
-    input: FinishInput;
-    done: () => void;
-    failed: (error: unknown) => void;
-  }
-  // Two batches in flight: one is written while the other settles, and a batch holds at most what the
-  // prefetch lets in.
-  const batcher = new Batcher<Pending>(collectBatch, { maxBatch: Math.max(1, config.prefetch), maxInFlight: 2 });
+  // Outcomes that arrive while one batch is being written are gathered into the next: one statement
+  // for many outcomes (at most what the prefetch lets in). Each answers whether its request changed;
+  // a request id twice in one batch changes with its first outcome only.
+  const finishes = new Batcher<{ input: FinishInput; answer: (changed: boolean) => void }>(
+    async (items) => {
+      const { changed } = await deps.requests.finishMany(items.map((item) => item.input));
+      for (const item of items) item.answer(changed.delete(item.input.requestId));
+    },
+    { maxBatch: Math.max(1, config.prefetch), maxInFlight: 2 },
+  );
+  const store = (input: FinishInput) =>
+    new Promise<boolean>((resolve, reject) => {
+      let changed = false;
+      finishes.add({ input, answer: (c) => (changed = c) }).then(() => resolve(changed), reject);
+    });
 
   function finishInput(outcome: OutcomeMessage): FinishInput {
     // A completed outcome without usage cannot be settled honestly: store it as failed.
@@ -71,77 +77,39 @@ export function createCollector(config: CollectorConfig, deps: CollectorDeps): C
     };
   }
 
-  /**
-   * One statement stores the batch; a failure there fails every outcome in it (each is retried on its
-   * own). After it, each request is settled and announced on its own, so one failing settle fails
-   * only its own outcome.
-   */
-  async function collectBatch(batch: Pending[]): Promise<void> {
-    let changed: Set<string>;
-    try {
-      ({ changed } = await deps.requests.finishMany(batch.map((p) => p.input)));
-    } catch (error) {
-      for (const p of batch) p.failed(error);
+  async function finish(outcome: OutcomeMessage): Promise<void> {
+    const input = finishInput(outcome);
+    const changed = await store(input);
+    // Settle/release even when nothing changed: a crash after the commit and before this point is
+    // repaired by the redelivery, and the quota store applies each exactly once per request id.
+    const stored = changed ? null : await deps.requests.view(outcome.request_id);
+    if (!changed && !stored) {
+      log.warn({ request_id: outcome.request_id }, "outcome for an unknown request ignored");
       return;
     }
-    // A request id twice in one batch: the first outcome is the one stored, the other a duplicate.
-    const fresh = new Set<Pending>();
-    for (const p of batch) {
-      if (changed.delete(p.outcome.request_id)) fresh.add(p);
+    const settledStatus = stored ? stored.status : input.status;
+    const settledUsage = stored ? stored.usage : input.usage;
+    if (settledStatus === "completed" && settledUsage) {
+      const result = await deps.quota.settle({ userId: outcome.user_id, requestId: outcome.request_id, actualTokens: settledUsage.total_tokens });
+      if (result === "settled") tokensSettled.inc(settledUsage.total_tokens);
+    } else {
+      await deps.quota.release({ userId: outcome.user_id, requestId: outcome.request_id });
     }
-    const repeats = batch.filter((p) => !fresh.has(p));
-    let stored = new Map<string, RequestView>();
-    if (repeats.length > 0) {
-      try {
-        const views = await deps.requests.viewMany([...new Set(repeats.map((p) => p.outcome.request_id))]);
-        stored = new Map(views.map((v) => [v.requestId, v]));
-      } catch (error) {
-        for (const p of repeats) p.failed(error);
-        repeats.length = 0;
-      }
-    }
-    await Promise.all([
-      ...[...fresh].map((p) => settleAndTell(p, null)),
-      ...repeats.map((p) => settleAndTell(p, stored.get(p.outcome.request_id.toLowerCase()) ?? stored.get(p.outcome.request_id) ?? "unknown")),
-    ]);
-  }
-
-  /**
-   * Settle/release even for a duplicate: a crash after the commit and before the settle is repaired
-   * by the redelivery, and the quota store applies each exactly once per request id.
-   */
-  async function settleAndTell(p: Pending, duplicateOf: RequestView | "unknown" | null): Promise<void> {
-    const { outcome, input } = p;
-    try {
-      if (duplicateOf === "unknown") {
-        log.warn({ request_id: outcome.request_id }, "outcome for an unknown request ignored");
-        return p.done();
-      }
-      const status = duplicateOf ? duplicateOf.status : input.status;
-      const usage = duplicateOf ? duplicateOf.usage : input.usage;
-      if (status === "completed" && usage) {
-        const result = await deps.quota.settle({ userId: outcome.user_id, requestId: outcome.request_id, actualTokens: usage.total_tokens });
-        if (result === "settled") tokensSettled.inc(usage.total_tokens);
-      } else {
-        await deps.quota.release({ userId: outcome.user_id, requestId: outcome.request_id });
-      }
-      if (duplicateOf) {
-        duplicates.inc();
-        log.info({ request_id: outcome.request_id }, "duplicate outcome ignored");
-        // Told again: if the first delivery stored the result but failed before its event went out,
-        // waiting clients hear it now (they read the stored result, so a repeat is harmless).
-        await deps.events.publish({ request_id: outcome.request_id, user_id: outcome.user_id, status, final: true }).catch(() => undefined);
-        return p.done();
-      }
-      collected.inc({ status: input.status });
-      log.info({ request_id: outcome.request_id, status: input.status, usage }, "result stored");
+    if (!changed) {
+      duplicates.inc();
+      log.info({ request_id: outcome.request_id }, "duplicate outcome ignored");
+      // Told again: if the first delivery stored the result but failed before its event went out,
+      // waiting clients hear it now (they read the stored result, so a repeat is harmless).
       await deps.events
-        .publish({ request_id: outcome.request_id, user_id: outcome.user_id, status: input.status, final: true })
-        .catch((error: unknown) => log.warn({ err: error, request_id: outcome.request_id }, "could not notify waiting clients"));
-      p.done();
-    } catch (error) {
-      p.failed(error);
+        .publish({ request_id: outcome.request_id, user_id: outcome.user_id, status: settledStatus, final: true })
+        .catch(() => undefined);
+      return;
     }
+    collected.inc({ status: input.status });
+    log.info({ request_id: outcome.request_id, status: input.status, usage: input.usage }, "result stored");
+    await deps.events
+      .publish({ request_id: outcome.request_id, user_id: outcome.user_id, status: input.status, final: true })
+      .catch((error: unknown) => log.warn({ err: error, request_id: outcome.request_id }, "could not notify waiting clients"));
   }
 
   /**
@@ -176,10 +144,7 @@ export function createCollector(config: CollectorConfig, deps: CollectorDeps): C
       log.error({ problem: parsed.error }, "unreadable outcome message sent to the dead-letter queue");
       return "dead_letter";
     }
-    const outcome = parsed.value;
-    await new Promise<void>((done, failed) => {
-      batcher.add({ outcome, input: finishInput(outcome), done, failed }).catch(failed);
-    });
+    await finish(parsed.value);
     return "ack";
   }
 
