@@ -19,9 +19,13 @@ export interface KeepAliveAgent {
   destroy(): void;
 }
 
-/** Idle connections are kept a few seconds: long enough to be reused under load, short enough to go. */
+/**
+ * Idle connections are closed by us after 4 s, before a server's own keep-alive timeout (5 s in
+ * Node and uvicorn, 72 s in fastify) could close one just as a call reuses it. Connections in use
+ * are not timed out here: the caller bounds each call.
+ */
 export function createKeepAliveAgent(): KeepAliveAgent {
-  const options = { keepAlive: true, keepAliveMsecs: 1_000, timeout: 60_000, scheduling: "lifo" as const };
+  const options = { keepAlive: true, timeout: 4_000, scheduling: "lifo" as const };
   const agents = { http: new http.Agent(options), https: new https.Agent(options) };
   return {
     ...agents,
