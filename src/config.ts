@@ -54,7 +54,7 @@ const envSchema = z.object({
   ML_REQUEST_TIMEOUT_MS: int(100, 3_600_000).default(120_000),
 
   // collector
-  COLLECTOR_PREFETCH: int(1, 1000).default(32),
+  COLLECTOR_PREFETCH: int(1, 1000).default(128),
 
   // api service
   SSE_HEARTBEAT_MS: int(100, 600_000).default(15_000),

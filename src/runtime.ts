@@ -157,7 +157,9 @@ export async function openInfrastructure<K extends AdapterName>(
     if (wanted.has("quota") || wanted.has("events")) {
       const url = required(c.redisUrl, "REDIS_URL", "Redis", options.embeddedAllowed);
       if (url) {
-        const redis = new Redis(url, { maxRetriesPerRequest: 2, enableOfflineQueue: true, connectionName: "ml-inference-quota" });
+        // Auto-pipelining: the scripts a batch of outcomes (or of admissions) runs in one tick go out in
+        // one write, not one system call each.
+        const redis = new Redis(url, { maxRetriesPerRequest: 2, enableOfflineQueue: true, enableAutoPipelining: true, connectionName: "ml-inference-quota" });
         redis.on("error", (error: Error) => logger.warn({ err: error }, "redis connection error"));
         closers.push(async () => void (await redis.quit().catch(() => redis.disconnect())));
         // Rebuilt from the ledger if Redis loses its data (restarted empty, replaced).

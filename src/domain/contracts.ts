@@ -40,7 +40,9 @@ export const tokenUsageSchema = z
   .strict();
 export type TokenUsage = z.infer<typeof tokenUsageSchema>;
 
-export const outcomeStatusSchema = z.enum(["processing", "completed", "failed"]);
+// Only final outcomes travel: `processing` is transient state, not a message (the worker sends
+// when it started in `started_at`).
+export const outcomeStatusSchema = z.enum(["completed", "failed"]);
 export type OutcomeStatus = z.infer<typeof outcomeStatusSchema>;
 
 export const outcomeMessageSchema = z
@@ -59,6 +61,8 @@ export const outcomeMessageSchema = z
       .object({ queued_ms: z.number().nonnegative().optional(), processing_ms: z.number().nonnegative().optional() })
       .strict()
       .optional(),
+    /** When the worker started the model call that produced this outcome. */
+    started_at: z.string().refine((v) => !Number.isNaN(Date.parse(v)), "must be a date-time").optional(),
     at: z.string().refine((v) => !Number.isNaN(Date.parse(v)), "must be a date-time"),
   })
   .strict();

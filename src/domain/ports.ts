@@ -189,18 +189,25 @@ export interface FinishInput {
   usage: TokenUsage | null;
   error: { code: string; message: string } | null;
   attempt: number;
+  /** When the worker started the call (`processing` is not stored on its own); defaults to `at`. */
+  startedAt?: Date | null;
 }
 
 export interface RequestStore {
   insert(request: NewRequest): Promise<void>;
   /** Several requests in one statement: all stored, or none. */
   insertMany(requests: NewRequest[]): Promise<void>;
-  markProcessing(requestId: string, at: Date, attempt: number): Promise<boolean>;
   /**
    * In one transaction: store the outcome and (for completed) the ledger row. Only a request that is
    * not yet finished changes; `changed: false` means a duplicate outcome.
    */
   finish(input: FinishInput): Promise<{ changed: boolean }>;
+  /**
+   * `finish` for many outcomes in one statement (all stored, or none): each request that was not yet
+   * finished takes its outcome (the first, if an id comes twice) and its ledger row. `changed` names
+   * the requests that changed; any other id is a duplicate outcome or an unknown request.
+   */
+  finishMany(inputs: FinishInput[]): Promise<{ changed: Set<string> }>;
   get(requestId: string): Promise<StoredRequest | null>;
   /** The request without prompt and parameters (cheaper to read, for status lookups). */
   view(requestId: string): Promise<RequestView | null>;

@@ -94,6 +94,7 @@ export async function startCluster(options: ClusterOptions): Promise<Cluster> {
       QUEUE_RESULTS: queues.results,
       ML_SERVICE_URL: `http://127.0.0.1:${ports["ml-service"]}`,
       MODEL: STORIES_MODEL_PATH,
+      ML_SERVICE_TOKEN: "chaos-and-e2e-internal-token",
       WORKER_RETRY_BASE_MS: "200",
       SWEEP_INTERVAL_MS: "500",
       SWEEP_UNPUBLISHED_AFTER_MS: "2000",

@@ -88,7 +88,6 @@ for (const [name, open, skip] of backends) {
     it("finishes once: a duplicate outcome changes nothing, the ledger has one row", async () => {
       const request = newRequest();
       await store.insert(request);
-      assert.equal(await store.markProcessing(request.requestId, new Date(), 1), true);
       const usage = { prompt_tokens: 3, completion_tokens: 7, total_tokens: 10 };
       const first = await store.finish({
         requestId: request.requestId, status: "completed", at: new Date(), outputText: "out", outputs: null, usage, error: null, attempt: 1,
@@ -109,7 +108,63 @@ for (const [name, open, skip] of backends) {
         [request.requestId],
       );
       assert.deepEqual(ledger.rows[0], { n: 1, t: 10 });
-      assert.equal(await store.markProcessing(request.requestId, new Date(), 3), false, "a finished request stays finished");
+    });
+
+    it("finishes many in one statement: the start time with the final row, each id once, duplicates unchanged", async () => {
+      const [a, b, c, done] = [newRequest(), newRequest(), newRequest(), newRequest()];
+      await store.insertMany([a!, b!, c!, done!]);
+      const failed = (id: string, code: string) => ({
+        requestId: id, status: "failed" as const, at: new Date(), outputText: null, outputs: null, usage: null, error: { code, message: code }, attempt: 1,
+      });
+      assert.equal((await store.finish(failed(done!.requestId, "first"))).changed, true);
+      const startedAt = new Date("2026-11-25T10:00:05Z");
+      const at = new Date("2026-11-25T10:00:06Z");
+      const usage = { prompt_tokens: 2, completion_tokens: 3, total_tokens: 5 };
+      const completed = (id: string, text: string) => ({
+        requestId: id, status: "completed" as const, at, outputText: text, outputs: [text, "other"], usage, error: null, attempt: 2, startedAt,
+      });
+      const unknown = "00000000-0000-4000-8000-000000000000";
+      const { changed } = await store.finishMany([
+        completed(a!.requestId, "a"),
+        completed(a!.requestId.toUpperCase(), "a again"),
+        failed(b!.requestId, "b"),
+        completed(c!.requestId, "c"),
+        failed(done!.requestId, "late"),
+        failed(unknown, "nobody"),
+      ]);
+      assert.deepEqual([...changed].sort(), [a!.requestId, b!.requestId, c!.requestId].sort(), "only the open requests change, each once");
+      const storedA = await store.get(a!.requestId);
+      assert.equal(storedA?.status, "completed");
+      assert.equal(storedA?.outputText, "a", "the first outcome of an id is the one stored");
+      assert.deepEqual(storedA?.outputs, ["a", "other"]);
+      assert.deepEqual(storedA?.usage, usage);
+      assert.deepEqual(storedA?.startedAt, startedAt, "the start time travels with the final row");
+      assert.deepEqual(storedA?.completedAt, at);
+      assert.equal((await store.get(b!.requestId))?.error?.code, "b");
+      assert.equal((await store.get(done!.requestId))?.error?.code, "first", "a finished request stays finished");
+      const ledger = await database.db.query<{ request_id: string; total_tokens: number }>(
+        "SELECT request_id, total_tokens FROM usage_ledger WHERE request_id = ANY($1::uuid[]) ORDER BY request_id",
+        [[a!.requestId, b!.requestId, c!.requestId, done!.requestId]],
+      );
+      assert.deepEqual(ledger.rows.map((r) => [r.request_id, Number(r.total_tokens)]), [a!.requestId, c!.requestId].sort().map((id) => [id, 5]), "one ledger row per completed request");
+      const again = await store.finishMany([completed(a!.requestId, "x"), completed(c!.requestId, "y")]);
+      assert.equal(again.changed.size, 0, "a second delivery of the batch changes nothing");
+      assert.equal((await store.finishMany([])).changed.size, 0);
+    });
+
+    it("a batch that cannot be stored stores none of its outcomes", async () => {
+      const [good, bad] = [newRequest(), newRequest()];
+      await store.insertMany([good!, bad!]);
+      await assert.rejects(
+        store.finishMany([
+          { requestId: good!.requestId, status: "completed", at: new Date(), outputText: "x", outputs: null, usage: { prompt_tokens: 1, completion_tokens: 1, total_tokens: 2 }, error: null, attempt: 1 },
+          // Fails the status CHECK constraint.
+          { requestId: bad!.requestId, status: "bogus" as "failed", at: new Date(), outputText: null, outputs: null, usage: null, error: { code: "x", message: "y" }, attempt: 1 },
+        ]),
+      );
+      assert.equal((await store.get(good!.requestId))?.status, "queued");
+      const ledger = await database.db.query("SELECT 1 FROM usage_ledger WHERE request_id = $1", [good!.requestId]);
+      assert.equal(ledger.rows.length, 0);
     });
 
     it("a failed request is stored as failed, with no result and no ledger row", async () => {

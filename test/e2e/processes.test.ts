@@ -39,6 +39,7 @@ describe("components as separate processes on real servers", { skip: skipServers
       REDIS_KEY_PREFIX: prefix,
       ML_SERVICE_URL: `http://127.0.0.1:${ports["ml-service"]}`,
       MODEL: STORIES_MODEL_PATH,
+      ML_SERVICE_TOKEN: "chaos-and-e2e-internal-token",
       SHUTDOWN_TIMEOUT_MS: "15000",
     };
     const migrated = await runCommand(["migrate"], env);

@@ -61,23 +61,31 @@ WHERE status IN ('queued', 'processing') AND (published OR claimed_until IS NOT 
 -- name: countOpen
 SELECT COUNT(*)::int AS n FROM inference_requests WHERE status IN ('queued', 'processing');
 
--- name: markProcessing
-UPDATE inference_requests
-SET status = 'processing', started_at = $2, attempts = GREATEST(attempts, $3)
-WHERE request_id = $1 AND status IN ('queued', 'processing');
-
--- name: finishRequest
-UPDATE inference_requests
-SET status = $2, completed_at = $3, result = $4, outputs = $5, prompt_tokens = $6, completion_tokens = $7,
-    total_tokens = $8, error_code = $9, error_message = $10, attempts = GREATEST(attempts, $11),
-    started_at = COALESCE(started_at, $3)
-WHERE request_id = $1 AND status IN ('queued', 'processing')
-RETURNING user_id, quota_day, quota_month;
-
--- name: insertLedger
-INSERT INTO usage_ledger (request_id, user_id, quota_day, quota_month, prompt_tokens, completion_tokens, total_tokens, settled_at)
-VALUES ($1, $2, $3, $4, $5, $6, $7, $8)
-ON CONFLICT (request_id) DO NOTHING;
+-- name: finishRequests
+-- Many outcomes in one statement (one per request id): the rows still open take their outcome, the
+-- completed ones their ledger row; answers the ids that changed.
+WITH outcome AS (
+  SELECT * FROM unnest($1::uuid[], $2::text[], $3::timestamptz[], $4::text[], $5::jsonb[], $6::int[], $7::int[],
+                       $8::int[], $9::text[], $10::text[], $11::int[], $12::timestamptz[])
+    AS o(request_id, status, completed_at, result, outputs, prompt_tokens, completion_tokens, total_tokens,
+         error_code, error_message, attempt, started_at)
+), finished AS (
+  UPDATE inference_requests r
+  SET status = o.status, completed_at = o.completed_at, result = o.result, outputs = o.outputs,
+      prompt_tokens = o.prompt_tokens, completion_tokens = o.completion_tokens, total_tokens = o.total_tokens,
+      error_code = o.error_code, error_message = o.error_message, attempts = GREATEST(r.attempts, o.attempt),
+      started_at = COALESCE(r.started_at, o.started_at, o.completed_at)
+  FROM outcome o
+  WHERE r.request_id = o.request_id AND r.status IN ('queued', 'processing')
+  RETURNING r.request_id, r.user_id, r.quota_day, r.quota_month, r.status, r.prompt_tokens, r.completion_tokens,
+            r.total_tokens, r.completed_at
+), ledger AS (
+  INSERT INTO usage_ledger (request_id, user_id, quota_day, quota_month, prompt_tokens, completion_tokens, total_tokens, settled_at)
+  SELECT request_id, user_id, quota_day, quota_month, prompt_tokens, completion_tokens, total_tokens, completed_at
+  FROM finished WHERE status = 'completed' AND total_tokens IS NOT NULL
+  ON CONFLICT (request_id) DO NOTHING
+)
+SELECT request_id FROM finished;
 
 -- name: getRequest
 SELECT request_id, user_id, model, prompt, params, estimated_tokens, quota_day, quota_month, status, published,

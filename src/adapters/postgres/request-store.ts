@@ -105,42 +105,38 @@ export class SqlRequestStore implements RequestStore {
     ]);
   }
 
-  async markProcessing(requestId: string, at: Date, attempt: number): Promise<boolean> {
-    const result = await this.db.query(sql("markProcessing"), [requestId, at, attempt]);
-    return result.rowCount > 0;
+  async finish(input: FinishInput): Promise<{ changed: boolean }> {
+    const { changed } = await this.finishMany([input]);
+    return { changed: changed.has(input.requestId) };
   }
 
-  async finish(input: FinishInput): Promise<{ changed: boolean }> {
-    return this.db.transaction(async (tx) => {
-      const updated = await tx.query<{ user_id: string; quota_day: string; quota_month: string }>(sql("finishRequest"), [
-        input.requestId,
-        input.status,
-        input.at,
-        input.outputText,
-        input.outputs === null ? null : JSON.stringify(input.outputs),
-        input.usage?.prompt_tokens ?? null,
-        input.usage?.completion_tokens ?? null,
-        input.usage?.total_tokens ?? null,
-        input.error?.code ?? null,
-        input.error?.message ?? null,
-        input.attempt,
-      ]);
-      const row = updated.rows[0];
-      if (!row) return { changed: false };
-      if (input.status === "completed" && input.usage) {
-        await tx.query(sql("insertLedger"), [
-          input.requestId,
-          row.user_id,
-          String(row.quota_day),
-          row.quota_month,
-          input.usage.prompt_tokens,
-          input.usage.completion_tokens,
-          input.usage.total_tokens,
-          input.at,
-        ]);
-      }
-      return { changed: true };
+  async finishMany(inputs: FinishInput[]): Promise<{ changed: Set<string> }> {
+    // One outcome per id (the statement would otherwise pick one of them at random), and ids answered
+    // as the caller spelled them (PostgreSQL answers a uuid in lower case).
+    const spelled = new Map<string, string>();
+    const outcomes = inputs.filter((input) => {
+      const key = input.requestId.toLowerCase();
+      if (spelled.has(key)) return false;
+      spelled.set(key, input.requestId);
+      return true;
     });
+    if (outcomes.length === 0) return { changed: new Set() };
+    const column = <V>(pick: (input: FinishInput) => V) => outcomes.map(pick);
+    const result = await this.db.query<{ request_id: string }>(sql("finishRequests"), [
+      column((o) => o.requestId),
+      column((o) => o.status),
+      column((o) => o.at),
+      column((o) => o.outputText),
+      column((o) => (o.outputs === null ? null : JSON.stringify(o.outputs))),
+      column((o) => o.usage?.prompt_tokens ?? null),
+      column((o) => o.usage?.completion_tokens ?? null),
+      column((o) => o.usage?.total_tokens ?? null),
+      column((o) => o.error?.code ?? null),
+      column((o) => o.error?.message ?? null),
+      column((o) => o.attempt),
+      column((o) => o.startedAt ?? null),
+    ]);
+    return { changed: new Set(result.rows.map((row) => spelled.get(row.request_id) ?? row.request_id)) };
   }
 
   async get(requestId: string): Promise<StoredRequest | null> {

@@ -41,7 +41,8 @@ export class RedisEventBus implements EventBus {
     this.logger = options.logger;
     // Commands fail after a couple of reconnect attempts instead of waiting without end.
     const common = { maxRetriesPerRequest: 2, lazyConnect: false } as const;
-    this.pub = new Redis(options.url, { ...common, connectionName: "event-bus-pub" });
+    // Auto-pipelining: the final events of a batch of outcomes go out in one write.
+    this.pub = new Redis(options.url, { ...common, enableAutoPipelining: true, connectionName: "event-bus-pub" });
     this.sub = new Redis(options.url, { ...common, connectionName: "event-bus-sub", autoResubscribe: true });
     for (const [name, conn] of [
       ["publisher", this.pub],

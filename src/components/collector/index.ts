@@ -1,13 +1,16 @@
 /**
- * Results Collector: consumes `inference_results`. A `processing` outcome moves the request along;
- * a final one is stored with its usage in one transaction (PostgreSQL), then the reservation is
- * settled against the real token count or released on failure (Redis), then waiting clients are told.
- * The message is acked only after all of that. Every step is idempotent, so a duplicate outcome or a
- * redelivery after a crash changes nothing.
+ * Results Collector: consumes `inference_results` (final outcomes only: `processing` is transient
+ * state, not a message). Outcomes are committed in natural batches, as admission inserts them: those
+ * that arrive while a batch is being written are gathered into the next, and each batch is stored
+ * with its usage ledger rows in one statement (PostgreSQL). Then each outcome's reservation is
+ * settled against the real token count, or released on failure (Redis; the outcomes of a batch
+ * concurrently), then waiting clients are told, and only then is its message acked. Every step is
+ * idempotent, so a duplicate outcome or a redelivery after a crash changes nothing.
  */
 import type { CollectorConfig } from "../../config.js";
 import { parseOutcomeMessage, type OutcomeMessage } from "../../domain/contracts.js";
-import type { Consumer, EventBus, HandlerVerdict, MessageQueue, QuotaStore, RequestStore } from "../../domain/ports.js";
+import { Batcher } from "../../domain/batching.js";
+import type { Consumer, EventBus, FinishInput, HandlerVerdict, MessageQueue, QuotaStore, RequestStore } from "../../domain/ports.js";
 import type { Logger } from "../../observability/logger.js";
 import { counter, type Registry } from "../../observability/metrics.js";
 
@@ -41,30 +44,51 @@ export function createCollector(config: CollectorConfig, deps: CollectorDeps): C
   const tokensSettled = counter(deps.registry, { name: "tokens_settled_total", help: "Real tokens settled against quotas"});
   let consumer: Consumer | undefined;
 
-  async function finish(outcome: OutcomeMessage): Promise<void> {
-    const status = outcome.status === "completed" ? "completed" : "failed";
-    // A completed outcome without usage cannot be settled honestly: store it as failed.
-    const usage = status === "completed" ? outcome.usage ?? null : null;
-    const finalStatus = status === "completed" && !usage ? "failed" : status;
-    const { changed } = await deps.requests.finish({
-      requestId: outcome.request_id,
-      status: finalStatus,
-      at: new Date(outcome.at),
-      outputText: finalStatus === "completed" ? outcome.output_text ?? "" : null,
-      outputs: finalStatus === "completed" ? outcome.outputs ?? null : null,
-      usage,
-      error: finalStatus === "failed" ? outcome.error ?? { code: "missing_usage", message: "the model server reported no token usage" } : null,
-      attempt: outcome.attempt,
+  // Outcomes that arrive while one batch is being written are gathered into the next: one statement
+  // for many outcomes (at most what the prefetch lets in). Each answers whether its request changed;
+  // a request id twice in one batch changes with its first outcome only.
+  const finishes = new Batcher<{ input: FinishInput; answer: (changed: boolean) => void }>(
+    async (items) => {
+      const { changed } = await deps.requests.finishMany(items.map((item) => item.input));
+      for (const item of items) item.answer(changed.delete(item.input.requestId));
+    },
+    { maxBatch: Math.max(1, config.prefetch), maxInFlight: 2 },
+  );
+  const store = (input: FinishInput) =>
+    new Promise<boolean>((resolve, reject) => {
+      let changed = false;
+      finishes.add({ input, answer: (c) => (changed = c) }).then(() => resolve(changed), reject);
     });
+
+  function finishInput(outcome: OutcomeMessage): FinishInput {
+    // A completed outcome without usage cannot be settled honestly: store it as failed.
+    const usage = outcome.status === "completed" ? outcome.usage ?? null : null;
+    const status = outcome.status === "completed" && usage ? "completed" : "failed";
+    return {
+      requestId: outcome.request_id,
+      status,
+      at: new Date(outcome.at),
+      outputText: status === "completed" ? outcome.output_text ?? "" : null,
+      outputs: status === "completed" ? outcome.outputs ?? null : null,
+      usage,
+      error: status === "failed" ? outcome.error ?? { code: "missing_usage", message: "the model server reported no token usage" } : null,
+      attempt: outcome.attempt,
+      startedAt: outcome.started_at ? new Date(outcome.started_at) : null,
+    };
+  }
+
+  async function finish(outcome: OutcomeMessage): Promise<void> {
+    const input = finishInput(outcome);
+    const changed = await store(input);
     // Settle/release even when nothing changed: a crash after the commit and before this point is
     // repaired by the redelivery, and the quota store applies each exactly once per request id.
-    const stored = changed ? null : await deps.requests.get(outcome.request_id);
+    const stored = changed ? null : await deps.requests.view(outcome.request_id);
     if (!changed && !stored) {
       log.warn({ request_id: outcome.request_id }, "outcome for an unknown request ignored");
       return;
     }
-    const settledStatus = stored ? stored.status : finalStatus;
-    const settledUsage = stored ? stored.usage : usage;
+    const settledStatus = stored ? stored.status : input.status;
+    const settledUsage = stored ? stored.usage : input.usage;
     if (settledStatus === "completed" && settledUsage) {
       const result = await deps.quota.settle({ userId: outcome.user_id, requestId: outcome.request_id, actualTokens: settledUsage.total_tokens });
       if (result === "settled") tokensSettled.inc(settledUsage.total_tokens);
@@ -81,10 +105,10 @@ export function createCollector(config: CollectorConfig, deps: CollectorDeps): C
         .catch(() => undefined);
       return;
     }
-    collected.inc({ status: finalStatus });
-    log.info({ request_id: outcome.request_id, status: finalStatus, usage }, "result stored");
+    collected.inc({ status: input.status });
+    log.info({ request_id: outcome.request_id, status: input.status, usage: input.usage }, "result stored");
     await deps.events
-      .publish({ request_id: outcome.request_id, user_id: outcome.user_id, status: finalStatus, final: true })
+      .publish({ request_id: outcome.request_id, user_id: outcome.user_id, status: input.status, final: true })
       .catch((error: unknown) => log.warn({ err: error, request_id: outcome.request_id }, "could not notify waiting clients"));
   }
 
@@ -120,17 +144,7 @@ export function createCollector(config: CollectorConfig, deps: CollectorDeps): C
       log.error({ problem: parsed.error }, "unreadable outcome message sent to the dead-letter queue");
       return "dead_letter";
     }
-    const outcome = parsed.value;
-    if (outcome.status === "processing") {
-      const moved = await deps.requests.markProcessing(outcome.request_id, new Date(outcome.at), outcome.attempt);
-      if (moved) {
-        await deps.events
-          .publish({ request_id: outcome.request_id, user_id: outcome.user_id, status: "processing", final: false })
-          .catch(() => undefined);
-      }
-      return "ack";
-    }
-    await finish(outcome);
+    await finish(parsed.value);
     return "ack";
   }
 

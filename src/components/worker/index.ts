@@ -1,7 +1,8 @@
 /**
- * ML Worker: consumes `inference_requests` with a bounded prefetch, reports `processing`, calls the
- * model server, publishes the outcome to `inference_results`, and acks the request only after that
- * publish is confirmed. Transient failures come back later through the delayed-retry queue;
+ * ML Worker: consumes `inference_requests` with a bounded prefetch, calls the model server (over
+ * keep-alive connections), publishes the outcome to `inference_results`, and acks the request only
+ * after that publish is confirmed. `processing` is transient state, not a message: when the call
+ * started and which attempt it was travel in the final outcome and are stored with the final row. Transient failures come back later through the delayed-retry queue;
  * permanent ones (or attempts used up) become a `failed` outcome with an error code. The worker
  * touches no database.
  */
@@ -11,6 +12,7 @@ import type { Consumer, HandlerVerdict, MessageQueue } from "../../domain/ports.
 import type { Logger } from "../../observability/logger.js";
 import { counter, gauge, histogram, type Registry } from "../../observability/metrics.js";
 import { MlCallError, generate, type Generation } from "./ml-client.js";
+import { createKeepAliveAgent } from "./http-post.js";
 
 export interface WorkerDeps {
   logger: Logger;
@@ -52,10 +54,13 @@ export function createWorker(config: WorkerConfig, deps: WorkerDeps): Worker {
   let consumer: Consumer | undefined;
   const mlServiceUrl = config.mlServiceUrl;
   if (!mlServiceUrl && !deps.generate) throw new Error("worker needs ML_SERVICE_URL");
+  // One pool of keep-alive connections for every call: a fresh TCP connection per request costs the
+  // worker and the ML Service more CPU than the call itself on a small model.
+  const agent = createKeepAliveAgent();
   const callModel =
     deps.generate ??
     ((message: RequestMessage, signal: AbortSignal) =>
-      generate({ baseUrl: mlServiceUrl as string, api: config.mlServiceApi, timeoutMs: config.requestTimeoutMs }, message, signal));
+      generate({ baseUrl: mlServiceUrl as string, api: config.mlServiceApi, timeoutMs: config.requestTimeoutMs, agent, token: config.mlServiceToken }, message, signal));
 
   const publishOutcome = async (outcome: OutcomeMessage) => {
     await deps.queue.publish(deps.resultsQueue, encodeMessage(outcome));
@@ -75,7 +80,7 @@ export function createWorker(config: WorkerConfig, deps: WorkerDeps): Worker {
     const queuedMs = Math.max(0, now().getTime() - Date.parse(message.created_at));
     inFlight.inc();
     try {
-      await publishOutcome({ ...base, status: "processing", at: now().toISOString() });
+      const startedAt = now().toISOString();
       const started = performance.now();
       try {
         const result = await callModel(message, abort.signal);
@@ -89,6 +94,7 @@ export function createWorker(config: WorkerConfig, deps: WorkerDeps): Worker {
           ...(result.outputs ? { outputs: result.outputs.map(storableText) } : {}),
           usage: result.usage,
           timings: { queued_ms: queuedMs, processing_ms: processingMs },
+          started_at: startedAt,
           at: now().toISOString(),
         });
         outcomes.inc({ status: "completed", code: "" });
@@ -112,6 +118,7 @@ export function createWorker(config: WorkerConfig, deps: WorkerDeps): Worker {
           status: "failed",
           error: { code, message: failure.transient ? `gave up after ${message.attempt} attempts: ${failure.message}` : failure.message },
           timings: { queued_ms: queuedMs, processing_ms: performance.now() - started },
+          started_at: startedAt,
           at: now().toISOString(),
         });
         outcomes.inc({ status: "failed", code });
@@ -142,6 +149,7 @@ export function createWorker(config: WorkerConfig, deps: WorkerDeps): Worker {
       // Calls still running past the grace are aborted; their messages go back to the queue.
       abort.abort();
       await drained;
+      agent.destroy();
     },
   };
 }

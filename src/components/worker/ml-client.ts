@@ -5,6 +5,7 @@
  */
 import type { RequestMessage, TokenUsage } from "../../domain/contracts.js";
 import { wireToOpenAi } from "../../domain/generation-params.js";
+import { postJson, type KeepAliveAgent, type PostResponse } from "./http-post.js";
 
 export interface Generation {
   outputText: string;
@@ -29,6 +30,10 @@ export interface MlClientOptions {
   baseUrl: string;
   api: "native" | "openai";
   timeoutMs: number;
+  /** Connections kept open between calls; without one, each call opens its own. */
+  agent?: KeepAliveAgent;
+  /** The ML Service's internal token (ML_SERVICE_TOKEN), sent as a bearer token. */
+  token?: string;
 }
 
 export async function generate(options: MlClientOptions, message: RequestMessage, signal?: AbortSignal): Promise<Generation> {
@@ -43,17 +48,12 @@ export async function generate(options: MlClientOptions, message: RequestMessage
   }, options.timeoutMs);
   const onAbort = () => controller.abort();
   signal?.addEventListener("abort", onAbort, { once: true });
-  let response: Response;
-  let text: string;
+  let response: PostResponse;
   try {
     try {
-      response = await fetch(url, {
-        method: "POST",
-        headers: { "content-type": "application/json", "x-request-id": message.request_id },
-        body: JSON.stringify(body),
-        signal: controller.signal,
-      });
-      text = await response.text();
+      const headers: Record<string, string> = { "x-request-id": message.request_id };
+      if (options.token) headers.authorization = `Bearer ${options.token}`;
+      response = await postJson(url, body, headers, { signal: controller.signal, agent: options.agent });
     } catch (error) {
       throw new MlCallError(
         timedOut ? "ml_timeout" : "ml_unreachable",
@@ -65,18 +65,19 @@ export async function generate(options: MlClientOptions, message: RequestMessage
     clearTimeout(timer);
     signal?.removeEventListener("abort", onAbort);
   }
+  const text = response.text;
   let json: unknown;
   try {
     json = JSON.parse(text);
   } catch {
     json = undefined;
   }
-  if (!response.ok) {
+  if (response.status < 200 || response.status > 299) {
     const error = (json as { error?: { code?: string; message?: string } } | undefined)?.error;
     const code = typeof error?.code === "string" ? error.code : `ml_http_${response.status}`;
     const detail = typeof error?.message === "string" ? error.message : text.slice(0, 200);
     const transient = response.status >= 500 || response.status === 429 || response.status === 408;
-    const retryAfter = Number(response.headers.get("retry-after"));
+    const retryAfter = Number(response.retryAfter);
     throw new MlCallError(code, `model server answered ${response.status}: ${detail}`, transient, Number.isFinite(retryAfter) && retryAfter > 0 ? retryAfter * 1000 : undefined);
   }
   const parsed = options.api === "native" ? readNative(json) : readOpenAi(json);

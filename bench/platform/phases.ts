@@ -1,0 +1,93 @@
+/** Phases (a) raw ceiling, (b) admission over HTTP and (c) status lookups. */
+import { randomUUID } from "node:crypto";
+import { Redis } from "ioredis";
+import { PgSqlClient } from "../../src/adapters/postgres/sql-client.js";
+import { SqlRequestStore } from "../../src/adapters/postgres/request-store.js";
+import { RedisQuotaStore } from "../../src/adapters/redis/quota-store.js";
+import { RabbitMessageQueue } from "../../src/adapters/rabbitmq/message-queue.js";
+import { encodeMessage } from "../../src/domain/contracts.js";
+import { requestMessageOf } from "../../src/domain/request-message.js";
+import { estimateTokens } from "../../src/domain/inference-request.js";
+import { CONNECTIONS, KEY_PREFIX, MAX_LENGTH, PROMPT, QUEUES, SCHEMA, UNLIMITED, URLS } from "./settings.js";
+import { setPhase, type Child } from "./children.js";
+import { closedLoops, type LoadResult } from "./load.js";
+import { RawConnection, httpRequest } from "./raw-http.js";
+import type { Setup } from "./setup.js";
+
+export const requestBody = JSON.stringify({ prompt: PROMPT, max_length: MAX_LENGTH, temperature: 0.8 });
+
+export async function phaseCeiling(s: Setup): Promise<LoadResult> {
+  setPhase("a");
+  const mq = await RabbitMessageQueue.connect({ url: URLS.amqp, queues: [QUEUES.ceiling] });
+  // Same pool size and a separate connection, like the gateway's own.
+  const db = new PgSqlClient({ connectionString: URLS.postgres, schema: SCHEMA, max: 10, applicationName: "ml-inference-bench-ceiling" });
+  const requests = new SqlRequestStore(db);
+  const redis = new Redis(URLS.redis, { connectionName: "ml-inference-bench-ceiling" });
+  const quota = new RedisQuotaStore({ redis, keyPrefix: KEY_PREFIX });
+  const userId = "bench-ceiling";
+  const params = { maxLength: MAX_LENGTH, temperature: 0.8, topP: 0.9, topK: 50, repetitionPenalty: 1.2, numReturnSequences: 1 };
+  const tokens = estimateTokens(PROMPT, params);
+  try {
+    return await closedLoops("a) ceiling: reserve + INSERT + confirmed publish", CONNECTIONS, async () => {
+      const requestId = randomUUID();
+      const createdAt = new Date();
+      const r = await quota.reserve({ userId, requestId, tokens, limits: UNLIMITED, now: createdAt });
+      if (!r.ok) return "quota";
+      await requests.insert({ requestId, userId, model: "default", prompt: PROMPT, params, estimatedTokens: tokens, window: r.window, createdAt });
+      const message = requestMessageOf({ requestId, userId, model: "default", prompt: PROMPT, params, estimatedTokens: tokens, createdAt });
+      await mq.publish(QUEUES.ceiling, encodeMessage(message));
+      return null;
+    });
+  } finally {
+    await mq.close();
+    await redis.quit().catch(() => redis.disconnect());
+    // The ceiling's rows must not count in (d).
+    await db.query("DELETE FROM inference_requests WHERE user_id = $1", [userId]);
+    await db.close();
+  }
+}
+
+export async function phaseAdmission(gateway: Child, s: Setup): Promise<{ result: LoadResult; admitted: number }> {
+  setPhase("b");
+  const { port } = new URL(gateway.url);
+  const raw = httpRequest("POST", "/api/v1/inference", { "content-type": "application/json", authorization: s.authorization }, requestBody);
+  const connections = Array.from({ length: CONNECTIONS }, () => new RawConnection("127.0.0.1", Number(port)));
+  let admitted = 0;
+  try {
+    const result = await closedLoops(
+      "b) admission: POST /api/v1/inference",
+      CONNECTIONS,
+      async (i) => {
+        const response = await connections[i]!.request(raw);
+        return response.status === 202 ? null : `HTTP ${response.status} ${response.body.toString("utf8").slice(0, 80)}`;
+      },
+      (failure) => {
+        if (failure === null) admitted++;
+      },
+    );
+    return { result, admitted };
+  } finally {
+    for (const c of connections) c.close();
+  }
+}
+
+export async function phaseStatus(api: Child, s: Setup): Promise<LoadResult> {
+  setPhase("c");
+  const ids = (
+    await s.db.query<{ request_id: string }>("SELECT request_id FROM inference_requests WHERE user_id = $1 ORDER BY random() LIMIT 5000", [s.userId])
+  ).rows.map((r) => r.request_id);
+  if (ids.length === 0) throw new Error("no admitted requests to look up");
+  const raws = ids.map((id) => httpRequest("GET", `/api/v1/status/${id}`, { authorization: s.authorization }));
+  const { port } = new URL(api.url);
+  const connections = Array.from({ length: CONNECTIONS }, () => new RawConnection("127.0.0.1", Number(port)));
+  let next = 0;
+  try {
+    return await closedLoops("c) status: GET /api/v1/status/:id", CONNECTIONS, async (i) => {
+      const raw = raws[next++ % raws.length]!;
+      const response = await connections[i]!.request(raw);
+      return response.status === 200 ? null : `HTTP ${response.status} ${response.body.toString("utf8").slice(0, 80)}`;
+    });
+  } finally {
+    for (const c of connections) c.close();
+  }
+}

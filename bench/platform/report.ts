@@ -1,0 +1,175 @@
+/** The printed tables. */
+import { CONNECTIONS, DRAIN_TIMEOUT_S, MAX_LENGTH, RUN, SECONDS, WARMUP_SECONDS, WORKER_PREFETCH, fmt } from "./settings.js";
+import { children } from "./children.js";
+import type { DrainReport } from "./drain.js";
+import { summarize, type LoadResult, type Summary } from "./load.js";
+import { machineCores, type CpuSnapshotDelta } from "./proc.js";
+
+export function loadTable(rows: Summary[]): string {
+  const out = ["| phase | ok | errors | throughput (/s) | p50 (ms) | p90 (ms) | p99 (ms) | max (ms) |", "|---|--:|--:|--:|--:|--:|--:|--:|"];
+  for (const r of rows) {
+    out.push(`| ${r.label} | ${fmt(r.ok)} | ${fmt(r.errors)} | ${fmt(r.throughput)} | ${fmt(r.p50, 2)} | ${fmt(r.p90, 2)} | ${fmt(r.p99, 2)} | ${fmt(r.max, 1)} |`);
+  }
+  return out.join("\n");
+}
+
+export function cpuTable(phases: Array<[string, CpuSnapshotDelta | undefined, number]>): string {
+  const groups = new Set<string>();
+  for (const [, d] of phases) if (d) for (const g of Object.keys(d.byGroup)) groups.add(g);
+  const order = [...groups].sort((a, b) => (a === "other processes" ? 1 : b === "other processes" ? -1 : a.localeCompare(b)));
+  const head = `| process (CPU % of one core) | ${phases.map(([p]) => p).join(" | ")} |`;
+  const out = [head, `|---|${phases.map(() => "--:").join("|")}|`];
+  for (const g of order) out.push(`| ${g} | ${phases.map(([, d]) => (d && d.byGroup[g] !== undefined ? fmt(d.byGroup[g]!) : "")).join(" | ")} |`);
+  out.push(`| **machine busy** (of ${phases[0]?.[1]?.cores ?? "?"}00) | ${phases.map(([, d]) => (d ? fmt(d.machineBusyPct) : "")).join(" | ")} |`);
+  // CPU time per request is steadier than throughput when other work shares the machine.
+  out.push(`| | ${phases.map(() => "").join(" | ")} |`);
+  out.push(`| **CPU µs per request** (by process) | ${phases.map(() => "").join(" | ")} |`);
+  const perRequest = (d: CpuSnapshotDelta | undefined, done: number, g: string) =>
+    d && done > 0 && d.byGroup[g] !== undefined ? (d.byGroup[g]! / 100) * d.seconds * 1e6 / done : Number.NaN;
+  for (const g of order.filter((g) => g !== "other processes")) {
+    out.push(`| ${g} | ${phases.map(([, d, done]) => { const v = perRequest(d, done, g); return Number.isFinite(v) && v >= 0.5 ? fmt(v) : ""; }).join(" | ")} |`);
+  }
+  out.push(`| **total, these processes** | ${phases.map(([, d, done]) => { let t = 0; for (const g of order) if (g !== "other processes") { const v = perRequest(d, done, g); if (Number.isFinite(v)) t += v; } return d && done > 0 ? `**${fmt(t)}**` : ""; }).join(" | ")} |`);
+  return out.join("\n");
+}
+
+/** CPU µs per request of the known processes (servers, components, load generator), others left out. */
+export function cpuPerRequest(r: LoadResult): number {
+  if (!r.cpu || r.ok === 0) return Number.NaN;
+  let pct = 0;
+  for (const [g, v] of Object.entries(r.cpu.byGroup)) if (g !== "other processes") pct += v;
+  return ((pct / 100) * r.cpu.seconds * 1e6) / r.ok;
+}
+
+export function memoryTable(): string {
+  const phases = ["setup", "a", "b", "c", "d", "f"];
+  const out = [
+    `| component (pid) | peak RSS (VmHWM, MB) | ${phases.map((p) => `max RSS in ${p}`).join(" | ")} | goal ≤ 200 MB |`,
+    `|---|--:|${phases.map(() => "--:").join("|")}|:-:|`,
+  ];
+  for (const c of children.values()) {
+    const mb = (kb: number | undefined) => (kb ? fmt(kb / 1024) : "");
+    const goal = c.name === "ml-service" ? "(exempt)" : c.peakHwmKb / 1024 <= 200 ? "yes" : "**no**";
+    out.push(`| ${c.name} (${c.proc.pid}) | ${mb(c.peakHwmKb)} | ${phases.map((p) => mb(c.phaseRssKb.get(p))).join(" | ")} | ${goal} |`);
+  }
+  return out.join("\n");
+}
+
+/** Groups that are not the platform: the model, the load generator, and whatever else runs. */
+const NOT_PLATFORM = new Set(["ml-service", "bench (load generator)", "other processes"]);
+
+/** CPU µs the platform (every component and server but the ML Service) spent per drained request. */
+export function platformCpuPerRequest(drain: DrainReport): number {
+  if (drain.rows === 0) return Number.NaN;
+  let pct = 0;
+  for (const [g, v] of Object.entries(drain.cpu.byGroup)) if (!NOT_PLATFORM.has(g)) pct += v;
+  return ((pct / 100) * drain.cpu.seconds * 1e6) / drain.rows;
+}
+
+export interface Figures {
+  ceiling: LoadResult;
+  admission: LoadResult;
+  status: LoadResult;
+  drain: DrainReport | undefined;
+  mlAlone: LoadResult | undefined;
+  runSeconds: number;
+}
+
+/** The derived figures both the table and BENCH_JSON report. */
+export function derive(f: Figures) {
+  const [a, b, c] = [summarize(f.ceiling), summarize(f.admission), summarize(f.status)];
+  const f6 = f.mlAlone && summarize(f.mlAlone);
+  return {
+    a,
+    b,
+    c,
+    f: f6,
+    ratio: b.throughput / a.throughput,
+    cpuRatio: cpuPerRequest(f.ceiling) / cpuPerRequest(f.admission),
+    platformCpuUsPerRequest: f.drain ? platformCpuPerRequest(f.drain) : Number.NaN,
+    drainVsMlAlone: f.drain && f6 ? f.drain.rate / f6.throughput : Number.NaN,
+  };
+}
+
+export function renderReport(f: Figures): string {
+  const { a, b, c, f: f6, ratio, cpuRatio, platformCpuUsPerRequest, drainVsMlAlone } = derive(f);
+  const drain = f.drain;
+  const lines: string[] = [];
+  lines.push(`\n## Platform benchmark — ${new Date().toISOString()}`);
+  lines.push(`\n${CONNECTIONS} concurrent, ${SECONDS} s measured per phase after ${WARMUP_SECONDS} s warm-up; Node ${process.version}; ${machineCores()} cores.\n`);
+  lines.push("### Throughput and latency\n");
+  lines.push(loadTable(f6 ? [a, b, c, f6] : [a, b, c]));
+  const failures = [a, b, c, ...(f6 ? [f6] : [])].filter((r) => r.errors > 0);
+  if (failures.length > 0) {
+    lines.push("\nErrors:");
+    for (const r of failures) lines.push(`- ${r.label}: ${JSON.stringify(r.failures)}`);
+  }
+  lines.push(`\nAdmission / ceiling: **${fmt(ratio * 100, 1)} %** (${fmt(b.throughput)} vs ${fmt(a.throughput)} per s).`);
+  lines.push(
+    `By CPU time per request of the processes involved (steadier when other work shares the machine): ceiling ${fmt(cpuPerRequest(f.ceiling))} µs, admission ${fmt(cpuPerRequest(f.admission))} µs → **${fmt(cpuRatio * 100, 1)} %**` +
+      ` (what the throughput ratio would be if both were CPU-bound on an otherwise idle machine).`,
+  );
+  lines.push("\n### CPU by process during each phase\n");
+  lines.push(
+    cpuTable([
+      ["a) ceiling", f.ceiling.cpu, f.ceiling.ok],
+      ["b) admission", f.admission.cpu, f.admission.ok],
+      ["c) status", f.status.cpu, f.status.ok],
+      ["d) drain", drain?.cpu, drain ? drain.rows : 0],
+      ["f) ML alone", f.mlAlone?.cpu, f.mlAlone?.ok ?? 0],
+    ]),
+  );
+  if (drain) {
+    lines.push("\n### Drain (workers resumed)\n");
+    lines.push(`${fmt(drain.rows)} requests drained in ${fmt(drain.seconds, 1)} s (${fmt(drain.rate)}/s end to end${drain.timedOut ? `, **time bound of ${DRAIN_TIMEOUT_S} s reached**` : ""}); worker retries ${fmt(drain.worker.retried)}.`);
+    lines.push(`Platform CPU (every process but the ML Service and the load generator): **${fmt(platformCpuUsPerRequest)} µs per completed request**.`);
+    if (f6) lines.push(`ML Service alone, same request body at the drain's concurrency (${WORKER_PREFETCH}): ${fmt(f6.throughput)}/s → end to end ÷ ML Service alone **${fmt(drainVsMlAlone, 2)}**.`);
+    lines.push("\n| check | ok | detail |\n|---|:-:|---|");
+    for (const ch of drain.checks) lines.push(`| ${ch.check} | ${ch.ok ? "yes" : "**NO**"} | ${ch.detail} |`);
+  }
+  lines.push("\n### Peak memory per component\n");
+  lines.push(memoryTable());
+
+  const yes = (ok: boolean) => (ok ? "yes" : "**no**");
+  const gatewayMb = (children.get("gateway")?.peakHwmKb ?? 0) / 1024;
+  const maxOtherMb = Math.max(...[...children.values()].filter((ch) => ch.name !== "ml-service").map((ch) => ch.peakHwmKb / 1024));
+  lines.push("\n### Summary\n");
+  lines.push("| figure | measured | target | met |\n|---|---|---|:-:|");
+  lines.push(`| a) raw ceiling (Lua reserve + INSERT + confirmed publish) | ${fmt(a.throughput)}/s, p50 ${fmt(a.p50, 1)} ms, p99 ${fmt(a.p99, 1)} ms | — | |`);
+  lines.push(`| b) admission, POST /api/v1/inference | ${fmt(b.throughput)}/s, p50 ${fmt(b.p50, 1)} ms, p99 ${fmt(b.p99, 1)} ms | ≥ 70 % of (a), p99 ≤ 50 ms | ${yes(ratio >= 0.7 && b.p99 <= 50 && b.errors === 0)} |`);
+  lines.push(`| b / a | ${fmt(ratio * 100, 1)} % (by CPU per request: ${fmt(cpuRatio * 100, 1)} %) | ≥ 70 % | ${yes(ratio >= 0.7)} |`);
+  lines.push(`| c) status lookups | ${fmt(c.throughput)}/s, p50 ${fmt(c.p50, 1)} ms, p99 ${fmt(c.p99, 1)} ms | ≥ 5,000/s, p99 ≤ 10 ms | ${yes(c.throughput >= 5000 && c.p99 <= 10 && c.errors === 0)} |`);
+  if (drain) {
+    lines.push(`| d) every admitted request completed exactly once | ${fmt(drain.byStatus.completed ?? 0)} of ${fmt(drain.admitted)} in ${fmt(drain.seconds, 1)} s | all, once | ${yes(drain.checks.every((ch) => ch.ok))} |`);
+    lines.push(`| d) platform CPU per completed request | ${fmt(platformCpuUsPerRequest)} µs | ≤ 1,000 µs | ${yes(platformCpuUsPerRequest <= 1000)} |`);
+  }
+  if (drain && f6) lines.push(`| d ÷ f) end to end ÷ ML Service alone | ${fmt(drain.rate)}/s ÷ ${fmt(f6.throughput)}/s = ${fmt(drainVsMlAlone, 2)} | ≥ 0.85 | ${yes(drainVsMlAlone >= 0.85)} |`);
+  lines.push(`| e) peak RSS, components other than ml-service | max ${fmt(maxOtherMb)} MB (gateway ${fmt(gatewayMb)} MB) | ≤ 200 MB each | ${yes(maxOtherMb <= 200)} |`);
+  lines.push(`\nWhole run: ${fmt(f.runSeconds, 1)} s.`);
+  return `${lines.join("\n")}\n`;
+}
+
+/** What BENCH_JSON holds. */
+export function benchJson(f: Figures): string {
+  const { a, b, c, f: f6, ratio, cpuRatio, platformCpuUsPerRequest, drainVsMlAlone } = derive(f);
+  return JSON.stringify(
+    {
+      run: RUN,
+      at: new Date().toISOString(),
+      settings: { seconds: SECONDS, warmup: WARMUP_SECONDS, connections: CONNECTIONS, maxLength: MAX_LENGTH, workerPrefetch: WORKER_PREFETCH },
+      ceiling: a,
+      admission: b,
+      ratio,
+      cpuRatio,
+      status: c,
+      mlAlone: f6,
+      platform_cpu_us_per_request: Number.isFinite(platformCpuUsPerRequest) ? platformCpuUsPerRequest : null,
+      drain_vs_ml_alone: Number.isFinite(drainVsMlAlone) ? drainVsMlAlone : null,
+      cpu: { a: f.ceiling.cpu, b: f.admission.cpu, c: f.status.cpu, d: f.drain?.cpu, f: f.mlAlone?.cpu },
+      drain: f.drain && { ...f.drain, cpu: undefined },
+      memoryMb: Object.fromEntries([...children.values()].map((ch) => [ch.name, { peakHwm: ch.peakHwmKb / 1024, byPhase: Object.fromEntries([...ch.phaseRssKb].map(([p, kb]) => [p, kb / 1024])) }])),
+    },
+    null,
+    2,
+  );
+}

@@ -1,0 +1,47 @@
+/** The bench's settings (environment, see platform.ts), the run's private names, and small helpers. */
+import { resolve } from "node:path";
+import type { QuotaLimits } from "../../src/domain/ports.js";
+
+const num = (name: string, fallback: number): number => {
+  const raw = process.env[name];
+  if (raw === undefined || raw === "") return fallback;
+  const value = Number(raw);
+  if (!Number.isFinite(value) || value < 0) throw new Error(`${name} must be a number ≥ 0, got ${raw}`);
+  return value;
+};
+
+export const SECONDS = num("BENCH_SECONDS", 10);
+export const WARMUP_SECONDS = num("BENCH_WARMUP_SECONDS", 1);
+export const CONNECTIONS = Math.max(1, Math.round(num("BENCH_CONNECTIONS", 64)));
+export const DRAIN_TIMEOUT_S = num("BENCH_DRAIN_TIMEOUT_S", 150);
+export const MAX_LENGTH = Math.max(1, Math.round(num("BENCH_MAX_LENGTH", 4)));
+export const SKIP_DRAIN = process.env.BENCH_SKIP_DRAIN === "1" || process.env.BENCH_SKIP_DRAIN === "true";
+export const CPU_PROF = new Set((process.env.BENCH_CPU_PROF ?? "").split(",").map((s) => s.trim()).filter(Boolean));
+export const CPU_PROF_DIR = resolve(process.env.BENCH_CPU_PROF_DIR ?? "./data/bench-profiles");
+export const URLS = {
+  postgres: process.env.BENCH_DATABASE_URL ?? "postgres://postgres@127.0.0.1:5432/test",
+  redis: process.env.BENCH_REDIS_URL ?? "redis://127.0.0.1:6379/0",
+  amqp: process.env.BENCH_AMQP_URL ?? "amqp://guest:guest@127.0.0.1:5672",
+};
+export const MODEL = resolve(process.env.BENCH_MODEL ?? "../shared/models/stories260K.gguf");
+// Short prompt and few tokens: the drain (d) is bound by the model, the admission is not.
+export const PROMPT = process.env.BENCH_PROMPT ?? "Once upon a time";
+// Concurrency of the drain: the worker's prefetch, which is also the concurrency of (f), the ML
+// Service alone, so the two are compared like for like.
+export const WORKER_PREFETCH = Math.max(1, Math.round(num("BENCH_WORKER_PREFETCH", 32)));
+export const COLLECTOR_PREFETCH = Math.max(1, Math.round(num("BENCH_COLLECTOR_PREFETCH", 128)));
+export const CHILD_START_TIMEOUT_MS = 60_000;
+export const CLK_TCK = 100; // Linux USER_HZ
+
+export const RUN = `bench_${process.pid}_${Date.now().toString(36)}`;
+export const SCHEMA = RUN.toLowerCase();
+export const QUEUES = { requests: `${RUN}_req`, results: `${RUN}_res`, ceiling: `${RUN}_ceiling` };
+export const KEY_PREFIX = `${RUN}:`;
+export const UNLIMITED: QuotaLimits = { dailyRequests: null, dailyTokens: null, monthlyRequests: null, monthlyTokens: null };
+
+export const log = (msg: string) => process.stderr.write(`[bench ${new Date().toISOString().slice(11, 19)}] ${msg}\n`);
+export const sleep = (ms: number) => new Promise<void>((r) => setTimeout(r, ms));
+export const fmt = (n: number, digits = 0) =>
+  Number.isFinite(n) ? n.toLocaleString("en-US", { minimumFractionDigits: digits, maximumFractionDigits: digits }) : "n/a";
+/** The ML Service's internal token for this run: the worker sends it, phase (f) too. */
+export const ML_TOKEN = `bench-${Math.random().toString(36).slice(2)}-${Date.now().toString(36)}`;
