@@ -9,6 +9,7 @@ import type {
   StoredRequest,
 } from "../../domain/ports.js";
 import type { GenerationParams } from "../../domain/contracts.js";
+import type { ErrorCode } from "../../errors.js";
 import { sql } from "./queries.js";
 import type { SqlClient } from "./sql-client.js";
 
@@ -218,7 +219,7 @@ export class SqlRequestStore implements RequestStore {
           null,
           null,
           null,
-          "timeout",
+          "timeout" satisfies ErrorCode,
           "the request did not finish in time; its reservation was released",
           0,
         ]);
