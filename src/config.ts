@@ -26,6 +26,7 @@ const envSchema = z.object({
   QUEUE_RESULTS: z.string().min(1).default("inference_results"),
   REDIS_KEY_PREFIX: z.string().default(""),
   SHUTDOWN_TIMEOUT_MS: int(0, 600_000).default(25_000),
+  CORS_ORIGINS: z.string().default(""),
 
   // gateway
   ANONYMOUS_ACCESS: bool.optional(),
@@ -34,7 +35,6 @@ const envSchema = z.object({
   BODY_LIMIT_BYTES: int(256, 10 * 1024 * 1024).default(64 * 1024),
   MAX_PROMPT_CHARS: int(1, 1_000_000).default(16_000),
   DEFAULT_MODEL: z.string().min(1).optional(),
-  CORS_ORIGINS: z.string().default(""),
   RATE_LIMIT_PER_IP_PER_MINUTE: int(0, 1e9).default(0),
   SWEEP_INTERVAL_MS: int(100, 3_600_000).default(5_000),
   SWEEP_UNPUBLISHED_AFTER_MS: int(100, 3_600_000).default(30_000),
@@ -84,6 +84,8 @@ export interface CommonConfig {
   queues: { requests: string; results: string };
   redisKeyPrefix: string;
   shutdownTimeoutMs: number;
+  /** Origins allowed by CORS (`*` for any; empty: no CORS), the same for every component's HTTP shell. */
+  corsOrigins: string[];
 }
 
 export interface GatewayConfig {
@@ -92,7 +94,6 @@ export interface GatewayConfig {
   bodyLimitBytes: number;
   maxPromptChars: number;
   defaultModel: string;
-  corsOrigins: string[];
   rateLimitPerIpPerMinute: number;
   sweepIntervalMs: number;
   sweepUnpublishedAfterMs: number;
@@ -122,7 +123,6 @@ export interface CollectorConfig {
 export interface ApiServiceConfig {
   port: number;
   sseHeartbeatMs: number;
-  corsOrigins: string[];
 }
 
 export interface MlServiceConfig {
@@ -188,7 +188,6 @@ export function loadConfig(
     );
   }
   const port = (fallback: number, own: boolean) => (own && e.PORT !== undefined ? e.PORT : fallback);
-  const cors = list(e.CORS_ORIGINS);
   const mlPort = component === "ml-service" ? port(DEFAULT_PORTS.mlService, true) : e.ML_SERVICE_PORT ?? DEFAULT_PORTS.mlService;
   return {
     mode,
@@ -202,6 +201,7 @@ export function loadConfig(
       queues: { requests: e.QUEUE_REQUESTS, results: e.QUEUE_RESULTS },
       redisKeyPrefix: e.REDIS_KEY_PREFIX,
       shutdownTimeoutMs: e.SHUTDOWN_TIMEOUT_MS,
+      corsOrigins: list(e.CORS_ORIGINS),
     },
     gateway: {
       port: port(DEFAULT_PORTS.gateway, component === "gateway" || component === "all"),
@@ -213,7 +213,6 @@ export function loadConfig(
       bodyLimitBytes: e.BODY_LIMIT_BYTES,
       maxPromptChars: e.MAX_PROMPT_CHARS,
       defaultModel: e.DEFAULT_MODEL ?? e.MODEL_NAME ?? "default",
-      corsOrigins: cors,
       rateLimitPerIpPerMinute: e.RATE_LIMIT_PER_IP_PER_MINUTE,
       sweepIntervalMs: e.SWEEP_INTERVAL_MS,
       sweepUnpublishedAfterMs: e.SWEEP_UNPUBLISHED_AFTER_MS,
@@ -234,7 +233,6 @@ export function loadConfig(
     apiService: {
       port: port(DEFAULT_PORTS.apiService, component === "api-service"),
       sseHeartbeatMs: e.SSE_HEARTBEAT_MS,
-      corsOrigins: cors,
     },
     mlService: {
       port: mlPort,

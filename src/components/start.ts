@@ -127,7 +127,7 @@ export async function startComponent(name: ComponentName, config: Config, logger
     logger: log,
     registries,
     bodyLimitBytes: config.gateway.bodyLimitBytes,
-    corsOrigins: config.gateway.corsOrigins,
+    corsOrigins: config.common.corsOrigins,
     rateLimitPerIpPerMinute: name === "worker" || name === "collector" ? 0 : config.gateway.rateLimitPerIpPerMinute,
     health: async () => {
       const results: Array<Record<string, unknown>> = await Promise.all(parts.map((p) => p.health?.() ?? Promise.resolve({})));
