@@ -19,11 +19,19 @@ import { createHttpApp, HEALTH_TIMEOUT_MS, NotReady, probeDependencies, type Htt
 const ALLOWED = "https://app.example.com";
 const BODY_LIMIT = 64 * 1024;
 
+/** /slow waits for `gate`, after calling `entered`. */
+const slow = { gate: Promise.resolve(), entered: () => undefined as void };
+
 async function start(options: Partial<HttpAppOptions> = {}): Promise<{ app: FastifyInstance; url: string }> {
   const app = createHttpApp({ logger: silentLogger, registries: [createRegistry()], bodyLimitBytes: BODY_LIMIT, ...options });
   app.post("/echo", async (request) => ({ got: request.body }));
   app.get("/items/:id", async (request) => ({ id: (request.params as { id: string }).id }));
   app.post("/v1/completions", async (request) => ({ got: request.body }));
+  app.get("/slow", async () => {
+    slow.entered();
+    await slow.gate;
+    return { done: true };
+  });
   app.get("/boom", async () => {
     throw new Error("connect ECONNREFUSED 127.0.0.1:19088");
   });
@@ -131,6 +139,34 @@ describe("the HTTP shell's error answers", () => {
     const garbage = await rawRequest(server.url, "THIS IS NOT HTTP\r\n\r\n");
     assert.equal(garbage.status, 400);
     assertOurError(400, garbage.body, "malformed_request");
+  });
+
+  it("requests arriving while the server closes get our 503, not fastify's", async () => {
+    const { app, url } = await start();
+    let release: () => void = () => undefined;
+    slow.gate = new Promise<void>((resolve) => (release = resolve));
+    const entered = new Promise<void>((resolve) => (slow.entered = resolve));
+    const { port } = new URL(url);
+    const socket = connect(Number(port), "127.0.0.1");
+    let text = "";
+    socket.on("data", (chunk) => (text += chunk.toString()));
+    const closed = once(socket, "close");
+    // A connection busy with /slow when the close begins (so it is not closed as idle), then a
+    // second request on it once the server has stopped listening.
+    socket.write("GET /slow HTTP/1.1\r\nHost: x\r\n\r\n");
+    await entered;
+    const closing = app.close();
+    while (app.server.listening) await new Promise((resolve) => setImmediate(resolve));
+    socket.write("GET /items/1 HTTP/1.1\r\nHost: x\r\n\r\n");
+    release();
+    await closed;
+    await closing;
+    const answers = text.split(/(?=HTTP\/1\.1 )/);
+    assert.equal(answers.length, 2, text);
+    assert.match(answers[0] as string, /^HTTP\/1\.1 200/);
+    assert.match(answers[1] as string, /^HTTP\/1\.1 503/);
+    const body = JSON.parse((answers[1] as string).slice((answers[1] as string).indexOf("\r\n\r\n") + 4));
+    assertOurError(503, body, "service_unavailable");
   });
 
   it("on /v1 routes errors take OpenAI's shape with the same stable code", async () => {

@@ -93,7 +93,8 @@ export function createHttpApp(options: HttpAppOptions): FastifyInstance {
       const given = req.headers["x-request-id"];
       return typeof given === "string" && /^[\w.-]{1,64}$/.test(given) ? given : randomUUID();
     },
-    return503OnClosing: true,
+    // fastify's own 503 while closing is not in our shape: the hook below answers instead.
+    return503OnClosing: false,
     forceCloseConnections: "idle",
     // fastify's own answers (bad URL encoding, too long a path parameter, Node's parser errors) in our shape.
     frameworkErrors: (error, request, reply) => void sendError(reply, toAppError(error)),
@@ -131,6 +132,16 @@ export function createHttpApp(options: HttpAppOptions): FastifyInstance {
   }
 
   registerCors(app, options.corsOrigins ?? []);
+
+  // Requests still arriving on open connections while the server closes (pipelined or keep-alive)
+  // are refused at once, so a load balancer sends them elsewhere; running ones finish.
+  let closing = false;
+  app.addHook("preClose", async () => {
+    closing = true;
+  });
+  app.addHook("onRequest", async (_request, reply) => {
+    if (closing) return sendError(reply, new AppError("service_unavailable", "the service is shutting down; retry", { retryAfterSeconds: 1 }));
+  });
 
   const perMinute = options.rateLimitPerIpPerMinute ?? 0;
   if (perMinute > 0) {
