@@ -27,6 +27,7 @@ const envSchema = z.object({
   QUEUE_RESULTS: z.string().min(1).default("inference_results"),
   REDIS_KEY_PREFIX: z.string().default(""),
   SHUTDOWN_TIMEOUT_MS: int(0, 600_000).default(25_000),
+  CORS_ORIGINS: z.string().default(""),
 
   // gateway
   ANONYMOUS_ACCESS: bool.optional(),
@@ -36,7 +37,6 @@ const envSchema = z.object({
   MAX_PROMPT_CHARS: int(1, 1_000_000).default(16_000),
   MAX_LENGTH_LIMIT: int(1, MAX_LENGTH_CEILING).default(500),
   DEFAULT_MODEL: z.string().min(1).optional(),
-  CORS_ORIGINS: z.string().default(""),
   RATE_LIMIT_PER_IP_PER_MINUTE: int(0, 1e9).default(0),
   AUTH_CACHE_TTL_MS: int(0, 1_000).default(500),
   SWEEP_INTERVAL_MS: int(100, 3_600_000).default(5_000),
@@ -91,6 +91,8 @@ export interface CommonConfig {
   queues: { requests: string; results: string };
   redisKeyPrefix: string;
   shutdownTimeoutMs: number;
+  /** Origins allowed by CORS (`*` for any; empty: no CORS), the same for every component's HTTP shell. */
+  corsOrigins: string[];
 }
 
 export interface GatewayConfig {
@@ -101,7 +103,6 @@ export interface GatewayConfig {
   /** The largest max_length the gateway admits (the ML Service's own bound is maxTokensLimit). */
   maxLengthLimit: number;
   defaultModel: string;
-  corsOrigins: string[];
   rateLimitPerIpPerMinute: number;
   /** How long an API key lookup is cached: a revoked key keeps working at most this long. */
   authCacheTtlMs: number;
@@ -137,7 +138,6 @@ export interface CollectorConfig {
 export interface ApiServiceConfig {
   port: number;
   sseHeartbeatMs: number;
-  corsOrigins: string[];
 }
 
 export interface MlServiceConfig {
@@ -212,7 +212,6 @@ export function loadConfig(
     );
   }
   const port = (fallback: number, own: boolean) => (own && e.PORT !== undefined ? e.PORT : fallback);
-  const cors = list(e.CORS_ORIGINS);
   const mlPort = component === "ml-service" ? port(DEFAULT_PORTS.mlService, true) : e.ML_SERVICE_PORT ?? DEFAULT_PORTS.mlService;
   return {
     mode,
@@ -226,6 +225,7 @@ export function loadConfig(
       queues: { requests: e.QUEUE_REQUESTS, results: e.QUEUE_RESULTS },
       redisKeyPrefix: e.REDIS_KEY_PREFIX,
       shutdownTimeoutMs: e.SHUTDOWN_TIMEOUT_MS,
+      corsOrigins: list(e.CORS_ORIGINS),
     },
     gateway: {
       port: port(DEFAULT_PORTS.gateway, component === "gateway" || component === "all"),
@@ -238,7 +238,6 @@ export function loadConfig(
       maxPromptChars: e.MAX_PROMPT_CHARS,
       maxLengthLimit: e.MAX_LENGTH_LIMIT,
       defaultModel: e.DEFAULT_MODEL ?? e.MODEL_NAME ?? "default",
-      corsOrigins: cors,
       rateLimitPerIpPerMinute: e.RATE_LIMIT_PER_IP_PER_MINUTE,
       authCacheTtlMs: e.AUTH_CACHE_TTL_MS,
       sweepIntervalMs: e.SWEEP_INTERVAL_MS,
@@ -262,7 +261,6 @@ export function loadConfig(
     apiService: {
       port: port(DEFAULT_PORTS.apiService, component === "api-service"),
       sseHeartbeatMs: e.SSE_HEARTBEAT_MS,
-      corsOrigins: cors,
     },
     mlService: {
       port: mlPort,

@@ -144,7 +144,7 @@ export async function assemble<C extends ComponentName>(component: C, config: Co
       logger: log,
       registries,
       bodyLimitBytes: config.gateway.bodyLimitBytes,
-      corsOrigins: config.gateway.corsOrigins,
+      corsOrigins: config.common.corsOrigins,
       rateLimitPerIpPerMinute: consumersOnly ? 0 : config.gateway.rateLimitPerIpPerMinute,
       health: () => assembly.health(),
     });

@@ -43,9 +43,9 @@ export class SlotPool<T> {
     if (slot !== undefined) return Promise.resolve(slot);
     if (this.waiters.length >= this.queueLimit) {
       return Promise.reject(
-        new AppError("queue_full", `all ${this.capacity} sequences are busy and ${this.waiters.length} requests are waiting; retry later`, {
+        new AppError("queue_full", "the model is busy and its wait queue is full; retry later", {
           retryAfterSeconds: this.retryAfterSeconds,
-          details: { running: this.running, waiting: this.waiters.length },
+          internal: { capacity: this.capacity, running: this.running, waiting: this.waiters.length },
         }),
       );
     }

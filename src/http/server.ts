@@ -1,52 +1,87 @@
 /**
- * The HTTP shell every component shares: JSON error answers with stable codes (never a stack trace),
- * body parsing (the guide's curl sends JSON as form-urlencoded), CORS for configured origins only,
- * optional per-IP rate limit, request metrics, /livez, /health and /metrics.
+ * The HTTP shell every component shares (the ML Service included): JSON error answers with stable
+ * codes for every failure, fastify's and Node's own too (never a stack trace or an internal
+ * detail), body parsing (the guide's curl sends JSON as form-urlencoded), CORS for configured
+ * origins only, optional per-IP rate limit, request metrics, /livez, /health and /metrics.
  */
 import { randomUUID } from "node:crypto";
-import Fastify, { LogController, type FastifyBaseLogger, type FastifyInstance, type FastifyError, type FastifyReply } from "fastify";
-import { AppError, isAppError } from "../errors.js";
+import Fastify, { LogController, type FastifyBaseLogger, type FastifyError, type FastifyInstance, type FastifyRequest } from "fastify";
+import { AppError } from "../errors.js";
 import type { Logger } from "../observability/logger.js";
 import { counter, histogram, renderMetrics, type Registry } from "../observability/metrics.js";
+import { registerCors } from "./cors.js";
+import { clientErrorAnswer, discardBody, sendError, toAppError } from "./error-answers.js";
+
+export { sendError, toAppError, OPENAI_PREFIX } from "./error-answers.js";
 
 export interface HttpAppOptions {
   logger: Logger;
   /** Registries whose metrics /metrics serves (the app's own request metrics go into the first). */
   registries: Registry[];
   bodyLimitBytes?: number;
-  corsOrigins?: string[];
+  /** `CommonConfig.corsOrigins`: the one CORS setting, the same for every component. */
+  corsOrigins?: readonly string[];
   rateLimitPerIpPerMinute?: number;
-  /** Readiness: resolves when every dependency answers; throws (→ 503) otherwise. `false`: the app serves its own /health. */
+  /**
+   * Readiness: resolves with what /health shows when ready; throws when not (→ 503). A thrown
+   * NotReady chooses the public body; any other error is logged and shows nothing but "unavailable".
+   * It must settle within HEALTH_TIMEOUT_MS, or /health answers 503 without waiting longer.
+   */
   health?: (() => Promise<Record<string, unknown>>) | false;
+  /** Accept only `application/json` bodies (others 415) instead of also JSON sent as text or form. */
+  jsonOnly?: boolean;
+  /** Called for every error answer (for metrics by code, say). */
+  onErrorAnswer?: (error: AppError, request: FastifyRequest) => void;
+}
+
+/** /health answers within a second even when a dependency hangs. */
+export const HEALTH_TIMEOUT_MS = 800;
+
+/** Thrown by a health check: the service is not ready; `body` is what /health may show. */
+export class NotReady extends Error {
+  constructor(
+    readonly body: Record<string, unknown>,
+    readonly retryAfterSeconds?: number,
+  ) {
+    super("not ready");
+    this.name = "NotReady";
+  }
+}
+
+/**
+ * Runs named dependency checks in parallel, each bounded by `timeoutMs`; throws NotReady naming the
+ * ones that failed (`{ status: "unavailable", down: [...] }`), their errors go to `onFailure`.
+ */
+export async function probeDependencies(
+  checks: Record<string, () => Promise<unknown>>,
+  options: { timeoutMs?: number; onFailure?: (name: string, error: unknown) => void } = {},
+): Promise<void> {
+  const timeoutMs = options.timeoutMs ?? HEALTH_TIMEOUT_MS - 100;
+  const names = Object.keys(checks);
+  const results = await Promise.all(
+    names.map(async (name) => {
+      try {
+        await withTimeout((checks[name] as () => Promise<unknown>)(), timeoutMs);
+        return undefined;
+      } catch (error) {
+        options.onFailure?.(name, error);
+        return name;
+      }
+    }),
+  );
+  const down = results.filter((n): n is string => n !== undefined);
+  if (down.length > 0) throw new NotReady({ status: "unavailable", down });
+}
+
+function withTimeout<T>(promise: Promise<T>, ms: number): Promise<T> {
+  let timer: NodeJS.Timeout | undefined;
+  const timeout = new Promise<never>((_, reject) => {
+    timer = setTimeout(() => reject(new Error(`no answer within ${ms} ms`)), ms);
+  });
+  return Promise.race([promise, timeout]).finally(() => clearTimeout(timer));
 }
 
 const JSON_LIKE = ["application/json", "application/x-www-form-urlencoded", "text/plain"];
-
-export function sendError(reply: FastifyReply, error: AppError): FastifyReply {
-  if (error.retryAfterSeconds !== undefined) reply.header("Retry-After", String(Math.max(1, Math.ceil(error.retryAfterSeconds))));
-  return reply.code(error.status).type("application/json").send(error.toJSON());
-}
-
-/** Maps fastify's own errors (body too large, bad media type, ...) onto our codes. */
-export function toAppError(error: FastifyError | Error): AppError {
-  if (isAppError(error)) return error;
-  const code = (error as FastifyError).code;
-  const status = (error as FastifyError).statusCode;
-  switch (code) {
-    case "FST_ERR_CTP_BODY_TOO_LARGE":
-      return new AppError("payload_too_large", "request body is larger than the configured limit");
-    case "FST_ERR_CTP_INVALID_MEDIA_TYPE":
-      return new AppError("unsupported_media_type", "send the body as application/json");
-    case "FST_ERR_CTP_EMPTY_JSON_BODY":
-    case "FST_ERR_CTP_INVALID_JSON_BODY":
-      return new AppError("invalid_json", "the body is not valid JSON");
-    case "FST_ERR_CTP_INVALID_CONTENT_LENGTH":
-      return new AppError("invalid_body", "Content-Length does not match the body");
-    default:
-      if (status !== undefined && status >= 400 && status < 500) return new AppError("invalid_body", "the request could not be read");
-      return new AppError("internal_error", "internal error");
-  }
-}
 
 export function createHttpApp(options: HttpAppOptions): FastifyInstance {
   const app = Fastify({
@@ -58,14 +93,18 @@ export function createHttpApp(options: HttpAppOptions): FastifyInstance {
       const given = req.headers["x-request-id"];
       return typeof given === "string" && /^[\w.-]{1,64}$/.test(given) ? given : randomUUID();
     },
-    return503OnClosing: true,
+    // fastify's own 503 while closing is not in our shape: the hook below answers instead.
+    return503OnClosing: false,
     forceCloseConnections: "idle",
+    // fastify's own answers (bad URL encoding, too long a path parameter, Node's parser errors) in our shape.
+    frameworkErrors: (error, request, reply) => void sendError(reply, toAppError(error)),
+    clientErrorHandler: clientErrorAnswer,
   });
   const registry = options.registries[0];
 
   // One parser for JSON-ish bodies: read as text, then JSON.parse with our own error.
   app.removeContentTypeParser(["application/json", "text/plain"]);
-  app.addContentTypeParser(JSON_LIKE, { parseAs: "string" }, (_req, body, done) => {
+  app.addContentTypeParser(options.jsonOnly ? "application/json" : JSON_LIKE, { parseAs: "string" }, (_req, body, done) => {
     const text = String(body);
     if (text.trim() === "") return done(new AppError("invalid_json", "the body is empty; send a JSON object"), undefined);
     try {
@@ -92,21 +131,17 @@ export function createHttpApp(options: HttpAppOptions): FastifyInstance {
     });
   }
 
-  const origins = new Set(options.corsOrigins ?? []);
-  if (origins.size > 0) {
-    app.addHook("onRequest", async (request, reply) => {
-      const origin = request.headers.origin;
-      if (!origin || !(origins.has(origin) || origins.has("*"))) return;
-      reply.header("Access-Control-Allow-Origin", origins.has("*") ? "*" : origin);
-      reply.header("Vary", "Origin");
-      if (request.method === "OPTIONS") {
-        reply.header("Access-Control-Allow-Methods", "GET, POST, OPTIONS");
-        reply.header("Access-Control-Allow-Headers", "Authorization, Content-Type, X-Request-Id");
-        reply.header("Access-Control-Max-Age", "600");
-        return reply.code(204).send();
-      }
-    });
-  }
+  registerCors(app, options.corsOrigins ?? []);
+
+  // Requests still arriving on open connections while the server closes (pipelined or keep-alive)
+  // are refused at once, so a load balancer sends them elsewhere; running ones finish.
+  let closing = false;
+  app.addHook("preClose", async () => {
+    closing = true;
+  });
+  app.addHook("onRequest", async (_request, reply) => {
+    if (closing) return sendError(reply, new AppError("service_unavailable", "the service is shutting down; retry", { retryAfterSeconds: 1 }));
+  });
 
   const perMinute = options.rateLimitPerIpPerMinute ?? 0;
   if (perMinute > 0) {
@@ -135,23 +170,47 @@ export function createHttpApp(options: HttpAppOptions): FastifyInstance {
     });
   }
 
-  app.setErrorHandler((error: FastifyError | Error, request, reply) => {
+  app.setErrorHandler(async (error: FastifyError | Error, request, reply) => {
     const appError = toAppError(error);
-    if (appError.status >= 500) request.log.error({ err: error, request_id: request.id }, "request failed");
+    if (appError.code === "internal_error") request.log.error({ err: error, request_id: request.id }, "request failed");
+    else if (appError.status >= 500) {
+      request.log.warn({ code: appError.code, reason: appError.message, ...appError.internal, request_id: request.id }, "request refused");
+    }
+    options.onErrorAnswer?.(appError, request);
+    // A refused body (413, 415) may still be arriving: read the rest first, or the client's write fails.
+    await discardBody(request.raw);
     return sendError(reply, appError);
   });
-  app.setNotFoundHandler((request, reply) =>
-    sendError(reply, new AppError("not_found", `no route ${request.method} ${request.url.split("?")[0]?.slice(0, 200)}`)),
-  );
+
+  const methodsOf = routeMethods(app);
+  app.setNotFoundHandler(async (request, reply) => {
+    await discardBody(request.raw);
+    const path = request.url.split("?")[0] ?? "";
+    const allowed = methodsOf(path);
+    const appError =
+      allowed.length > 0
+        ? new AppError("method_not_allowed", `${request.method} is not allowed on ${path.slice(0, 200)}; use ${allowed.join(" or ")}`)
+        : new AppError("not_found", `no route ${request.method} ${path.slice(0, 200)}`);
+    if (allowed.length > 0) void reply.header("Allow", allowed.join(", "));
+    options.onErrorAnswer?.(appError, request);
+    return sendError(reply, appError);
+  });
 
   app.get("/livez", async () => ({ status: "ok" }));
-  // An app with a readiness document of its own (the ML Service) registers /health itself.
-  if (options.health !== false) app.get("/health", async (_request, reply) => {
-    if (!options.health) return { status: "ok" };
+  // `health: false`: an app with a readiness document of its own (the ML Service) registers /health itself.
+  const health = options.health;
+  if (health !== false) app.get("/health", async (request, reply) => {
+    if (!health) return { status: "ok" };
     try {
-      return { status: "ok", ...(await options.health()) };
+      return { status: "ok", ...(await withTimeout(health(), HEALTH_TIMEOUT_MS)) };
     } catch (error) {
-      return reply.code(503).send({ status: "unavailable", error: error instanceof Error ? error.message : String(error) });
+      if (error instanceof NotReady) {
+        if (error.retryAfterSeconds !== undefined) void reply.header("Retry-After", String(error.retryAfterSeconds));
+        return reply.code(503).send({ status: "unavailable", ...error.body });
+      }
+      // The error names hosts and ports (connect ECONNREFUSED 10.0.0.7:5432): the log's, not the answer's.
+      request.log.warn({ err: error }, "health check failed");
+      return reply.code(503).send({ status: "unavailable" });
     }
   });
   app.get("/metrics", async (_request, reply) => {
@@ -159,4 +218,18 @@ export function createHttpApp(options: HttpAppOptions): FastifyInstance {
     return reply.type(contentType).send(body);
   });
   return app;
+}
+
+/** The methods registered for a concrete path (`/api/v1/requests/123` matches `/api/v1/requests/:id`). */
+function routeMethods(app: FastifyInstance): (path: string) => string[] {
+  const routes: Array<{ pattern: RegExp; methods: string[] }> = [];
+  app.addHook("onRoute", (route) => {
+    const methods = (Array.isArray(route.method) ? route.method : [route.method]).map(String);
+    const source = route.url
+      .split("/")
+      .map((segment) => (segment.startsWith(":") ? "[^/]+" : segment === "*" ? ".*" : segment.replace(/[.*+?^${}()|[\]\\]/g, "\\$&")))
+      .join("/");
+    routes.push({ pattern: new RegExp(`^${source}/?$`), methods });
+  });
+  return (path) => [...new Set(routes.filter((r) => r.pattern.test(path)).flatMap((r) => r.methods))].sort();
 }

@@ -40,3 +40,17 @@ export function histogram<L extends string>(
 ): Histogram<L> {
   return (registry.getSingleMetric(config.name) as Histogram<L> | undefined) ?? new Histogram<L>({ ...config, registers: [registry] });
 }
+
+/** A gauge read from `read()` whenever Prometheus scrapes, so it is never stale (get-or-create too). */
+export function sampledGauge(registry: Registry, config: { name: string; help: string }, read: () => number): Gauge {
+  return (
+    (registry.getSingleMetric(config.name) as Gauge | undefined) ??
+    new Gauge({
+      ...config,
+      registers: [registry],
+      collect() {
+        this.set(read());
+      },
+    })
+  );
+}

@@ -16,6 +16,7 @@ import {
 } from "../../src/adapters/rabbitmq/message-queue.js";
 import { AppError } from "../../src/errors.js";
 import { requireServices, TEST_URLS, uniqueName } from "../support/services.js";
+import { startTcpProxy } from "../support/tcp-proxy.js";
 
 const sleep = (ms: number) => new Promise<void>((resolve) => setTimeout(resolve, ms));
 
@@ -379,20 +380,28 @@ describe("RabbitMessageQueue specifics", { skip: rabbitSkip }, () => {
   });
 
   it("publish to a queue nothing routes to is rejected, not silently dropped", async () => {
+    const q = fresh();
     const mq = await RabbitMessageQueue.connect({ url, queues: [] });
+    const conn = await amqpConnect(url);
     try {
-      // Publish straight through the confirm path to a routing key with no queue behind it.
-      const session = (mq as unknown as { session: unknown }).session;
-      const publishConfirmed = (mq as unknown as { publishConfirmed: (s: unknown, k: string, b: Buffer, h: undefined) => Promise<void> }).publishConfirmed;
-      await assert.rejects(within(2000, publishConfirmed.call(mq, session, uniqueName("nowhere"), Buffer.from("x"), undefined), "unroutable publish"), /unroutable/);
+      await mq.publish(q, Buffer.from("declares the queue"));
+      // Deleted behind the adapter's back: it still takes the queue for declared.
+      const channel = await conn.createChannel();
+      await channel.deleteQueue(q);
+      await channel.close();
+      await assert.rejects(within(2000, mq.publish(q, Buffer.from("x")), "unroutable publish"), /unroutable/);
+      // The rejection makes it declare the topology again: the next publish goes through.
+      await within(2000, mq.publish(q, Buffer.from("y")), "publish after re-declaring");
     } finally {
+      await conn.close();
       await mq.close();
     }
   });
 
   it("on connection loss, publish rejects at once; it reconnects and consumers resume", async () => {
     const q = fresh();
-    const mq = await RabbitMessageQueue.connect({ url, queues: [q], reconnect: { initialDelayMs: 50, maxDelayMs: 200 } });
+    const proxy = await startTcpProxy(url);
+    const mq = await RabbitMessageQueue.connect({ url: proxy.url, queues: [q], reconnect: { initialDelayMs: 50, maxDelayMs: 200 } });
     try {
       const got: string[] = [];
       const consumer = await mq.consume(
@@ -405,7 +414,7 @@ describe("RabbitMessageQueue specifics", { skip: rabbitSkip }, () => {
       );
       await mq.publish(q, Buffer.from("before"));
       await waitFor("first delivery", () => got.length === 1);
-      mq.simulateConnectionLoss();
+      proxy.cut();
       await assert.rejects(
         within(1000, mq.publish(q, Buffer.from("during")), "publish during outage"),
         (err: unknown) => err instanceof AppError && err.code === "service_unavailable",
@@ -424,14 +433,17 @@ describe("RabbitMessageQueue specifics", { skip: rabbitSkip }, () => {
       assert.ok(!got.includes("during"));
     } finally {
       await mq.close();
+      await proxy.close();
     }
   });
 
   it("close() during a reconnect back-off returns at once", async () => {
-    const mq = await RabbitMessageQueue.connect({ url, queues: [], reconnect: { initialDelayMs: 20_000 } });
-    mq.simulateConnectionLoss();
+    const proxy = await startTcpProxy(url);
+    const mq = await RabbitMessageQueue.connect({ url: proxy.url, queues: [], reconnect: { initialDelayMs: 20_000 } });
+    proxy.cut();
     await waitFor("disconnected", () => !mq.connected, 2000);
     await within(2000, mq.close(), "close during back-off");
+    await proxy.close();
   });
 
   it("a consumer whose queue is deleted under it consumes again once it is back", async () => {

@@ -300,23 +300,24 @@ for (const backend of ["servers", "embedded"] as Backend[]) {
       assert.equal(await storedFor(platform, "anonymous"), 0, "anonymous access is off: nothing stored as anonymous");
     });
 
-    it("unknown routes and methods are 404 not_found", async () => {
-      const routes: Array<["GET" | "POST" | "PUT" | "DELETE", string]> = [
-        ["GET", "/"],
-        ["GET", "/api/v1/nope"],
-        ["GET", "/api/v2/inference"],
-        ["GET", "/api/v1/inference"],
-        ["PUT", "/api/v1/inference"],
-        ["DELETE", `/api/v1/status/${randomUUID()}`],
-        ["POST", "/api/v1/quota"],
-        ["GET", "/api/v1/status"],
-        ["GET", "/events"],
-        ["GET", `/${"x".repeat(5000)}`],
-        ["GET", "/..%2f..%2fetc%2fpasswd"],
+    it("unknown routes are 404 not_found; known routes with another method 405 method_not_allowed", async () => {
+      const routes: Array<["GET" | "POST" | "PUT" | "DELETE", string, 404 | 405]> = [
+        ["GET", "/", 404],
+        ["GET", "/api/v1/nope", 404],
+        ["GET", "/api/v2/inference", 404],
+        ["GET", "/api/v1/inference", 405],
+        ["PUT", "/api/v1/inference", 405],
+        ["DELETE", `/api/v1/status/${randomUUID()}`, 405],
+        ["POST", "/api/v1/quota", 405],
+        ["GET", "/api/v1/status", 404],
+        ["GET", "/events", 404],
+        ["GET", `/${"x".repeat(5000)}`, 404],
+        ["GET", "/..%2f..%2fetc%2fpasswd", 404],
       ];
-      for (const [method, url] of routes) {
+      for (const [method, url, status] of routes) {
         const answer = await inject(platform, { method, url, headers: { authorization: user.authorization } });
-        assertError(answer, 404, "not_found", `${method} ${url.slice(0, 40)}`);
+        assertError(answer, status, status === 404 ? "not_found" : "method_not_allowed", `${method} ${url.slice(0, 40)}`);
+        if (status === 405) assert.match(String(answer.headers.allow), /^(GET|POST)/, "Allow names the route's methods");
         assert.ok(answer.text.length < 600, "the message does not echo a huge path");
       }
     });

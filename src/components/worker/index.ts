@@ -9,6 +9,7 @@
 import type { WorkerConfig } from "../../config.js";
 import { encodeMessage, parseRequestMessage, storableText, type OutcomeMessage, type RequestMessage } from "../../domain/contracts.js";
 import type { Consumer, HandlerVerdict, MessageQueue } from "../../domain/ports.js";
+import type { ErrorCode } from "../../errors.js";
 import type { Logger } from "../../observability/logger.js";
 import { counter, gauge, histogram, type Registry } from "../../observability/metrics.js";
 import { MlCallError, generate, type Generation } from "./ml-client.js";
@@ -112,7 +113,7 @@ export function createWorker(config: WorkerConfig, deps: WorkerDeps): Worker {
           log.warn({ request_id: message.request_id, attempt: message.attempt, delay_ms: delayMs, code: failure.code }, "model call failed; retrying later");
           return "ack";
         }
-        const code = failure.transient ? "attempts_exhausted" : failure.code;
+        const code: ErrorCode = failure.transient ? "attempts_exhausted" : failure.code;
         await publishOutcome({
           ...base,
           status: "failed",

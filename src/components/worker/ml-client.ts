@@ -6,6 +6,7 @@
 import type { RequestMessage, TokenUsage } from "../../domain/contracts.js";
 import { wireToOpenAi } from "../../domain/generation-params.js";
 import { postJson, type KeepAliveAgent, type PostResponse } from "./http-post.js";
+import { isErrorCode, type ErrorCode } from "../../errors.js";
 
 export interface Generation {
   outputText: string;
@@ -16,12 +17,13 @@ export interface Generation {
 
 export class MlCallError extends Error {
   constructor(
-    readonly code: string,
+    readonly code: ErrorCode,
     message: string,
     readonly transient: boolean,
     readonly retryAfterMs?: number,
+    cause?: unknown,
   ) {
-    super(message);
+    super(message, cause === undefined ? undefined : { cause });
     this.name = "MlCallError";
   }
 }
@@ -57,8 +59,11 @@ export async function generate(options: MlClientOptions, message: RequestMessage
     } catch (error) {
       throw new MlCallError(
         timedOut ? "ml_timeout" : "ml_unreachable",
-        timedOut ? `model server did not answer within ${options.timeoutMs} ms` : `model server unreachable: ${(error as Error).message}`,
+        // The cause (host, port, errno) is for the logs; the message may reach the user.
+        timedOut ? `model server did not answer within ${options.timeoutMs} ms` : "model server unreachable",
         true,
+        undefined,
+        error,
       );
     }
   } finally {
@@ -74,7 +79,8 @@ export async function generate(options: MlClientOptions, message: RequestMessage
   }
   if (response.status < 200 || response.status > 299) {
     const error = (json as { error?: { code?: string; message?: string } } | undefined)?.error;
-    const code = typeof error?.code === "string" ? error.code : `ml_http_${response.status}`;
+    // The model server's own code when it is one of ours (our ML Service); any other server's answer is ml_http_error.
+    const code: ErrorCode = isErrorCode(error?.code) ? error.code : "ml_http_error";
     const detail = typeof error?.message === "string" ? error.message : text.slice(0, 200);
     const transient = response.status >= 500 || response.status === 429 || response.status === 408;
     const retryAfter = Number(response.retryAfter);
