@@ -49,6 +49,12 @@ function literalsOf(node: ts.Expression, add: (code: string, at: ts.Node) => voi
 
 const isErrorCodeType = (type: ts.TypeNode | undefined) => type !== undefined && type.getText() === "ErrorCode";
 
+/** `ctx.addIssue({ code: "custom", … })`: zod's issue kinds, not ours. */
+function isZodIssue(property: ts.PropertyAssignment): boolean {
+  const call = property.parent.parent;
+  return ts.isCallExpression(call) && ts.isPropertyAccessExpression(call.expression) && call.expression.name.text === "addIssue";
+}
+
 /** Every place in the source that names an error code with a literal. */
 export function scanRaisedCodes(files: string[]): Found[] {
   const found: Found[] = [];
@@ -67,7 +73,7 @@ export function scanRaisedCodes(files: string[]): Found[] {
         if (first) literalsOf(first, add);
       }
       // { code: "…" } in error objects of events, outcomes and answers
-      if (ts.isPropertyAssignment(node) && (ts.isIdentifier(node.name) || ts.isStringLiteral(node.name)) && node.name.text === "code") {
+      if (ts.isPropertyAssignment(node) && (ts.isIdentifier(node.name) || ts.isStringLiteral(node.name)) && node.name.text === "code" && !isZodIssue(node)) {
         literalsOf(node.initializer, add);
       }
       // const code: ErrorCode = …, and "…" satisfies ErrorCode / as ErrorCode
