@@ -1,0 +1,207 @@
+#!/usr/bin/env bash
+# The GPU benchmark on a bare x86-64 machine (CUDA, CMake, ninja; no Node, no network), from the
+# folder `npm run gpu:pack` wrote (.gpu-pack/, passed in `carry`). Steps, each timed:
+#   unpack  Node, node_modules, llama.cpp source into the work folder
+#   build   node-llama-cpp's own `source build` (cmake-js) for CUDA, sm_90 only (--cpu: for the CPU),
+#           then llama.cpp's llama-batched-bench from the same build tree (the anchor)
+#   models  the generated models (distilgpt2-sized Q8_0, ~1B llama F16; --cpu: stories260K + a tiny F16)
+#   bench   llama-batched-bench and the ML Service over HTTP at 1, 16 and 64 sequences, GPU memory sampled
+#   report  results.md / results.json in the output folder, the table printed last
+# A step whose result is already in the work folder is skipped, so a rerun after a time-out resumes.
+set -euo pipefail
+# The whole script is one compound command, so bash parses it all before running: editing the file
+# while it runs cannot change what runs.
+{
+
+usage() {
+  cat <<'EOF'
+usage: bench/gpu/device.sh [options]
+  --cpu               build and run for the CPU (the local check); default: CUDA, sm_90
+  --pack DIR          the packed folder (default: .gpu-pack)
+  --work DIR          work folder, kept between runs (default: .gpu-work)
+  --out DIR           results folder (default: $OUT, else <work>/out)
+  --jobs N            parallel compile jobs (default: all cores)
+  --steps LIST        comma-separated subset of unpack,build,models,bench,report (default: all)
+  --levels LIST       concurrent sequences (default: 1,16,64)
+  --stories PATH      stories260K.gguf for --cpu (default: ../shared/models/stories260K.gguf)
+  --deadline SECONDS  start no bench phase after this many seconds (default: 570)
+  --dry-run           print the plan and exit
+  -h, --help          this text
+EOF
+}
+
+MODE=cuda PACK=.gpu-pack WORK=.gpu-work OUTDIR="${OUT:-}" JOBS="$(nproc)" STEPS=unpack,build,models,bench,report
+LEVELS=1,16,64 STORIES=../shared/models/stories260K.gguf DEADLINE=570 DRY=0
+need() { [[ $# -ge 2 && -n "$2" ]] || { echo "device.sh: $1 needs a value" >&2; exit 2; }; }
+while [[ $# -gt 0 ]]; do
+  case "$1" in
+    --cpu) MODE=cpu; shift ;;
+    --pack) need "$@"; PACK="$2"; shift 2 ;;
+    --work) need "$@"; WORK="$2"; shift 2 ;;
+    --out) need "$@"; OUTDIR="$2"; shift 2 ;;
+    --jobs) need "$@"; JOBS="$2"; shift 2 ;;
+    --steps) need "$@"; STEPS="$2"; shift 2 ;;
+    --levels) need "$@"; LEVELS="$2"; shift 2 ;;
+    --stories) need "$@"; STORIES="$2"; shift 2 ;;
+    --deadline) need "$@"; DEADLINE="$2"; shift 2 ;;
+    --dry-run) DRY=1; shift ;;
+    -h|--help) usage; exit 0 ;;
+    *) echo "device.sh: unknown argument: $1" >&2; usage >&2; exit 2 ;;
+  esac
+done
+[[ "$JOBS" =~ ^[1-9][0-9]*$ ]] || { echo "device.sh: --jobs must be a positive integer, got '$JOBS'" >&2; exit 2; }
+[[ "$DEADLINE" =~ ^[1-9][0-9]*$ ]] || { echo "device.sh: --deadline must be a positive integer, got '$DEADLINE'" >&2; exit 2; }
+[[ "$LEVELS" =~ ^[1-9][0-9]*(,[1-9][0-9]*)*$ ]] || { echo "device.sh: --levels must be like 1,16,64, got '$LEVELS'" >&2; exit 2; }
+IFS=, read -r -a STEP_LIST <<<"$STEPS"
+for s in "${STEP_LIST[@]}"; do
+  [[ "$s" =~ ^(unpack|build|models|bench|report)$ ]] || { echo "device.sh: unknown step '$s' (unpack,build,models,bench,report)" >&2; exit 2; }
+done
+WORK="$(realpath -m "$WORK")"
+OUTDIR="$(realpath -m "${OUTDIR:-$WORK/out}")"
+APP="$WORK/app"
+NLC="$APP/node_modules/node-llama-cpp"
+MAX_LEVEL="$(tr , '\n' <<<"$LEVELS" | sort -n | tail -1)"
+# The same custom CMake options at build and at run time: node-llama-cpp names the build folder after them.
+if [[ $MODE == cuda ]]; then
+  GPU_FLAG=cuda
+  export NODE_LLAMA_CPP_CMAKE_OPTION_CMAKE_CUDA_ARCHITECTURES=90
+  export CUDACXX="${CUDACXX:-$(command -v nvcc || echo /usr/local/cuda/bin/nvcc)}"
+else
+  GPU_FLAG=false
+fi
+export PATH="$WORK/bin:$PATH" NLC_DIR="$NLC" NLC_JOBS="$JOBS" NODE_LLAMA_CPP_SKIP_DOWNLOAD=true
+
+has_step() { [[ ",$STEPS," == *",$1,"* ]]; }
+START=$SECONDS
+log() { printf '[device %4ds] %s\n' "$((SECONDS - START))" "$*" | tee -a "$OUTDIR/device.log" >&2; }
+timed() { # timed NAME cmd... : runs, appends "NAME seconds" to times.tsv
+  local name="$1" t0=$SECONDS; shift
+  "$@"
+  printf '%s\t%s\n' "$name" "$((SECONDS - t0))" >>"$OUTDIR/times.tsv"
+  log "$name: $((SECONDS - t0)) s"
+}
+
+if [[ $DRY == 1 ]]; then
+  echo "mode=$MODE gpu=$GPU_FLAG pack=$PACK work=$WORK out=$OUTDIR jobs=$JOBS steps=$STEPS levels=$LEVELS deadline=$DEADLINE"
+  [[ $MODE == cuda ]] && echo "cmake: GGML_CUDA=1 CMAKE_CUDA_ARCHITECTURES=$NODE_LLAMA_CPP_CMAKE_OPTION_CMAKE_CUDA_ARCHITECTURES CUDACXX=$CUDACXX"
+  [[ $MODE == cpu ]] && echo "cmake: GGML_CUDA off (CPU build); stories=$STORIES"
+  for s in "${STEP_LIST[@]}"; do echo "step: $s"; done
+  exit 0
+fi
+mkdir -p "$WORK" "$OUTDIR"
+
+step_unpack() {
+  [[ -f "$PACK/manifest.json" ]] || { log "no $PACK/manifest.json: run npm run gpu:pack here first, and carry $PACK"; exit 3; }
+  if [[ -x "$WORK/bin/node" && -f "$WORK/unpacked.sha" ]] && cmp -s "$WORK/unpacked.sha" <(sha256sum "$PACK"/*.xz "$PACK"/app/*.mjs | awk '{print $1}'); then
+    log "unpack: already done for this pack"; return
+  fi
+  sha256sum "$PACK"/*.xz "$PACK"/app/*.mjs | awk '{print $1}' >"$WORK/unpacked.sha.new"
+  rm -rf "$WORK/bin" "$APP/node_modules" && mkdir -p "$WORK/bin" "$APP"
+  xz -dc "$PACK/node.xz" >"$WORK/bin/node" && chmod +x "$WORK/bin/node"
+  tar -C "$APP" -xJf "$PACK/modules.tar.xz"
+  tar -C "$NLC/llama" -xJf "$PACK/llama.cpp.tar.xz"
+  mkdir -p "$NLC/llama/llama.cpp/.git" # node-llama-cpp takes a llama.cpp folder with .git as "cloned"
+  cp "$PACK"/app/*.mjs "$APP/"
+  # node-llama-cpp's source build runs `npm run -s cmake-js-llama -- ARGS` (= `cd llama && cmake-js ARGS`).
+  cat >"$WORK/bin/npm" <<'EOF'
+#!/usr/bin/env bash
+[[ "$1" == run && "$2" == -s && "$3" == cmake-js-llama && "$4" == -- ]] || { echo "npm shim: only 'run -s cmake-js-llama -- ...' is packed; got: $*" >&2; exit 1; }
+shift 4
+args=()
+for a in "$@"; do [[ $a == --parallel=* ]] && a="--parallel=$NLC_JOBS"; args+=("$a"); done
+cd "$NLC_DIR/llama" && exec node "$NLC_DIR/../cmake-js/bin/cmake-js" "${args[@]}"
+EOF
+  chmod +x "$WORK/bin/npm"
+  mv "$WORK/unpacked.sha.new" "$WORK/unpacked.sha"
+  log "node $("$WORK/bin/node" --version), llama.cpp $(du -sh "$NLC/llama/llama.cpp" | cut -f1), node_modules $(du -sh "$APP/node_modules" | cut -f1)"
+}
+
+build_dir() { { find "$NLC/llama/localBuilds" -mindepth 1 -maxdepth 1 -type d -name "linux-x64*" 2>/dev/null || true; } | head -1; }
+batched_bench_bin() {
+  local d
+  d="$(build_dir)"
+  [[ -z $d ]] || { find "$d" -name llama-batched-bench -type f -perm -u+x 2>/dev/null || true; } | head -1
+}
+
+step_build() {
+  local dir
+  dir="$(build_dir)"
+  if [[ -n $dir && -f "$dir/buildDone.status" ]]; then
+    log "build: node-llama-cpp already built in $dir"
+  else
+    log "build: node-llama-cpp source build --gpu $GPU_FLAG with $JOBS jobs ($(command -v cmake) $(cmake --version | head -1 | cut -d' ' -f3))"
+    [[ $MODE == cuda ]] && log "build: $("$CUDACXX" --version | tail -2 | head -1)"
+    (cd "$APP" && timed build_node_llama_cpp node "$NLC/dist/cli/cli.js" source build --gpu "$GPU_FLAG" --noUsageExample) 2>&1 | tee "$OUTDIR/build-node-llama-cpp.log" | grep -v '^\[' >&2 || true
+    dir="$(build_dir)"
+    [[ -n $dir && -f "$dir/buildDone.status" ]] || { log "build: node-llama-cpp build FAILED (see build-node-llama-cpp.log)"; tail -40 "$OUTDIR/build-node-llama-cpp.log" >&2; exit 4; }
+  fi
+  if [[ -z "$(batched_bench_bin)" ]]; then
+    # Same build tree, same ggml objects: turn the tools on and build the one target.
+    log "build: llama-batched-bench in $dir"
+    timed build_batched_bench sh -c "cmake -S '$NLC/llama' -B '$dir' -DLLAMA_BUILD_TOOLS=ON >'$OUTDIR/build-batched-bench.log' 2>&1 && cmake --build '$dir' --config Release --target llama-batched-bench -j '$JOBS' >>'$OUTDIR/build-batched-bench.log' 2>&1" \
+      || { log "build: llama-batched-bench FAILED"; tail -40 "$OUTDIR/build-batched-bench.log" >&2; exit 4; }
+  fi
+  log "build: $(batched_bench_bin)"
+  find "$dir" -maxdepth 3 -name '*.so' -o -maxdepth 3 -name '*.node' | xargs ls -la 2>/dev/null | awk '{print $5, $9}' >"$OUTDIR/build-artifacts.txt" || true
+}
+
+step_models() {
+  local set=gpu
+  [[ $MODE == cpu ]] && set=cpu
+  timed models node "$APP/driver.mjs" models --dir "$WORK/models" --set "$set" --stories "$STORIES" --out "$WORK/models/models.json"
+}
+
+GPU_SAMPLER=""
+start_gpu_sampler() {
+  [[ $MODE == cuda ]] && command -v nvidia-smi >/dev/null || return 0
+  nvidia-smi --query-gpu=name,driver_version,memory.total --format=csv,noheader >"$OUTDIR/gpu.txt" 2>&1 || true
+  nvidia-smi --query-gpu=timestamp,memory.used,utilization.gpu --format=csv,noheader,nounits -lms 200 >"$OUTDIR/gpu-mem.csv" 2>/dev/null &
+  GPU_SAMPLER=$!
+}
+stop_gpu_sampler() { [[ -n $GPU_SAMPLER ]] && kill "$GPU_SAMPLER" 2>/dev/null || true; }
+phase() { printf '%s\t%s\n' "$(date '+%Y/%m/%d %H:%M:%S.%3N')" "$1" >>"$OUTDIR/phases.tsv"; }
+
+step_bench() {
+  local bb ngl=99 threads=4 name path pp tg ctx rounds
+  bb="$(batched_bench_bin)"
+  [[ -n $bb ]] || { log "bench: no llama-batched-bench; run the build step"; exit 5; }
+  [[ $MODE == cpu ]] && ngl=0 threads=2
+  start_gpu_sampler
+  trap stop_gpu_sampler EXIT
+  phase idle
+  sleep 1
+  while IFS=$'\t' read -r name path pp tg rounds; do
+    if (( SECONDS - START > DEADLINE )); then log "bench: deadline ${DEADLINE}s reached before $name; rerun to continue"; break; fi
+    ctx=$(( MAX_LEVEL * (pp + tg + 16) ))
+    if [[ ! -s "$OUTDIR/batched-$name.jsonl" ]]; then
+      phase "batched-bench $name"
+      log "bench: llama-batched-bench $name (pp $pp, tg $tg, npl $LEVELS, ctx $ctx)"
+      local t0=$SECONDS
+      "$bb" -m "$path" -c "$ctx" -b 2048 -ub 512 -npp "$pp" -ntg "$tg" -npl "$LEVELS" -ngl "$ngl" -t "$threads" --output-format jsonl \
+        >"$OUTDIR/batched-$name.jsonl.tmp" 2>"$OUTDIR/batched-$name.log" || { log "bench: batched-bench $name FAILED"; tail -20 "$OUTDIR/batched-$name.log" >&2; }
+      grep '^{' "$OUTDIR/batched-$name.jsonl.tmp" >"$OUTDIR/batched-$name.jsonl" || true
+      rm -f "$OUTDIR/batched-$name.jsonl.tmp"
+      printf '%s\t%s\n' "batched_$name" "$((SECONDS - t0))" >>"$OUTDIR/times.tsv"
+    fi
+    if (( SECONDS - START > DEADLINE )); then log "bench: deadline ${DEADLINE}s reached before the service on $name; rerun to continue"; break; fi
+    if [[ ! -s "$OUTDIR/service-$name.json" ]]; then
+      phase "service $name"
+      log "bench: ML Service over HTTP, $name"
+      node "$APP/driver.mjs" service --main "$APP/main.mjs" --model "$path" --name "$name" --gpu "$MODE" --levels "$LEVELS" \
+        --max-tokens "$tg" --rounds "$rounds" --context "$(( pp + tg + 64 ))" --threads "$threads" --work "$WORK" --out "$OUTDIR/service-$name.json" \
+        2>"$OUTDIR/service-$name.log" || { log "bench: service $name FAILED"; tail -20 "$OUTDIR/service-$name.log" >&2; }
+    fi
+  done < <(node "$APP/driver.mjs" list --models "$WORK/models/models.json")
+  phase end
+  stop_gpu_sampler
+}
+
+step_report() {
+  node "$APP/driver.mjs" report --dir "$OUTDIR" --mode "$MODE" --manifest "$PACK/manifest.json"
+}
+
+log "mode $MODE, work $WORK, out $OUTDIR, $JOBS jobs, steps $STEPS, $(nproc) cores, $(uname -m)"
+for s in "${STEP_LIST[@]}"; do "step_$s"; done
+log "done in $((SECONDS - START)) s"
+exit 0
+}
