@@ -19,19 +19,20 @@ usage: bench/gpu/device.sh [options]
   --cpu               build and run for the CPU (the local check); default: CUDA, sm_90
   --pack DIR          the packed folder (default: .gpu-pack)
   --work DIR          work folder, kept between runs (default: .gpu-work)
-  --out DIR           results folder (default: $OUT, else <work>/out)
+  --out DIR           working results folder (default: <work>/out, kept for resuming); when $OUT
+                      is set, results.md, results.json, device.log and logs.tar.xz are copied there
   --jobs N            parallel compile jobs (default: all cores)
   --steps LIST        comma-separated subset of unpack,build,models,bench,report (default: all)
   --levels LIST       concurrent sequences (default: 1,16,64)
   --stories PATH      stories260K.gguf for --cpu (default: ../shared/models/stories260K.gguf)
-  --deadline SECONDS  start no bench phase after this many seconds (default: 570)
+  --deadline SECONDS  start no bench phase after this many seconds (default: 540)
   --dry-run           print the plan and exit
   -h, --help          this text
 EOF
 }
 
-MODE=cuda PACK=.gpu-pack WORK=.gpu-work OUTDIR="${OUT:-}" JOBS="$(nproc)" STEPS=unpack,build,models,bench,report
-LEVELS=1,16,64 STORIES=../shared/models/stories260K.gguf DEADLINE=570 DRY=0
+MODE=cuda PACK=.gpu-pack WORK=.gpu-work OUTDIR="" EXPORT="${OUT:-}" JOBS="$(nproc)" STEPS=unpack,build,models,bench,report
+LEVELS=1,16,64 STORIES=../shared/models/stories260K.gguf DEADLINE=540 DRY=0
 need() { [[ $# -ge 2 && -n "$2" ]] || { echo "device.sh: $1 needs a value" >&2; exit 2; }; }
 while [[ $# -gt 0 ]]; do
   case "$1" in
@@ -73,7 +74,18 @@ export PATH="$WORK/bin:$PATH" NLC_DIR="$NLC" NLC_JOBS="$JOBS" NODE_LLAMA_CPP_SKI
 
 has_step() { [[ ",$STEPS," == *",$1,"* ]]; }
 START=$SECONDS
-log() { printf '[device %4ds] %s\n' "$((SECONDS - START))" "$*" | tee -a "$OUTDIR/device.log" >&2; }
+log() {
+  printf '[device %4ds] %s\n' "$((SECONDS - START))" "$*" | tee -a "$OUTDIR/device.log" >&2
+  # Written as it goes: a run killed at its limit still returns its log.
+  [[ -z $EXPORT ]] || cp "$OUTDIR/device.log" "$EXPORT/device.log" 2>/dev/null || true
+}
+# The device returns at most 8 files from $OUT: the report, the log, and one archive of everything.
+export_results() {
+  stop_gpu_sampler
+  [[ -n $EXPORT && -d $EXPORT ]] || return 0
+  for f in results.md results.json device.log; do [[ -f "$OUTDIR/$f" ]] && cp "$OUTDIR/$f" "$EXPORT/"; done
+  tar -C "$OUTDIR" -cJf "$EXPORT/logs.tar.xz" . 2>/dev/null || true
+}
 timed() { # timed NAME cmd... : runs, appends "NAME seconds" to times.tsv
   local name="$1" t0=$SECONDS; shift
   "$@"
@@ -82,7 +94,7 @@ timed() { # timed NAME cmd... : runs, appends "NAME seconds" to times.tsv
 }
 
 if [[ $DRY == 1 ]]; then
-  echo "mode=$MODE gpu=$GPU_FLAG pack=$PACK work=$WORK out=$OUTDIR jobs=$JOBS steps=$STEPS levels=$LEVELS deadline=$DEADLINE"
+  echo "mode=$MODE gpu=$GPU_FLAG pack=$PACK work=$WORK out=$OUTDIR export=${EXPORT:-none} jobs=$JOBS steps=$STEPS levels=$LEVELS deadline=$DEADLINE"
   [[ $MODE == cuda ]] && echo "cmake: GGML_CUDA=1 CMAKE_CUDA_ARCHITECTURES=$NODE_LLAMA_CPP_CMAKE_OPTION_CMAKE_CUDA_ARCHITECTURES CUDACXX=$CUDACXX"
   [[ $MODE == cpu ]] && echo "cmake: GGML_CUDA off (CPU build); stories=$STORIES"
   for s in "${STEP_LIST[@]}"; do echo "step: $s"; done
@@ -90,30 +102,44 @@ if [[ $DRY == 1 ]]; then
 fi
 mkdir -p "$WORK" "$OUTDIR"
 
+# Re-extracts only the parts whose packed file changed; a new node_modules or llama.cpp drops the build.
+stamp_of() { sha256sum "$@" | awk '{print $1}' | sha256sum | cut -c1-16; }
+fresh() { [[ -f "$WORK/stamps/$1" && "$(cat "$WORK/stamps/$1")" == "$2" ]]; }
 step_unpack() {
   [[ -f "$PACK/manifest.json" ]] || { log "no $PACK/manifest.json: run npm run gpu:pack here first, and carry $PACK"; exit 3; }
-  if [[ -x "$WORK/bin/node" && -f "$WORK/unpacked.sha" ]] && cmp -s "$WORK/unpacked.sha" <(sha256sum "$PACK"/*.xz "$PACK"/app/*.mjs | awk '{print $1}'); then
-    log "unpack: already done for this pack"; return
+  mkdir -p "$WORK/stamps" "$WORK/bin" "$APP"
+  local s_node s_src s_app
+  s_node="$(stamp_of "$PACK/node.xz")"
+  s_src="$(stamp_of "$PACK/modules.tar.xz" "$PACK/llama.cpp.tar.xz")"
+  s_app="$(cd "$PACK/app" && find . -type f | sort | xargs sha256sum | sha256sum | cut -c1-16)"
+  if ! fresh node "$s_node"; then
+    xz -dc "$PACK/node.xz" >"$WORK/bin/node.tmp" && chmod +x "$WORK/bin/node.tmp" && mv "$WORK/bin/node.tmp" "$WORK/bin/node"
+    echo "$s_node" >"$WORK/stamps/node"
   fi
-  sha256sum "$PACK"/*.xz "$PACK"/app/*.mjs | awk '{print $1}' >"$WORK/unpacked.sha.new"
-  rm -rf "$WORK/bin" "$APP/node_modules" && mkdir -p "$WORK/bin" "$APP"
-  xz -dc "$PACK/node.xz" >"$WORK/bin/node" && chmod +x "$WORK/bin/node"
-  tar -C "$APP" -xJf "$PACK/modules.tar.xz"
-  tar -C "$NLC/llama" -xJf "$PACK/llama.cpp.tar.xz"
-  mkdir -p "$NLC/llama/llama.cpp/.git" # node-llama-cpp takes a llama.cpp folder with .git as "cloned"
-  cp "$PACK"/app/*.mjs "$APP/"
+  if ! fresh src "$s_src"; then
+    rm -rf "$APP/node_modules"
+    tar -C "$APP" -xJf "$PACK/modules.tar.xz"
+    tar -C "$NLC/llama" -xJf "$PACK/llama.cpp.tar.xz"
+    mkdir -p "$NLC/llama/llama.cpp/.git" # node-llama-cpp takes a llama.cpp folder with .git as "cloned"
+    echo "$s_src" >"$WORK/stamps/src"
+  fi
+  if ! fresh app "$s_app"; then
+    cp -r "$PACK/app/." "$APP/"
+    echo "$s_app" >"$WORK/stamps/app"
+  fi
   # node-llama-cpp's source build runs `npm run -s cmake-js-llama -- ARGS` (= `cd llama && cmake-js ARGS`).
   cat >"$WORK/bin/npm" <<'EOF'
 #!/usr/bin/env bash
 [[ "$1" == run && "$2" == -s && "$3" == cmake-js-llama && "$4" == -- ]] || { echo "npm shim: only 'run -s cmake-js-llama -- ...' is packed; got: $*" >&2; exit 1; }
 shift 4
+# Resuming a cut-off build: keep the build folder (node-llama-cpp's own removal is off, see pack.ts).
+[[ "${NLC_RESUME:-}" == 1 && "$1" == clean ]] && exit 0
 args=()
 for a in "$@"; do [[ $a == --parallel=* ]] && a="--parallel=$NLC_JOBS"; args+=("$a"); done
 cd "$NLC_DIR/llama" && exec node "$NLC_DIR/../cmake-js/bin/cmake-js" "${args[@]}"
 EOF
   chmod +x "$WORK/bin/npm"
-  mv "$WORK/unpacked.sha.new" "$WORK/unpacked.sha"
-  log "node $("$WORK/bin/node" --version), llama.cpp $(du -sh "$NLC/llama/llama.cpp" | cut -f1), node_modules $(du -sh "$APP/node_modules" | cut -f1)"
+  log "unpacked: node $("$WORK/bin/node" --version), llama.cpp $(du -sh "$NLC/llama/llama.cpp" | cut -f1), node_modules $(du -sh "$APP/node_modules" | cut -f1)"
 }
 
 build_dir() { { find "$NLC/llama/localBuilds" -mindepth 1 -maxdepth 1 -type d -name "linux-x64*" 2>/dev/null || true; } | head -1; }
@@ -129,6 +155,10 @@ step_build() {
   if [[ -n $dir && -f "$dir/buildDone.status" ]]; then
     log "build: node-llama-cpp already built in $dir"
   else
+    if [[ -n $dir && -f "$dir/CMakeCache.txt" ]]; then
+      export NLC_RESUME=1
+      log "build: resuming the cut-off build in $dir"
+    fi
     log "build: node-llama-cpp source build --gpu $GPU_FLAG with $JOBS jobs ($(command -v cmake) $(cmake --version | head -1 | cut -d' ' -f3))"
     [[ $MODE == cuda ]] && log "build: $("$CUDACXX" --version | tail -2 | head -1)"
     (cd "$APP" && timed build_node_llama_cpp node "$NLC/dist/cli/cli.js" source build --gpu "$GPU_FLAG" --noUsageExample) 2>&1 | tee "$OUTDIR/build-node-llama-cpp.log" | grep -v '^\[' >&2 || true
@@ -167,7 +197,6 @@ step_bench() {
   [[ -n $bb ]] || { log "bench: no llama-batched-bench; run the build step"; exit 5; }
   [[ $MODE == cpu ]] && ngl=0 threads=2
   start_gpu_sampler
-  trap stop_gpu_sampler EXIT
   phase idle
   sleep 1
   while IFS=$'\t' read -r name path pp tg rounds; do
@@ -200,6 +229,7 @@ step_report() {
   node "$APP/driver.mjs" report --dir "$OUTDIR" --mode "$MODE" --manifest "$PACK/manifest.json"
 }
 
+trap export_results EXIT
 log "mode $MODE, work $WORK, out $OUTDIR, $JOBS jobs, steps $STEPS, $(nproc) cores, $(uname -m)"
 for s in "${STEP_LIST[@]}"; do "step_$s"; done
 log "done in $((SECONDS - START)) s"

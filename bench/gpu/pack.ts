@@ -99,9 +99,24 @@ function packModules(manifest: Record<string, unknown>): void {
       },
     });
   }
+  resumableBuild(join(stage, relative(ROOT, NLC)));
   run("tar", ["-C", stage, "-cJf", join(PACK, "modules.tar.xz"), "node_modules"]);
   manifest.modules = { packages: dirs.length, unpackedBytes: sizeOf(stage) };
   log(`modules: ${dirs.length} packages, ${(sizeOf(stage) / 1e6).toFixed(1)} MB unpacked`);
+}
+
+/**
+ * node-llama-cpp deletes its build folder before every build. The packed copy keeps it when
+ * NLC_RESUME=1, so a device run cut off mid-build continues where it stopped (the npm shim then
+ * also skips cmake-js's `clean`).
+ */
+export const RESUME_FROM = "await fs.remove(outDirectory);";
+export const RESUME_TO = "if (process.env.NLC_RESUME !== \"1\") await fs.remove(outDirectory);";
+function resumableBuild(nlcDir: string): void {
+  const file = join(nlcDir, "dist", "bindings", "utils", "compileLLamaCpp.js");
+  const source = readFileSync(file, "utf8");
+  if (source.split(RESUME_FROM).length !== 2) throw new Error(`${file}: expected one "${RESUME_FROM}" (node-llama-cpp changed?)`);
+  writeFileSync(file, source.replace(RESUME_FROM, RESUME_TO));
 }
 
 function packLlamaCpp(manifest: Record<string, unknown>): void {
@@ -146,13 +161,31 @@ async function packApp(manifest: Record<string, unknown>): Promise<void> {
       logLevel: "warning",
     });
   }
+  // The adapters read SQL and Lua beside their module (new URL("./x", import.meta.url)); in the
+  // bundle every module is main.mjs, so each asset goes where that URL now points.
+  const assets = new Map<string, string>();
+  const walk = (dir: string): void => {
+    for (const name of readdirSync(dir)) {
+      const full = join(dir, name);
+      if (statSync(full).isDirectory()) walk(full);
+      else if (/\.(sql|lua)$/.test(name)) {
+        const rel = relative(join(ROOT, "src"), full).split("/");
+        const target = (rel[0] === "adapters" ? rel.slice(2) : [name]).join("/");
+        if (assets.has(target)) throw new Error(`assets ${assets.get(target)} and ${full} would both be app/${target}`);
+        assets.set(target, full);
+        mkdirSync(dirname(join(outdir, target)), { recursive: true });
+        cpSync(full, join(outdir, target));
+      }
+    }
+  };
+  walk(join(ROOT, "src"));
   let dirty = false;
   try {
     dirty = run("git", ["status", "--porcelain", "--", "src", "bench"]).trim().length > 0;
   } catch {
     /* not a git checkout */
   }
-  manifest.app = { commit: run("git", ["rev-parse", "HEAD"]).trim(), dirty };
+  manifest.app = { commit: run("git", ["rev-parse", "HEAD"]).trim(), dirty, assets: [...assets.keys()] };
 }
 
 /** Bytes of the working tree that travels besides the pack: tracked files plus untracked, not ignored. */

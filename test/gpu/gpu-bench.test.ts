@@ -7,10 +7,10 @@
 import { test } from "node:test";
 import assert from "node:assert/strict";
 import { spawnSync } from "node:child_process";
-import { existsSync, mkdtempSync } from "node:fs";
+import { existsSync, mkdtempSync, readFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
-import { dependencyClosure } from "../../bench/gpu/pack.js";
+import { RESUME_FROM, dependencyClosure } from "../../bench/gpu/pack.js";
 import { f16Contents, llama1bSpec, parameterCount, randomF16 } from "../../bench/gpu/models.js";
 import { anchorTokensPerSecond, gpuMemoryByPhase, summarize, type BatchedRow, type ServiceResult } from "../../bench/gpu/report.js";
 
@@ -62,6 +62,11 @@ test("the packed modules are node-llama-cpp's runtime closure with cmake-js, wit
     assert.ok(names.includes(needed), `${needed} missing from the closure`);
   }
   assert.equal(names.filter((n) => n.startsWith("@node-llama-cpp/")).length, 0, "prebuilt binaries must not travel");
+});
+
+test("node-llama-cpp's build still removes its folder in one place, which the pack makes resumable", () => {
+  const file = join(import.meta.dirname, "../../node_modules/node-llama-cpp/dist/bindings/utils/compileLLamaCpp.js");
+  assert.equal(readFileSync(file, "utf8").split(RESUME_FROM).length, 2);
 });
 
 test("the ~1B model is 1.0–1.1 B parameters, matrices F16, norms F32, file type mostly-F16", async () => {
