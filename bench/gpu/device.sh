@@ -142,6 +142,34 @@ EOF
   log "unpacked: node $("$WORK/bin/node" --version), llama.cpp $(du -sh "$NLC/llama/llama.cpp" | cut -f1), node_modules $(du -sh "$APP/node_modules" | cut -f1)"
 }
 
+# CMake's FindCUDAToolkit needs cuBLAS beside nvcc. Where the toolkit came as pip wheels (as on
+# the machine this was prepared on), cuBLAS may sit in python's nvidia/cublas instead: link it in.
+cuda_env() {
+  [[ $MODE == cuda ]] || return 0
+  local home extra py_cublas f
+  home="$(dirname "$(dirname "$(readlink -f "$CUDACXX")")")"
+  export CUDA_PATH="${CUDA_PATH:-$home}" CUDAToolkit_ROOT="${CUDAToolkit_ROOT:-$home}"
+  if ls "$home"/include/cublas_v2.h "$home"/lib*/libcublas.so* >/dev/null 2>&1 || ls "$home"/targets/*/include/cublas_v2.h >/dev/null 2>&1; then
+    log "cuda: toolkit $home has cuBLAS"
+    return 0
+  fi
+  py_cublas="$(python3 -c 'import nvidia.cublas as m; print(list(m.__path__)[0])' 2>/dev/null || true)"
+  if [[ -z $py_cublas || ! -f "$py_cublas/include/cublas_v2.h" ]]; then
+    log "cuda: WARNING no cuBLAS found beside $CUDACXX nor in python's nvidia.cublas; the CUDA build will likely fail"
+    return 0
+  fi
+  extra="$WORK/cuda-extra"
+  mkdir -p "$extra/include" "$extra/lib"
+  ln -sf "$py_cublas"/include/* "$extra/include/"
+  for f in "$py_cublas"/lib/lib*.so*; do
+    ln -sf "$f" "$extra/lib/"
+    ln -sf "$f" "$extra/lib/$(basename "$f" | sed 's/\.so\..*/.so/')"
+  done
+  export CPATH="$extra/include${CPATH:+:$CPATH}" CUDAFLAGS="-I$extra/include ${CUDAFLAGS:-}" CMAKE_LIBRARY_PATH="$extra/lib${CMAKE_LIBRARY_PATH:+:$CMAKE_LIBRARY_PATH}"
+  export LIBRARY_PATH="$extra/lib${LIBRARY_PATH:+:$LIBRARY_PATH}" LD_LIBRARY_PATH="$extra/lib${LD_LIBRARY_PATH:+:$LD_LIBRARY_PATH}"
+  log "cuda: cuBLAS from $py_cublas (linked into $extra)"
+}
+
 build_dir() { { find "$NLC/llama/localBuilds" -mindepth 1 -maxdepth 1 -type d -name "linux-x64*" 2>/dev/null || true; } | head -1; }
 batched_bench_bin() {
   local d
@@ -161,7 +189,8 @@ step_build() {
     fi
     log "build: node-llama-cpp source build --gpu $GPU_FLAG with $JOBS jobs ($(command -v cmake) $(cmake --version | head -1 | cut -d' ' -f3))"
     [[ $MODE == cuda ]] && log "build: $("$CUDACXX" --version | tail -2 | head -1)"
-    (cd "$APP" && timed build_node_llama_cpp node "$NLC/dist/cli/cli.js" source build --gpu "$GPU_FLAG" --noUsageExample) 2>&1 | tee "$OUTDIR/build-node-llama-cpp.log" | grep -v '^\[' >&2 || true
+    # Compiler output goes to the log only (thousands of warnings); its tail is printed on failure.
+    (cd "$APP" && timed build_node_llama_cpp node "$NLC/dist/cli/cli.js" source build --gpu "$GPU_FLAG" --noUsageExample) >"$OUTDIR/build-node-llama-cpp.log" 2>&1 || true
     dir="$(build_dir)"
     [[ -n $dir && -f "$dir/buildDone.status" ]] || { log "build: node-llama-cpp build FAILED (see build-node-llama-cpp.log)"; tail -40 "$OUTDIR/build-node-llama-cpp.log" >&2; exit 4; }
   fi
@@ -231,6 +260,7 @@ step_report() {
 
 trap export_results EXIT
 log "mode $MODE, work $WORK, out $OUTDIR, $JOBS jobs, steps $STEPS, $(nproc) cores, $(uname -m)"
+cuda_env
 for s in "${STEP_LIST[@]}"; do "step_$s"; done
 log "done in $((SECONDS - START)) s"
 exit 0
