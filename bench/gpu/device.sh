@@ -142,32 +142,44 @@ EOF
   log "unpacked: node $("$WORK/bin/node" --version), llama.cpp $(du -sh "$NLC/llama/llama.cpp" | cut -f1), node_modules $(du -sh "$APP/node_modules" | cut -f1)"
 }
 
-# CMake's FindCUDAToolkit needs cuBLAS beside nvcc. Where the toolkit came as pip wheels (as on
-# the machine this was prepared on), cuBLAS may sit in python's nvidia/cublas instead: link it in.
+# CMake's FindCUDAToolkit needs cuBLAS and libcuda.so beside nvcc. Where the toolkit came as pip
+# wheels (as on the machine this was prepared on: no cuBLAS, no stubs), cuBLAS may sit in python's
+# nvidia/cublas and libcuda in the driver's folder: both are linked into one extra folder.
+has_lib() { compgen -G "$1/lib*/$2.so*" >/dev/null || compgen -G "$1/lib*/stubs/$2.so" >/dev/null || compgen -G "$1/targets/*/lib/$2.so*" >/dev/null || compgen -G "$1/targets/*/lib/stubs/$2.so" >/dev/null; }
+link_lib() { # link_lib FILE: FILE and its unversioned name into the extra lib folder
+  ln -sf "$1" "$EXTRA/lib/"
+  ln -sf "$1" "$EXTRA/lib/$(basename "$1" | sed 's/\.so\..*/.so/')"
+}
 cuda_env() {
   [[ $MODE == cuda ]] || return 0
-  local home extra py_cublas f
+  local home py_cublas f found=""
   home="$(dirname "$(dirname "$(readlink -f "$CUDACXX")")")"
   export CUDA_PATH="${CUDA_PATH:-$home}" CUDAToolkit_ROOT="${CUDAToolkit_ROOT:-$home}"
-  if ls "$home"/include/cublas_v2.h "$home"/lib*/libcublas.so* >/dev/null 2>&1 || ls "$home"/targets/*/include/cublas_v2.h >/dev/null 2>&1; then
+  EXTRA="$WORK/cuda-extra"
+  mkdir -p "$EXTRA/include" "$EXTRA/lib"
+  if [[ -f "$home/include/cublas_v2.h" ]] || compgen -G "$home/targets/*/include/cublas_v2.h" >/dev/null; then
     log "cuda: toolkit $home has cuBLAS"
-    return 0
+  else
+    py_cublas="$(python3 -c 'import nvidia.cublas as m; print(list(m.__path__)[0])' 2>/dev/null || true)"
+    if [[ -n $py_cublas && -f "$py_cublas/include/cublas_v2.h" ]]; then
+      ln -sf "$py_cublas"/include/* "$EXTRA/include/"
+      for f in "$py_cublas"/lib/lib*.so*; do link_lib "$f"; done
+      log "cuda: cuBLAS from $py_cublas"
+    else
+      log "cuda: WARNING no cuBLAS beside $CUDACXX nor in python's nvidia.cublas; the CUDA build will likely fail"
+    fi
   fi
-  py_cublas="$(python3 -c 'import nvidia.cublas as m; print(list(m.__path__)[0])' 2>/dev/null || true)"
-  if [[ -z $py_cublas || ! -f "$py_cublas/include/cublas_v2.h" ]]; then
-    log "cuda: WARNING no cuBLAS found beside $CUDACXX nor in python's nvidia.cublas; the CUDA build will likely fail"
-    return 0
+  if has_lib "$home" libcuda; then
+    log "cuda: toolkit $home has libcuda"
+  else
+    for f in $(ldconfig -p 2>/dev/null | awk '/libcuda\.so/ {print $NF}') /usr/local/nvidia/lib64/libcuda.so* /usr/lib/x86_64-linux-gnu/libcuda.so*; do
+      [[ -e $f ]] && { found="$f"; break; }
+    done
+    if [[ -n $found ]]; then link_lib "$found"; log "cuda: libcuda from $found"; else log "cuda: WARNING no libcuda.so found"; fi
   fi
-  extra="$WORK/cuda-extra"
-  mkdir -p "$extra/include" "$extra/lib"
-  ln -sf "$py_cublas"/include/* "$extra/include/"
-  for f in "$py_cublas"/lib/lib*.so*; do
-    ln -sf "$f" "$extra/lib/"
-    ln -sf "$f" "$extra/lib/$(basename "$f" | sed 's/\.so\..*/.so/')"
-  done
-  export CPATH="$extra/include${CPATH:+:$CPATH}" CUDAFLAGS="-I$extra/include ${CUDAFLAGS:-}" CMAKE_LIBRARY_PATH="$extra/lib${CMAKE_LIBRARY_PATH:+:$CMAKE_LIBRARY_PATH}"
-  export LIBRARY_PATH="$extra/lib${LIBRARY_PATH:+:$LIBRARY_PATH}" LD_LIBRARY_PATH="$extra/lib${LD_LIBRARY_PATH:+:$LD_LIBRARY_PATH}"
-  log "cuda: cuBLAS from $py_cublas (linked into $extra)"
+  export CPATH="$EXTRA/include${CPATH:+:$CPATH}" CUDAFLAGS="-I$EXTRA/include ${CUDAFLAGS:-}" CMAKE_LIBRARY_PATH="$EXTRA/lib${CMAKE_LIBRARY_PATH:+:$CMAKE_LIBRARY_PATH}"
+  export LIBRARY_PATH="$EXTRA/lib${LIBRARY_PATH:+:$LIBRARY_PATH}" LD_LIBRARY_PATH="$EXTRA/lib${LD_LIBRARY_PATH:+:$LD_LIBRARY_PATH}"
+  if command -v nvidia-smi >/dev/null; then log "cuda: $(nvidia-smi --query-gpu=name,driver_version,memory.total --format=csv,noheader 2>&1 | head -1)"; fi
 }
 
 build_dir() { { find "$NLC/llama/localBuilds" -mindepth 1 -maxdepth 1 -type d -name "linux-x64*" 2>/dev/null || true; } | head -1; }
@@ -259,6 +271,8 @@ step_report() {
 }
 
 trap export_results EXIT
+set -E
+trap 'log "FAILED (status $?) at line $LINENO: $BASH_COMMAND"' ERR
 log "mode $MODE, work $WORK, out $OUTDIR, $JOBS jobs, steps $STEPS, $(nproc) cores, $(uname -m)"
 cuda_env
 for s in "${STEP_LIST[@]}"; do "step_$s"; done
