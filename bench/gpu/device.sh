@@ -26,13 +26,15 @@ usage: bench/gpu/device.sh [options]
   --levels LIST       concurrent sequences (default: 1,16,64)
   --stories PATH      stories260K.gguf for --cpu (default: ../shared/models/stories260K.gguf)
   --deadline SECONDS  start no bench phase after this many seconds (default: 540)
+  --no-fa             build without FlashAttention kernels (GGML_CUDA_FA=OFF): a shorter CUDA
+                      build; the service and llama-batched-bench then both run without FA
   --dry-run           print the plan and exit
   -h, --help          this text
 EOF
 }
 
 MODE=cuda PACK=.gpu-pack WORK=.gpu-work OUTDIR="" EXPORT="${OUT:-}" JOBS="$(nproc)" STEPS=unpack,build,models,bench,report
-LEVELS=1,16,64 STORIES=../shared/models/stories260K.gguf DEADLINE=540 DRY=0
+LEVELS=1,16,64 STORIES=../shared/models/stories260K.gguf DEADLINE=540 DRY=0 NO_FA=0
 need() { [[ $# -ge 2 && -n "$2" ]] || { echo "device.sh: $1 needs a value" >&2; exit 2; }; }
 while [[ $# -gt 0 ]]; do
   case "$1" in
@@ -46,6 +48,7 @@ while [[ $# -gt 0 ]]; do
     --stories) need "$@"; STORIES="$2"; shift 2 ;;
     --deadline) need "$@"; DEADLINE="$2"; shift 2 ;;
     --dry-run) DRY=1; shift ;;
+    --no-fa) NO_FA=1; shift ;;
     -h|--help) usage; exit 0 ;;
     *) echo "device.sh: unknown argument: $1" >&2; usage >&2; exit 2 ;;
   esac
@@ -66,6 +69,7 @@ MAX_LEVEL="$(tr , '\n' <<<"$LEVELS" | sort -n | tail -1)"
 if [[ $MODE == cuda ]]; then
   GPU_FLAG=cuda
   export NODE_LLAMA_CPP_CMAKE_OPTION_CMAKE_CUDA_ARCHITECTURES=90
+  [[ $NO_FA == 0 ]] || export NODE_LLAMA_CPP_CMAKE_OPTION_GGML_CUDA_FA=OFF
   export CUDACXX="${CUDACXX:-$(command -v nvcc || echo /usr/local/cuda/bin/nvcc)}"
 else
   GPU_FLAG=false
@@ -95,7 +99,7 @@ timed() { # timed NAME cmd... : runs, appends "NAME seconds" to times.tsv
 
 if [[ $DRY == 1 ]]; then
   echo "mode=$MODE gpu=$GPU_FLAG pack=$PACK work=$WORK out=$OUTDIR export=${EXPORT:-none} jobs=$JOBS steps=$STEPS levels=$LEVELS deadline=$DEADLINE"
-  [[ $MODE == cuda ]] && echo "cmake: GGML_CUDA=1 CMAKE_CUDA_ARCHITECTURES=$NODE_LLAMA_CPP_CMAKE_OPTION_CMAKE_CUDA_ARCHITECTURES CUDACXX=$CUDACXX"
+  [[ $MODE == cuda ]] && echo "cmake: GGML_CUDA=1 CMAKE_CUDA_ARCHITECTURES=$NODE_LLAMA_CPP_CMAKE_OPTION_CMAKE_CUDA_ARCHITECTURES GGML_CUDA_FA=${NODE_LLAMA_CPP_CMAKE_OPTION_GGML_CUDA_FA:-ON} CUDACXX=$CUDACXX"
   [[ $MODE == cpu ]] && echo "cmake: GGML_CUDA off (CPU build); stories=$STORIES"
   for s in "${STEP_LIST[@]}"; do echo "step: $s"; done
   exit 0
@@ -189,8 +193,15 @@ batched_bench_bin() {
   [[ -z $d ]] || { find "$d" -name llama-batched-bench -type f -perm -u+x 2>/dev/null || true; } | head -1
 }
 
+MODELS_PID=""
 step_build() {
   local dir
+  # The models are written by one Node thread while the compilers use the other cores.
+  if has_step models && [[ ! -f "$WORK/models/models.json" ]]; then
+    step_models >"$OUTDIR/models.log" 2>&1 &
+    MODELS_PID=$!
+    log "models: generating alongside the build (models.log)"
+  fi
   dir="$(build_dir)"
   if [[ -n $dir && -f "$dir/buildDone.status" ]]; then
     log "build: node-llama-cpp already built in $dir"
@@ -213,11 +224,17 @@ step_build() {
       || { log "build: llama-batched-bench FAILED"; tail -40 "$OUTDIR/build-batched-bench.log" >&2; exit 4; }
   fi
   log "build: $(batched_bench_bin)"
+  if [[ -n $MODELS_PID ]]; then
+    wait "$MODELS_PID" || { log "models: FAILED"; tail -20 "$OUTDIR/models.log" >&2; exit 6; }
+    MODELS_PID=""
+    log "models: written alongside the build: $(grep -c ' MB) in ' "$OUTDIR/models.log" || true) files (models.log)"
+  fi
   find "$dir" -maxdepth 3 -name '*.so' -o -maxdepth 3 -name '*.node' | xargs ls -la 2>/dev/null | awk '{print $5, $9}' >"$OUTDIR/build-artifacts.txt" || true
 }
 
 step_models() {
   local set=gpu
+  [[ ! -f "$WORK/models/models.json" ]] || { log "models: already written"; return 0; }
   [[ $MODE == cpu ]] && set=cpu
   timed models node "$APP/driver.mjs" models --dir "$WORK/models" --set "$set" --stories "$STORIES" --out "$WORK/models/models.json"
 }
