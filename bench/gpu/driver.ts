@@ -13,8 +13,10 @@ import { join, resolve } from "node:path";
 import { parseArgs } from "node:util";
 import { ensureDistilgpt2SizedModel, ensureLlama1bModel } from "./models.js";
 
-const INTERNAL_TOKEN = `gpu-bench-${process.pid}-${Date.now().toString(36)}`;
 import { summarize, type BatchedRow, type ServiceResult, type ServiceLevel, type ModelEntry } from "./report.js";
+
+/** The ML Service runs alone here, so it demands an internal token; this run makes its own. */
+const INTERNAL_TOKEN = `gpu-bench-${process.pid}-${Date.now().toString(36)}`;
 
 const log = (msg: string) => process.stderr.write(`[driver] ${msg}\n`);
 
