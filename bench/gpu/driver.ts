@@ -12,7 +12,6 @@ import { existsSync, mkdirSync, readFileSync, statSync, writeFileSync } from "no
 import { join, resolve } from "node:path";
 import { parseArgs } from "node:util";
 import { ensureDistilgpt2SizedModel, ensureLlama1bModel } from "./models.js";
-
 import { summarize, type BatchedRow, type ServiceResult, type ServiceLevel, type ModelEntry } from "./report.js";
 
 /** The ML Service runs alone here, so it demands an internal token; this run makes its own. */
