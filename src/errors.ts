@@ -13,16 +13,21 @@ interface ErrorSpec {
   retryable: boolean;
   /** One line for users. */
   doc: string;
+  /**
+   * A stored request that failed with this code failed on its own input: it counts against the
+   * request limits (no tokens). Every other failure is the platform's and is refunded.
+   */
+  chargedOnFailure?: true;
 }
 
 export const ERRORS = {
   // ---- the request itself is wrong
   invalid_json: { status: 400, retryable: false, doc: "The body is empty or not valid JSON." },
   invalid_body: { status: 400, retryable: false, doc: "The body is not a JSON object, or its length does not match Content-Length." },
-  invalid_parameter: { status: 400, retryable: false, doc: "A parameter is out of range or of the wrong type; `details.field` names it." },
+  invalid_parameter: { status: 400, retryable: false, chargedOnFailure: true, doc: "A parameter is out of range or of the wrong type; `details.field` names it." },
   unknown_field: { status: 400, retryable: false, doc: "The body has a field the API does not know; `details.field` names it." },
   missing_prompt: { status: 400, retryable: false, doc: "`prompt` is missing or empty." },
-  prompt_too_long: { status: 400, retryable: false, doc: "The prompt is longer than `MAX_PROMPT_CHARS`, or than the model's context." },
+  prompt_too_long: { status: 400, retryable: false, chargedOnFailure: true, doc: "The prompt is longer than `MAX_PROMPT_CHARS`, or than the model's context." },
   invalid_request_id: { status: 400, retryable: false, doc: "The request id in the path is not a UUID." },
   malformed_request: { status: 400, retryable: false, doc: "The HTTP request could not be parsed (bad request line, URL encoding or headers)." },
   unauthorized: { status: 401, retryable: false, doc: "The API key is missing, malformed, unknown or revoked." },
@@ -68,6 +73,11 @@ export const ERROR_CODES = Object.keys(ERRORS) as ErrorCode[];
 export const ERROR_STATUS = Object.fromEntries(ERROR_CODES.map((code) => [code, ERRORS[code].status])) as {
   readonly [C in ErrorCode]: (typeof ERRORS)[C]["status"];
 };
+
+/** Whether a request that failed with `code` is charged (counts against the request limits) rather than refunded. */
+export function chargedOnFailure(code: string): boolean {
+  return isErrorCode(code) && (ERRORS[code] as ErrorSpec).chargedOnFailure === true;
+}
 
 export function isErrorCode(value: unknown): value is ErrorCode {
   return typeof value === "string" && Object.hasOwn(ERRORS, value);

@@ -191,6 +191,11 @@ export interface FinishInput {
   attempt: number;
   /** When the worker started the call (`processing` is not stored on its own); defaults to `at`. */
   startedAt?: Date | null;
+  /**
+   * A failed request that failed on its own input: it counts against the request limits, so it gets
+   * a ledger row with no tokens (and its reservation is settled at 0, not released).
+   */
+  charged?: boolean;
 }
 
 export interface RequestStore {

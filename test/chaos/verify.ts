@@ -5,6 +5,7 @@
  */
 import type { PgSqlClient } from "../../src/adapters/postgres/sql-client.js";
 import type { RedisQuotaStore } from "../../src/adapters/redis/quota-store.js";
+import { chargedOnFailure } from "../../src/errors.js";
 
 export interface Verdict {
   admitted: number;
@@ -64,6 +65,8 @@ export async function verify(
     )
   ).rows[0]!;
   const completedRows = rows.filter((r) => r.status === "completed");
+  // Failures on the request's own input are charged: a ledger row with no tokens.
+  const chargedFailures = rows.filter((r) => r.status === "failed" && chargedOnFailure(r.error_code ?? "")).length;
   const completedTokens = completedRows.reduce((sum, r) => sum + (r.total_tokens ?? 0), 0);
   const usage = await quota.usage(user.userId, new Date());
   const ledgerTokens = Number(ledger.tokens);
@@ -71,7 +74,7 @@ export async function verify(
   const invariants = [
     { name: "counters = ledger (requests)", ok: usage.daily.requests === ledger.n, detail: `${usage.daily.requests} vs ${ledger.n}` },
     { name: "counters = ledger (tokens)", ok: usage.daily.tokensUsed === ledgerTokens, detail: `${usage.daily.tokensUsed} vs ${ledgerTokens}` },
-    { name: "ledger = completed usage", ok: ledgerTokens === completedTokens && ledger.n === completedRows.length, detail: `${ledgerTokens} vs ${completedTokens}` },
+    { name: "ledger = completed usage", ok: ledgerTokens === completedTokens && ledger.n === completedRows.length + chargedFailures, detail: `${ledgerTokens} vs ${completedTokens}` },
     { name: "no reservation left open", ok: usage.daily.tokensReserved === 0 && stillOpen === 0, detail: `${usage.daily.tokensReserved} tokens, ${stillOpen} requests` },
     {
       name: "limit enforced",

@@ -63,12 +63,13 @@ SELECT COUNT(*)::int AS n FROM inference_requests WHERE status IN ('queued', 'pr
 
 -- name: finishRequests
 -- Many outcomes in one statement (one per request id): the rows still open take their outcome, the
--- completed ones their ledger row; answers the ids that changed.
+-- completed ones their ledger row, and so do failures charged to the request (with no tokens);
+-- answers the ids that changed.
 WITH outcome AS (
   SELECT * FROM unnest($1::uuid[], $2::text[], $3::timestamptz[], $4::text[], $5::jsonb[], $6::int[], $7::int[],
-                       $8::int[], $9::text[], $10::text[], $11::int[], $12::timestamptz[])
+                       $8::int[], $9::text[], $10::text[], $11::int[], $12::timestamptz[], $13::boolean[])
     AS o(request_id, status, completed_at, result, outputs, prompt_tokens, completion_tokens, total_tokens,
-         error_code, error_message, attempt, started_at)
+         error_code, error_message, attempt, started_at, charged)
 ), finished AS (
   UPDATE inference_requests r
   SET status = o.status, completed_at = o.completed_at, result = o.result, outputs = o.outputs,
@@ -78,11 +79,12 @@ WITH outcome AS (
   FROM outcome o
   WHERE r.request_id = o.request_id AND r.status IN ('queued', 'processing')
   RETURNING r.request_id, r.user_id, r.quota_day, r.quota_month, r.status, r.prompt_tokens, r.completion_tokens,
-            r.total_tokens, r.completed_at
+            r.total_tokens, r.completed_at, o.charged
 ), ledger AS (
   INSERT INTO usage_ledger (request_id, user_id, quota_day, quota_month, prompt_tokens, completion_tokens, total_tokens, settled_at)
-  SELECT request_id, user_id, quota_day, quota_month, prompt_tokens, completion_tokens, total_tokens, completed_at
-  FROM finished WHERE status = 'completed' AND total_tokens IS NOT NULL
+  SELECT request_id, user_id, quota_day, quota_month, COALESCE(prompt_tokens, 0), COALESCE(completion_tokens, 0),
+         COALESCE(total_tokens, 0), completed_at
+  FROM finished WHERE (status = 'completed' AND total_tokens IS NOT NULL) OR (status = 'failed' AND charged)
   ON CONFLICT (request_id) DO NOTHING
 )
 SELECT request_id FROM finished;

@@ -135,6 +135,7 @@ export class SqlRequestStore implements RequestStore {
       column((o) => o.error?.message ?? null),
       column((o) => o.attempt),
       column((o) => o.startedAt ?? null),
+      column((o) => o.status === "failed" && o.charged === true),
     ]);
     return { changed: new Set(result.rows.map((row) => spelled.get(row.request_id) ?? row.request_id)) };
   }

@@ -8,6 +8,7 @@
  * idempotent, so a duplicate outcome or a redelivery after a crash changes nothing.
  */
 import type { CollectorConfig } from "../../config.js";
+import { chargedOnFailure } from "../../errors.js";
 import { parseOutcomeMessage, type OutcomeMessage } from "../../domain/contracts.js";
 import { Batcher } from "../../domain/batching.js";
 import type { Consumer, EventBus, FinishInput, HandlerVerdict, MessageQueue, QuotaStore, RequestStore } from "../../domain/ports.js";
@@ -74,6 +75,7 @@ export function createCollector(config: CollectorConfig, deps: CollectorDeps): C
       error: status === "failed" ? outcome.error ?? { code: "missing_usage", message: "the model server reported no token usage" } : null,
       attempt: outcome.attempt,
       startedAt: outcome.started_at ? new Date(outcome.started_at) : null,
+      charged: status === "failed" && chargedOnFailure(outcome.error?.code ?? ""),
     };
   }
 
@@ -89,9 +91,13 @@ export function createCollector(config: CollectorConfig, deps: CollectorDeps): C
     }
     const settledStatus = stored ? stored.status : input.status;
     const settledUsage = stored ? stored.usage : input.usage;
+    const charged = stored ? stored.status === "failed" && chargedOnFailure(stored.error?.code ?? "") : input.charged === true;
     if (settledStatus === "completed" && settledUsage) {
       const result = await deps.quota.settle({ userId: outcome.user_id, requestId: outcome.request_id, actualTokens: settledUsage.total_tokens });
       if (result === "settled") tokensSettled.inc(settledUsage.total_tokens);
+    } else if (charged) {
+      // Failed on its own input (too long a prompt, parameters the model refuses): the request counts.
+      await deps.quota.settle({ userId: outcome.user_id, requestId: outcome.request_id, actualTokens: 0 });
     } else {
       await deps.quota.release({ userId: outcome.user_id, requestId: outcome.request_id });
     }
