@@ -6,7 +6,6 @@
  */
 import { mkdirSync } from "node:fs";
 import { join, resolve } from "node:path";
-import { Redis } from "ioredis";
 import { AppError } from "./errors.js";
 import type { Config } from "./config.js";
 import type { EventBus, MessageQueue, Outbox, QuotaStore, RequestStore, StaleRequests, UserStore } from "./domain/ports.js";
@@ -18,6 +17,7 @@ import { SqlOutbox } from "./adapters/postgres/outbox.js";
 import { SqlStaleRequests } from "./adapters/postgres/stale-requests.js";
 import { SqlQuotaLedger } from "./adapters/postgres/quota-ledger.js";
 import { RedisQuotaStore } from "./adapters/redis/quota-store.js";
+import { openBoundedRedis, readyWithin } from "./adapters/redis/connection.js";
 import { RedisEventBus } from "./adapters/redis/event-bus.js";
 import { RabbitMessageQueue } from "./adapters/rabbitmq/message-queue.js";
 import { MemoryQuotaStore } from "./adapters/memory/quota-store.js";
@@ -157,10 +157,9 @@ export async function openInfrastructure<K extends AdapterName>(
     if (wanted.has("quota") || wanted.has("events")) {
       const url = required(c.redisUrl, "REDIS_URL", "Redis", options.embeddedAllowed);
       if (url) {
-        // Auto-pipelining: the scripts a batch of outcomes (or of admissions) runs in one tick go out in
-        // one write, not one system call each.
-        const redis = new Redis(url, { maxRetriesPerRequest: 2, enableOfflineQueue: true, enableAutoPipelining: true, connectionName: "ml-inference-quota" });
+        const redis = openBoundedRedis(url, "ml-inference-quota");
         redis.on("error", (error: Error) => logger.warn({ err: error }, "redis connection error"));
+        if (!(await readyWithin(redis, 10_000))) logger.error("Redis does not answer yet: admissions get 503 until it does");
         closers.push(async () => void (await redis.quit().catch(() => redis.disconnect())));
         // Rebuilt from the ledger if Redis loses its data (restarted empty, replaced).
         const quotaLedger = db ? new SqlQuotaLedger(db) : undefined;

@@ -15,6 +15,10 @@ export interface OwnRedis {
   port: number;
   /** kill -9, then start again on the same port with no data. */
   restartEmpty(): Promise<void>;
+  /** kill -9 and leave it down. */
+  kill(): Promise<void>;
+  /** Start again (empty) on the same port after kill(). */
+  start(): Promise<void>;
   stop(): Promise<void>;
 }
 
@@ -55,6 +59,13 @@ export async function startRedisServer(): Promise<OwnRedis> {
     async restartEmpty() {
       child.kill("SIGKILL");
       await exited(child);
+      child = await start();
+    },
+    async kill() {
+      child.kill("SIGKILL");
+      await exited(child);
+    },
+    async start() {
       child = await start();
     },
     async stop() {

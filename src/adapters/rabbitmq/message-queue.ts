@@ -23,7 +23,7 @@
  *
  * Connection loss: publishes in flight and new publishes reject at once with AppError
  * "service_unavailable"; the adapter reconnects in the background (exponential back-off with
- * jitter, 100 ms up to 15 s), re-declares the topology and re-establishes every consumer that has
+ * jitter, 100 ms up to 1 s), re-declares the topology and re-establishes every consumer that has
  * not been drained. A consumer waits for its handlers still running from the lost connection before
  * it consumes again, so the prefetch bound holds across reconnects; their verdicts are discarded
  * (the broker redelivers those messages with redelivered=true).
@@ -65,7 +65,8 @@ export class RabbitMessageQueue implements MessageQueue, ConsumerOwner {
     const logger = options.logger;
     this.log = (level, obj, msg) => logger?.[level](obj, msg);
     this.initialDelayMs = options.reconnect?.initialDelayMs ?? 100;
-    this.maxDelayMs = options.reconnect?.maxDelayMs ?? 15_000;
+    // At most a second between attempts: admissions resume within about a second of the broker answering.
+    this.maxDelayMs = options.reconnect?.maxDelayMs ?? 1_000;
   }
 
   /** Connects and declares the topology; rejects if the broker cannot be reached now. */
