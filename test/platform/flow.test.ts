@@ -118,7 +118,7 @@ for (const backend of ["servers", "embedded"] as Backend[]) {
       await waitForFinal(platform.url, accepted.body.request_id, alice.authorization);
     });
 
-    it("a request the model rejects is stored as failed with a code, and its reservation is released", async () => {
+    it("a request the model rejects for its own input is stored as failed with its code, and counts as a request with no tokens", async () => {
       const user = await platform.createUser({ dailyRequests: 10 });
       // Longer than the model's 2,048-token context: the ML Service answers 400 (permanent).
       const prompt = "Once upon a time there was a cat. ".repeat(400);
@@ -127,12 +127,11 @@ for (const backend of ["servers", "embedded"] as Backend[]) {
       const final = await waitForFinal(platform.url, accepted.body.request_id, user.authorization);
       assert.equal(final.status, "failed");
       assert.equal(final.result, null);
-      assert.equal(typeof final.error.code, "string");
-      assert.notEqual(final.error.code, "");
+      assert.equal(final.error.code, "prompt_too_long");
       const quota = (await (await fetch(`${platform.url}/api/v1/quota`, { headers: { authorization: user.authorization } })).json()) as any;
-      assert.equal(quota.daily.tokens_reserved, 0);
-      assert.equal(quota.daily.tokens_used, 0);
-      assert.equal(quota.daily.requests, 0, "a failed request gives its request count back");
+      assert.equal(quota.daily.tokens_reserved, 0, "the reservation is settled");
+      assert.equal(quota.daily.tokens_used, 0, "no tokens are charged");
+      assert.equal(quota.daily.requests, 1, "a failure of the request's own input counts against the request limit");
     });
 
     it("a duplicate outcome changes nothing", async () => {
