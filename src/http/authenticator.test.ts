@@ -36,6 +36,18 @@ function keyTable() {
 
 const anonymousOn = { enabled: true, dailyRequests: 10, dailyTokens: 100 };
 
+/** Runs `body` with Date.now under its control. */
+async function withClock(body: (advance: (ms: number) => void) => Promise<void>): Promise<void> {
+  let clock = 1_000;
+  const realNow = Date.now;
+  Date.now = () => clock;
+  try {
+    await body((ms) => (clock += ms));
+  } finally {
+    Date.now = realNow;
+  }
+}
+
 async function rejection(promise: Promise<unknown>): Promise<AppError> {
   try {
     await promise;
@@ -63,40 +75,30 @@ describe("Authenticator", () => {
     const table = keyTable();
     const key = generateApiKey();
     table.rows.set(key.keyHash, { userId: "u1", tier: TIER, disabled: false });
-    let clock = 1_000;
-    const realNow = Date.now;
-    Date.now = () => clock;
-    try {
+    await withClock(async (advance) => {
       const auth = new Authenticator({ users: table.store, anonymous: anonymousOn, cacheTtlMs: 500 });
       assert.equal((await auth.authenticate(`Bearer ${key.key}`)).userId, "u1");
       table.rows.delete(key.keyHash); // revoked
-      clock += 500;
+      advance(500);
       assert.equal((await auth.authenticate(`Bearer ${key.key}`)).userId, "u1", "still within the cache time");
       assert.equal(table.reads(), 1);
-      clock += 1;
+      advance(1);
       assert.equal((await rejection(auth.authenticate(`Bearer ${key.key}`))).code, "unauthorized");
       assert.equal(table.reads(), 2);
-    } finally {
-      Date.now = realNow;
-    }
+    });
   });
 
   it("by default a key is trusted for at most a second", async () => {
     const table = keyTable();
     const key = generateApiKey();
     table.rows.set(key.keyHash, { userId: "u1", tier: TIER, disabled: false });
-    let clock = 1_000;
-    const realNow = Date.now;
-    Date.now = () => clock;
-    try {
+    await withClock(async (advance) => {
       const auth = new Authenticator({ users: table.store, anonymous: anonymousOn });
       await auth.authenticate(`Bearer ${key.key}`);
       table.rows.delete(key.keyHash);
-      clock += 1_001;
+      advance(1_001);
       assert.equal((await rejection(auth.authenticate(`Bearer ${key.key}`))).code, "unauthorized");
-    } finally {
-      Date.now = realNow;
-    }
+    });
   });
 
   it("concurrent lookups of one key share a single read", async () => {

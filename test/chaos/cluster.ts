@@ -11,7 +11,8 @@ import { migrate } from "../../src/adapters/postgres/migrate.js";
 import { SqlUserStore } from "../../src/adapters/postgres/user-store.js";
 import { SqlQuotaLedger } from "../../src/adapters/postgres/quota-ledger.js";
 import { RedisQuotaStore } from "../../src/adapters/redis/quota-store.js";
-import { generateApiKey } from "../../src/domain/api-keys.js";
+import { createTestUser } from "../support/users.js";
+import { deleteQueues } from "../support/cleanup.js";
 import type { QuotaLimits } from "../../src/domain/ports.js";
 import { freePort, startProcess, waitForHttp, type Proc } from "../support/processes.js";
 import { startPostgresServer, startRabbitServer, startRedisServer, type OwnPostgres, type OwnRabbit, type OwnRedis } from "../support/own-servers.js";
@@ -42,7 +43,6 @@ export interface Cluster {
   close(): Promise<void>;
 }
 
-const UNLIMITED: QuotaLimits = { dailyRequests: null, dailyTokens: null, monthlyRequests: null, monthlyTokens: null };
 
 export async function startCluster(options: ClusterOptions): Promise<Cluster> {
   const log = options.log ?? (() => undefined);
@@ -83,7 +83,7 @@ export async function startCluster(options: ClusterOptions): Promise<Cluster> {
     closers.push(() => db.close());
     await migrate(db);
     const queues = { requests: uniqueName("chaos_req"), results: uniqueName("chaos_res") };
-    if (!options.ownPostgresAndRabbit) closers.push(() => deleteQueues(amqpUrl, Object.values(queues)));
+    if (!options.ownPostgresAndRabbit) closers.push(() => deleteQueues(Object.values(queues), amqpUrl));
 
     const ports = Object.fromEntries(await Promise.all(COMPONENTS.map(async (n) => [n, await freePort()] as const))) as Record<ComponentName, number>;
     const env: Record<string, string> = {
@@ -126,12 +126,7 @@ export async function startCluster(options: ClusterOptions): Promise<Cluster> {
       db,
       quota,
       async createUser(limits) {
-        const userId = `chaos-${++userCount}-${Math.random().toString(36).slice(2, 8)}`;
-        await users.upsertTier({ name: `tier-${userId}`, limits: { ...UNLIMITED, ...limits } });
-        await users.createUser(userId, `tier-${userId}`);
-        const key = generateApiKey();
-        await users.addApiKey(key.keyId, userId, key.keyHash);
-        return { userId, authorization: `Bearer ${key.key}` };
+        return createTestUser(users, `chaos-${++userCount}-${Math.random().toString(36).slice(2, 8)}`, limits);
       },
       async kill(name) {
         const proc = procs.get(name);
@@ -151,10 +146,3 @@ export async function startCluster(options: ClusterOptions): Promise<Cluster> {
   }
 }
 
-async function deleteQueues(url: string, names: string[]): Promise<void> {
-  const amqp = await import("amqplib");
-  const connection = await amqp.connect(url);
-  const channel = await connection.createChannel();
-  for (const name of names) for (const q of [name, `${name}.dead`, `${name}.retry`]) await channel.deleteQueue(q).catch(() => undefined);
-  await connection.close().catch(() => undefined);
-}

@@ -4,7 +4,7 @@
  */
 import { describe, it, before, after } from "node:test";
 import assert from "node:assert/strict";
-import { Redis } from "ioredis";
+import { deleteQueues, deleteRedisKeys } from "../support/cleanup.js";
 import { requireServices, TEST_URLS, uniqueName } from "../support/services.js";
 import { freshPostgres, type TestDatabase } from "../support/databases.js";
 import { freePort, runCommand, startProcess, waitForHttp, type Proc } from "../support/processes.js";
@@ -41,15 +41,8 @@ describe("API key revocation reaches every gateway replica within 1 s", { skip }
   after(async () => {
     for (const g of gateways) await g.proc.stop();
     await database?.drop();
-    const redis = new Redis(TEST_URLS.redis);
-    const keys = await redis.keys(`${prefix}*`);
-    if (keys.length > 0) await redis.del(...keys);
-    await redis.quit();
-    const amqp = await import("amqplib");
-    const connection = await amqp.connect(TEST_URLS.rabbitmq);
-    const channel = await connection.createChannel();
-    for (const q of Object.values(queues)) for (const name of [q, `${q}.dead`]) await channel.deleteQueue(name).catch(() => undefined);
-    await connection.close();
+    await deleteRedisKeys(prefix);
+    await deleteQueues(Object.values(queues));
   });
 
   it("both replicas admit the key, then refuse it within 1 s of the revoke", async () => {

@@ -8,7 +8,7 @@ import assert from "node:assert/strict";
 import { mkdtempSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
-import { Redis } from "ioredis";
+import { deleteQueues, deleteRedisKeys } from "../support/cleanup.js";
 import { requireServices, TEST_URLS, uniqueName } from "../support/services.js";
 import { requireStoriesModel, STORIES_MODEL_PATH } from "../support/model.js";
 import { freshPostgres, type TestDatabase } from "../support/databases.js";
@@ -58,15 +58,8 @@ describe("components as separate processes on real servers", { skip: skipServers
   after(async () => {
     for (const proc of procs) await proc.stop();
     await database?.drop();
-    const redis = new Redis(TEST_URLS.redis);
-    const keys = await redis.keys(`${prefix}*`);
-    if (keys.length > 0) await redis.del(...keys);
-    await redis.quit();
-    const amqp = await import("amqplib");
-    const connection = await amqp.connect(TEST_URLS.rabbitmq);
-    const channel = await connection.createChannel();
-    for (const q of Object.values(queues)) for (const name of [q, `${q}.dead`]) await channel.deleteQueue(name).catch(() => undefined);
-    await connection.close();
+    await deleteRedisKeys(prefix);
+    await deleteQueues(Object.values(queues));
   });
 
   it("requests flow gateway → worker → ml-service → collector → api-service", async () => {

@@ -4,6 +4,7 @@
  * pooled connection answers other queries, other transactions lock the claimed rows at once, and
  * an outcome stored meanwhile is not blocked (and wins over the timeout).
  */
+import { deleteQueues } from "../support/cleanup.js";
 import { describe, it, before, after } from "node:test";
 import assert from "node:assert/strict";
 import { randomUUID } from "node:crypto";
@@ -227,12 +228,3 @@ async function nextMessage(queue: MessageQueue, name: string): Promise<Record<st
   return parsed.value as unknown as Record<string, unknown>;
 }
 
-async function deleteQueues(names: string[]): Promise<void> {
-  const amqp = await import("amqplib");
-  const connection = await amqp.connect(TEST_URLS.rabbitmq);
-  const channel = await connection.createChannel();
-  for (const name of names) {
-    for (const queue of [name, `${name}.dead`]) await channel.deleteQueue(queue).catch(() => undefined);
-  }
-  await connection.close().catch(() => undefined);
-}

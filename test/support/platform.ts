@@ -16,7 +16,8 @@ import { openInfrastructure } from "../../src/runtime.js";
 import { RedisEventBus } from "../../src/adapters/redis/event-bus.js";
 import { MemoryEventBus, MemoryEventHub } from "../../src/adapters/memory/event-bus.js";
 import type { EventBus, MessageQueue, Outbox, QuotaLimits, QuotaStore, RequestStore, UserStore } from "../../src/domain/ports.js";
-import { generateApiKey } from "../../src/domain/api-keys.js";
+import { createTestUser } from "./users.js";
+import { deleteQueues } from "./cleanup.js";
 import { freshPglite, freshPostgres, type TestDatabase } from "./databases.js";
 import { TEST_URLS, uniqueName } from "./services.js";
 import { STORIES_MODEL_PATH } from "./model.js";
@@ -59,7 +60,6 @@ export interface Platform {
   stop(): Promise<void>;
 }
 
-const UNLIMITED: QuotaLimits = { dailyRequests: null, dailyTokens: null, monthlyRequests: null, monthlyTokens: null };
 
 function present<T>(value: T | undefined, what: string): T {
   if (value === undefined) throw new Error(`the assembled platform has no ${what}`);
@@ -136,12 +136,7 @@ export async function startPlatform(options: PlatformOptions): Promise<Platform>
       queues,
       startConsumers: () => assembly.startConsumers(),
       async createUser(limits = {}) {
-        const userId = `user-${++userCount}-${Math.random().toString(36).slice(2, 8)}`;
-        await users.upsertTier({ name: `tier-${userId}`, limits: { ...UNLIMITED, ...limits } });
-        await users.createUser(userId, `tier-${userId}`);
-        const key = generateApiKey();
-        await users.addApiKey(key.keyId, userId, key.keyHash);
-        return { userId, authorization: `Bearer ${key.key}` };
+        return createTestUser(users, `user-${++userCount}-${Math.random().toString(36).slice(2, 8)}`, limits);
       },
       async startApiReplica() {
         const bus = servers ? await RedisEventBus.create({ url: TEST_URLS.redis, keyPrefix: prefix }) : new MemoryEventBus({ hub: eventHub });
@@ -177,15 +172,6 @@ export async function startPlatform(options: PlatformOptions): Promise<Platform>
   }
 }
 
-async function deleteQueues(names: string[]): Promise<void> {
-  const amqp = await import("amqplib");
-  const connection = await amqp.connect(TEST_URLS.rabbitmq);
-  const channel = await connection.createChannel();
-  for (const name of names) {
-    for (const queue of [name, `${name}.dead`]) await channel.deleteQueue(queue).catch(() => undefined);
-  }
-  await connection.close().catch(() => undefined);
-}
 
 /** Polls the status endpoint until the request is finished. */
 export async function waitForFinal(
