@@ -6,7 +6,7 @@
  */
 import type { FastifyInstance } from "fastify";
 import type { Config } from "../config.js";
-import { createHttpApp } from "../http/server.js";
+import { createHttpApp, NotReady } from "../http/server.js";
 import type { Logger } from "../observability/logger.js";
 import { createRegistry, type Registry } from "../observability/metrics.js";
 import type { AdapterName, Adapters, Infrastructure } from "../runtime.js";
@@ -102,9 +102,17 @@ export async function assemble<C extends ComponentName>(component: C, config: Co
     parts: {},
     ready: Promise.resolve(),
     startConsumers: async () => undefined,
+    // Ready, or which dependencies are down; nothing more (no hosts, paths or counts).
     health: async () => {
-      const results: Array<Record<string, unknown>> = await Promise.all(running.map((part) => part.health()));
-      return { mode: config.mode, components: results.map((r) => r.component).filter(Boolean), infrastructure: infra.describe() };
+      const results = await Promise.allSettled(running.map((part) => part.health()));
+      const down = new Set<string>();
+      results.forEach((result, i) => {
+        if (result.status === "fulfilled") return;
+        const named = result.reason instanceof NotReady && Array.isArray(result.reason.body.down) ? (result.reason.body.down as string[]) : [running[i]!.name];
+        for (const name of named) down.add(name);
+      });
+      if (down.size > 0) throw new NotReady({ down: [...down].sort() }, 1);
+      return { mode: config.mode, components: results.map((r) => (r.status === "fulfilled" ? r.value.component : undefined)).filter(Boolean) };
     },
     stop: async () => undefined,
   };

@@ -24,7 +24,7 @@ describe("Redis unreachable at admission", { skip }, () => {
     await redis?.stop();
   });
 
-  it("503 within 500 ms and nothing stored while down; admitted again within 2 s of Redis coming back", async () => {
+  it("503 within 500 ms and nothing stored while down, /health names it; admitted again within 2 s of Redis coming back", async () => {
     const user = await platform.createUser({ dailyRequests: 1_000 });
     assert.equal((await submit(platform.url, { prompt: "before", max_length: 2 }, user.authorization)).status, 202);
 
@@ -40,6 +40,11 @@ describe("Redis unreachable at admission", { skip }, () => {
     }
     latencies.sort((a, b) => a - b);
     assert.ok(latencies[latencies.length - 1]! <= 500, `slowest 503 took ${Math.round(latencies.at(-1)!)} ms`);
+    const healthStarted = performance.now();
+    const health = await fetch(`${platform.url}/health`);
+    assert.ok(performance.now() - healthStarted <= 1_000, "/health answers within 1 s");
+    assert.equal(health.status, 503);
+    assert.deepEqual(await health.json(), { status: "unavailable", down: ["quota_store"] }, "which dependency is down, nothing more");
     const stored = await platform.database.db.query<{ n: number }>("SELECT COUNT(*)::int AS n FROM inference_requests WHERE user_id = $1", [user.userId]);
     assert.equal(stored.rows[0]!.n, 1, "nothing stored while Redis was down");
 
@@ -51,6 +56,7 @@ describe("Redis unreachable at admission", { skip }, () => {
       assert.equal(answer.status, 503);
       assert.ok(performance.now() - back <= 2_000, "admissions did not resume within 2 s of Redis answering");
     }
+    assert.equal((await fetch(`${platform.url}/health`)).status, 200);
     // Redis came back empty: the counters were rebuilt from the ledger and open requests (2 open now).
     assert.equal((await platform.quota.usage(user.userId, new Date())).daily.requests, 2);
   });

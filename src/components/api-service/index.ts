@@ -9,7 +9,7 @@ import type { ApiServiceConfig } from "../../config.js";
 import type { RequestEvent } from "../../domain/contracts.js";
 import type { EventBus, QuotaLimits, QuotaStore, RequestStore, RequestView } from "../../domain/ports.js";
 import type { AuthenticatedUser, Authenticator } from "../../http/authenticator.js";
-import { sendError } from "../../http/server.js";
+import { probeDependencies, sendError } from "../../http/server.js";
 import { BatchLoader } from "../../domain/batching.js";
 import type { Logger } from "../../observability/logger.js";
 import { gauge, type Registry } from "../../observability/metrics.js";
@@ -219,7 +219,10 @@ export function createApiService(config: ApiServiceConfig, deps: ApiServiceDeps)
       });
     },
     async health() {
-      await Promise.all([deps.quota.ping(), deps.requests.ping()]);
+      await probeDependencies(
+        { quota_store: () => deps.quota.ping(), database: () => deps.requests.ping() },
+        { onFailure: (name, err) => log.warn({ err, dependency: name }, "health: dependency down") },
+      );
       return { component: "api-service" };
     },
     async stop() {

@@ -12,6 +12,7 @@ import { chargedOnFailure } from "../../errors.js";
 import { parseOutcomeMessage, type OutcomeMessage } from "../../domain/contracts.js";
 import { Batcher } from "../../domain/batching.js";
 import type { Consumer, EventBus, FinishInput, HandlerVerdict, MessageQueue, QuotaStore, RequestStore } from "../../domain/ports.js";
+import { probeDependencies } from "../../http/server.js";
 import type { Logger } from "../../observability/logger.js";
 import { counter, type Registry } from "../../observability/metrics.js";
 
@@ -161,7 +162,10 @@ export function createCollector(config: CollectorConfig, deps: CollectorDeps): C
       log.info({ queue: deps.resultsQueue, prefetch: config.prefetch }, "collector consuming");
     },
     async health() {
-      await Promise.all([deps.quota.ping(), deps.requests.ping(), deps.queue.ping()]);
+      await probeDependencies(
+        { quota_store: () => deps.quota.ping(), database: () => deps.requests.ping(), broker: () => deps.queue.ping() },
+        { onFailure: (name, err) => log.warn({ err, dependency: name }, "health: dependency down") },
+      );
       return { component: "collector" };
     },
     async stop() {

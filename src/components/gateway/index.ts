@@ -12,7 +12,7 @@ import { requestMessageOf } from "../../domain/request-message.js";
 import { estimateTokens, parseInferenceBody } from "../../domain/inference-request.js";
 import type { EventBus, MessageQueue, NewRequest, Outbox, QuotaStore, RequestStore, StaleRequests } from "../../domain/ports.js";
 import type { Authenticator } from "../../http/authenticator.js";
-import { sendError } from "../../http/server.js";
+import { probeDependencies, sendError } from "../../http/server.js";
 import type { Logger } from "../../observability/logger.js";
 import { counter, gauge, histogram, type Registry } from "../../observability/metrics.js";
 import { PublishedMarker } from "./published-marker.js";
@@ -174,7 +174,10 @@ export function createGateway(config: GatewayConfig, deps: GatewayDeps): Gateway
       });
     },
     async health() {
-      await Promise.all([deps.quota.ping(), deps.requests.ping(), deps.queue.ping()]);
+      await probeDependencies(
+        { quota_store: () => deps.quota.ping(), database: () => deps.requests.ping(), broker: () => deps.queue.ping() },
+        { onFailure: (name, err) => log.warn({ err, dependency: name }, "health: dependency down") },
+      );
       return { component: "gateway" };
     },
     start: () => sweeper.start(),

@@ -10,6 +10,7 @@ import type { WorkerConfig } from "../../config.js";
 import { encodeMessage, parseRequestMessage, storableText, type OutcomeMessage, type RequestMessage } from "../../domain/contracts.js";
 import type { Consumer, HandlerVerdict, MessageQueue } from "../../domain/ports.js";
 import type { ErrorCode } from "../../errors.js";
+import { probeDependencies } from "../../http/server.js";
 import type { Logger } from "../../observability/logger.js";
 import { counter, gauge, histogram, type Registry } from "../../observability/metrics.js";
 import { MlCallError, generate, type Generation } from "./ml-client.js";
@@ -137,7 +138,10 @@ export function createWorker(config: WorkerConfig, deps: WorkerDeps): Worker {
       log.info({ queue: deps.requestsQueue, prefetch: config.prefetch, ml_service: config.mlServiceUrl }, "worker consuming");
     },
     async health() {
-      await deps.queue.ping();
+      await probeDependencies(
+        { broker: () => deps.queue.ping() },
+        { onFailure: (name, err) => log.warn({ err, dependency: name }, "health: dependency down") },
+      );
       return { component: "worker" };
     },
     async stop() {
