@@ -154,6 +154,7 @@ async function service(m: ModelCase): Promise<Row> {
     queueLimit: 64,
     truncatePrompt: false,
     token: undefined,
+    metricsPort: undefined,
     maxTokensLimit: 4096,
   };
   const t0 = performance.now();

@@ -27,6 +27,7 @@ const envSchema = z.object({
   QUEUE_RESULTS: z.string().min(1).default("inference_results"),
   REDIS_KEY_PREFIX: z.string().default(""),
   SHUTDOWN_TIMEOUT_MS: int(0, 600_000).default(25_000),
+  METRICS_PORT: int(0, 65535).optional(),
   CORS_ORIGINS: z.string().default(""),
 
   // gateway
@@ -91,6 +92,8 @@ export interface CommonConfig {
   queues: { requests: string; results: string };
   redisKeyPrefix: string;
   shutdownTimeoutMs: number;
+  /** Where /metrics is served when set (and then not on the component's own port). */
+  metricsPort: number | undefined;
   /** Origins allowed by CORS (`*` for any; empty: no CORS), the same for every component's HTTP shell. */
   corsOrigins: string[];
 }
@@ -160,6 +163,8 @@ export interface MlServiceConfig {
   maxTokensLimit: number;
   /** Demanded on every model route; undefined only in `all` (loopback) or when explicitly allowed. */
   token: string | undefined;
+  /** Run alone: where its /metrics is served (in `all` the gateway's METRICS_PORT serves them). */
+  metricsPort: number | undefined;
 }
 
 export interface Config {
@@ -225,6 +230,7 @@ export function loadConfig(
       queues: { requests: e.QUEUE_REQUESTS, results: e.QUEUE_RESULTS },
       redisKeyPrefix: e.REDIS_KEY_PREFIX,
       shutdownTimeoutMs: e.SHUTDOWN_TIMEOUT_MS,
+      metricsPort: e.METRICS_PORT,
       corsOrigins: list(e.CORS_ORIGINS),
     },
     gateway: {
@@ -280,6 +286,7 @@ export function loadConfig(
       truncatePrompt: e.ML_TRUNCATE_PROMPT,
       maxTokensLimit: e.ML_MAX_TOKENS_LIMIT,
       token: e.ML_SERVICE_TOKEN,
+      metricsPort: component === "ml-service" ? e.METRICS_PORT : undefined,
     },
   };
 }

@@ -7,6 +7,7 @@
 import type { FastifyInstance } from "fastify";
 import type { Config } from "../config.js";
 import { createHttpApp, NotReady } from "../http/server.js";
+import { createMetricsApp, listenMetrics } from "../http/metrics-app.js";
 import type { Logger } from "../observability/logger.js";
 import { createRegistry, type Registry } from "../observability/metrics.js";
 import type { AdapterName, Adapters, Infrastructure } from "../runtime.js";
@@ -118,6 +119,7 @@ export async function assemble<C extends ComponentName>(component: C, config: Co
   };
   let stopping: Promise<void> | undefined;
   let http: FastifyInstance | undefined;
+  let metricsApp: FastifyInstance | undefined;
   const stopPart = async (name: PartName) => {
     for (const part of running.filter((p) => p.name === name)) await part.stop();
   };
@@ -126,6 +128,7 @@ export async function assemble<C extends ComponentName>(component: C, config: Co
       // SSE streams first: the server's close waits for every open connection, and they never end alone.
       await stopPart("api-service");
       await http?.close();
+      await metricsApp?.close();
       for (const name of ["gateway", "worker", "collector", "ml-service"] as const) await stopPart(name);
     })());
   assembly.stop = stopAll;
@@ -155,6 +158,7 @@ export async function assemble<C extends ComponentName>(component: C, config: Co
       corsOrigins: config.common.corsOrigins,
       rateLimitPerIpPerMinute: consumersOnly ? 0 : config.gateway.rateLimitPerIpPerMinute,
       health: () => assembly.health(),
+      metricsInline: config.common.metricsPort === undefined,
     });
     assembly.http = http;
     const httpDeps = { ...adapters, logger: log, registry, http };
@@ -169,6 +173,10 @@ export async function assemble<C extends ComponentName>(component: C, config: Co
       assembly.parts.api = api.api;
     }
     urls[component === "all" ? "gateway" : component] = await listen(http, config.common.host, portOf(component, config));
+    if (config.common.metricsPort !== undefined) {
+      metricsApp = createMetricsApp(registries);
+      urls.metrics = await listenMetrics(metricsApp, config.common.host, config.common.metricsPort);
+    }
 
     const processDeps = { ...adapters, logger: log, registry };
     let collectorStarting: Promise<void> | undefined;

@@ -22,6 +22,8 @@ export interface HttpAppOptions {
   /** `CommonConfig.corsOrigins`: the one CORS setting, the same for every component. */
   corsOrigins?: readonly string[];
   rateLimitPerIpPerMinute?: number;
+  /** False when METRICS_PORT serves /metrics: then this (public) port does not. */
+  metricsInline?: boolean;
   /**
    * Readiness: resolves with what /health shows when ready; throws when not (→ 503). A thrown
    * NotReady chooses the public body; any other error is logged and shows nothing but "unavailable".
@@ -213,10 +215,12 @@ export function createHttpApp(options: HttpAppOptions): FastifyInstance {
       return reply.code(503).send({ status: "unavailable" });
     }
   });
-  app.get("/metrics", async (_request, reply) => {
-    const { contentType, body } = await renderMetrics(options.registries);
-    return reply.type(contentType).send(body);
-  });
+  if (options.metricsInline !== false) {
+    app.get("/metrics", async (_request, reply) => {
+      const { contentType, body } = await renderMetrics(options.registries);
+      return reply.type(contentType).send(body);
+    });
+  }
   return app;
 }
 

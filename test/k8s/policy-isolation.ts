@@ -219,7 +219,7 @@ export const ISOLATION_FIXTURES: Fixture[] = [
   { rule: "networkpolicy-internal-closed", what: "the collector opened to every pod of the namespace", breakIt: (b) => { np(b, "results-collector").spec.ingress.push({ from: [{ podSelector: {} }] }); } },
   { rule: "networkpolicy-internal-closed", what: "the worker's metrics rule opens every port to Prometheus", breakIt: (b) => { delete np(b, "ml-worker").spec.ingress[0].ports; } },
   { rule: "networkpolicy-metrics-from-monitoring", what: "Prometheus's rule removed from the API service", breakIt: (b) => { np(b, "api-service").spec.ingress.splice(1, 1); } },
-  { rule: "networkpolicy-metrics-from-monitoring", what: "Prometheus's rule on the worker names a port the pod does not have", breakIt: (b) => { np(b, "ml-worker").spec.ingress[0].ports[0].port = "metrics"; } },
+  { rule: "networkpolicy-metrics-from-monitoring", what: "Prometheus's rule on the worker names a port the pod does not have", breakIt: (b) => { np(b, "ml-worker").spec.ingress[0].ports[0].port = "admin"; } },
   { rule: "networkpolicy-metrics-from-monitoring", what: "the scrape annotation points at an undeclared port", breakIt: (b) => { dep(b, "results-collector").spec.template.metadata.annotations["prometheus.io/port"] = "9100"; } },
   { rule: "secret-only-where-used", what: "the ML Service token mounted into the API service as a volume", breakIt: (b) => { pod(b, "api-service").volumes.push({ name: "token", secret: { secretName: TOKEN.secret } }); } },
   { rule: "secret-only-where-used", what: "the ML Service gets the RabbitMQ credentials through envFrom", breakIt: (b) => { ctr(b, "ml-service").envFrom = [{ secretRef: { name: "rabbitmq-credentials" } }]; } },

@@ -664,7 +664,7 @@ export const FIXTURES: Fixture[] = [
   { rule: "image-is-this-release", what: "image of another version", breakIt: (b) => { ctr(b, "results-collector").image = "ghcr.io/devops-360-online/ml-inference:0.0.9"; } },
   { rule: "no-liveness-probe", what: "liveness probe removed", breakIt: (b) => { delete ctr(b, "ml-service").livenessProbe; } },
   { rule: "no-readiness-probe", what: "readiness probe removed", breakIt: (b) => { delete ctr(b, "api-gateway").readinessProbe; } },
-  { rule: "liveness-port", what: "liveness probe on an unnamed port", breakIt: (b) => { ctr(b, "ml-worker").livenessProbe.httpGet.port = "metrics"; } },
+  { rule: "liveness-port", what: "liveness probe on an unnamed port", breakIt: (b) => { ctr(b, "ml-worker").livenessProbe.httpGet.port = "admin"; } },
   { rule: "readiness-port", what: "readiness probe on a wrong port number", breakIt: (b) => { ctr(b, "ml-worker").readinessProbe.httpGet.port = 9999; } },
   { rule: "pod-probes", what: "liveness probe checks /health (restarts on dependency outage)", breakIt: (b) => { ctr(b, "api-service").livenessProbe.httpGet.path = "/health"; } },
   { rule: "default-service-account", what: "serviceAccountName removed", breakIt: (b) => { delete pod(b, "api-gateway").serviceAccountName; } },

@@ -19,6 +19,7 @@ export function storiesConfig(overrides: Partial<MlServiceConfig> = {}): MlServi
     queueLimit: 8,
     truncatePrompt: false,
     token: undefined,
+    metricsPort: undefined,
     maxTokensLimit: 4096,
     ...overrides,
   };

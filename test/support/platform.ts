@@ -39,6 +39,8 @@ export interface Platform {
   config: Config;
   app: FastifyInstance;
   url: string;
+  /** Where /metrics is served when METRICS_PORT is set (else on `url`). */
+  metricsUrl: string | undefined;
   database: TestDatabase;
   quota: QuotaStore;
   queue: MessageQueue;
@@ -116,6 +118,7 @@ export async function startPlatform(options: PlatformOptions): Promise<Platform>
       config,
       app: present(assembly.http, "HTTP server"),
       url: present(assembly.urls.gateway, "gateway URL"),
+      metricsUrl: assembly.urls.metrics,
       database,
       quota: infra.quota,
       queue: infra.queue,

@@ -16,6 +16,7 @@ import { createLlamaCppEngine } from "../../engines/llama-cpp.js";
 import type { Engine } from "../../engines/types.js";
 import { createHttpApp, toAppError } from "../../http/server.js";
 import { createRegistry } from "../../observability/metrics.js";
+import { createMetricsApp, listenMetrics } from "../../http/metrics-app.js";
 import { requireInternalToken } from "./auth.js";
 import { drain } from "./drain.js";
 import { registerHealth } from "./health.js";
@@ -43,7 +44,8 @@ export async function buildMlServiceApp(
 
   // The shell's request metrics go into a registry of their own: in `all` mode the ML Service's
   // registry is served beside the gateway's, and both would hold http_requests_total.
-  const app = createHttpApp({ logger, registries: [createRegistry(), registry], bodyLimitBytes: BODY_LIMIT_BYTES, health: false });
+  const registries = [createRegistry(), registry];
+  const app = createHttpApp({ logger, registries, bodyLimitBytes: BODY_LIMIT_BYTES, health: false, metricsInline: config.metricsPort === undefined });
   // JSON only: other bodies are refused with 415 instead of being read as JSON.
   app.removeContentTypeParser(["text/plain", "application/x-www-form-urlencoded"]);
   app.addHook("onError", async (_request, _reply, error) => {
@@ -58,6 +60,15 @@ export async function buildMlServiceApp(
   app.addHook("onClose", async () => {
     await engine.close();
   });
+  if (config.metricsPort !== undefined) {
+    const metricsApp = createMetricsApp(registries);
+    app.addHook("onListen", async () => {
+      deps.logger.info({ url: await listenMetrics(metricsApp, config.host, config.metricsPort as number) }, "ml-service metrics listening");
+    });
+    app.addHook("onClose", async () => {
+      await metricsApp.close();
+    });
+  }
   return { app, engine, ready: serving.ready, beginStop: () => serving.beginStop() };
 }
 
