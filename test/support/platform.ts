@@ -60,7 +60,7 @@ export interface Platform {
   /** A user with its own tier and a fresh API key; returns the Authorization header value. */
   createUser(limits?: Partial<QuotaLimits>): Promise<{ userId: string; authorization: string }>;
   /** A second API service "replica" with its own event bus connection, sharing the stores. */
-  startApiReplica(): Promise<{ url: string; stop(): Promise<void> }>;
+  startApiReplica(settings?: Partial<Config["apiService"]>): Promise<{ url: string; stop(): Promise<void> }>;
   startConsumers(): Promise<void>;
   stop(): Promise<void>;
 }
@@ -194,10 +194,10 @@ export async function startPlatform(options: PlatformOptions): Promise<Platform>
       await users.addApiKey(key.keyId, userId, key.keyHash);
       return { userId, authorization: `Bearer ${key.key}` };
     },
-    async startApiReplica() {
+    async startApiReplica(settings = {}) {
       const bus = await makeReplicaBus();
       const replicaRegistry = createRegistry();
-      const replica = createApiService(config.apiService, { logger: silentLogger, registry: replicaRegistry, auth, quota, requests, events: bus });
+      const replica = createApiService({ ...config.apiService, ...settings }, { logger: silentLogger, registry: replicaRegistry, auth, quota, requests, events: bus });
       const replicaApp = createHttpApp({ logger: silentLogger, registries: [replicaRegistry] });
       replica.register(replicaApp);
       const replicaUrl = await replicaApp.listen({ host: "127.0.0.1", port: 0 });
