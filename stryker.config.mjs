@@ -27,7 +27,7 @@ export default {
   ],
   coverageAnalysis: "perTest",
   concurrency: 1,
-  timeoutMS: 20_000,
+  timeoutMS: 10_000,
   ignorePatterns: ["dist", "data", ".data", "coverage", "reports", "bench", "docs", "manifests", "*.log"],
   reporters: ["clear-text", "progress", "json"],
   thresholds: { high: 90, low: 80, break: null },

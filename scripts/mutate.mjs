@@ -38,6 +38,9 @@ for (const name of names.length > 0 ? names : Object.keys(GROUPS)) {
     mutate: group.mutate,
     tap: { testFiles: group.testFiles },
     jsonReporter: { fileName: `reports/mutation/${name}.json` },
+    // A re-run tests again only the mutants whose code or covering tests changed since the last one.
+    incremental: true,
+    incrementalFile: `reports/mutation/${name}.incremental.json`,
   }).runMutationTest();
   const killed = results.filter((m) => m.status === "Killed" || m.status === "Timeout").length;
   const counted = results.filter((m) => m.status !== "Ignored" && m.status !== "CompileError" && m.status !== "RuntimeError").length;
