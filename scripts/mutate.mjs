@@ -1,12 +1,18 @@
 #!/usr/bin/env node
 // Mutation testing with StrykerJS, one group of files at a time, each with only the test files that
 // exercise it (the shared options live in stryker.config.mjs). Not part of `npm test`.
-// Usage: npm run mutate [-- <group> ...]   groups: domain, memory-quota, redis-quota, collector
+// Usage: npm run mutate [-- <group> ...]   groups: domain, domain-core, memory-quota, redis-quota, collector
+// (no group: all but domain-core, which domain contains)
 import { Stryker } from "@stryker-mutator/core";
 
 const GROUPS = {
   domain: {
     mutate: ["src/domain/**/*.ts", "!src/domain/**/*.test.ts", "!src/domain/ports.ts"],
+    testFiles: ["src/domain/*.test.ts"],
+  },
+  // The domain files outside the request shape (which is being reworked): the quicker run.
+  "domain-core": {
+    mutate: ["src/domain/{quota-windows,batching,quota-replay,api-keys,contracts}.ts"],
     testFiles: ["src/domain/*.test.ts"],
   },
   "memory-quota": {
@@ -31,7 +37,7 @@ if (unknown.length > 0) {
   process.exit(2);
 }
 const scores = [];
-for (const name of names.length > 0 ? names : Object.keys(GROUPS)) {
+for (const name of names.length > 0 ? names : Object.keys(GROUPS).filter((group) => group !== "domain-core")) {
   const group = GROUPS[name];
   console.log(`\n=== mutation testing: ${name} ===`);
   const results = await new Stryker({

@@ -12,12 +12,15 @@ import { MemoryEventBus } from "../../src/adapters/memory/event-bus.js";
 import { MemoryMessageQueue } from "../../src/adapters/memory/message-queue.js";
 import { silentLogger } from "../../src/observability/logger.js";
 import { createRegistry } from "../../src/observability/metrics.js";
-import { freshPglite } from "../support/databases.js";
+import { freshPostgres } from "../support/databases.js";
+import { requireServices } from "../support/services.js";
 
-describe("collector retries outcomes it cannot store", () => {
+const skip = await requireServices("postgres");
+
+describe("collector retries outcomes it cannot store", { skip }, () => {
   it("delays and counts attempts, then dead-letters", async () => {
-    const database = await freshPglite();
-    await database.db.close(); // every store call now fails
+    const database = await freshPostgres();
+    await database.drop(); // every store call now fails
     const queue = new MemoryMessageQueue();
     const collector = createCollector(
       { port: 0, prefetch: 4 },
