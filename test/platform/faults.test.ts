@@ -150,13 +150,14 @@ for (const backend of ["servers", "embedded"] as Backend[]) {
 
   describe(`draining on ${backend}`, { skip: backend === "servers" ? skipServers ?? skipModel : skipModel }, () => {
     it("stopping the worker waits for the requests in flight; nothing is lost", async () => {
-      const platform = await startPlatform({ backend });
+      // A drain grace (60 % of the shutdown timeout) long enough for every generation held, even on a busy machine.
+      const platform = await startPlatform({ backend, env: { SHUTDOWN_TIMEOUT_MS: "200000" } });
       let replacement: Worker | undefined;
       try {
         const user = await platform.createUser();
         const ids: string[] = [];
         for (let i = 0; i < 8; i++) {
-          const r = await submit(platform.url, { prompt: `Sam and Sue ${i}`, max_length: 500 }, user.authorization);
+          const r = await submit(platform.url, { prompt: `Sam and Sue ${i}`, max_length: 300 }, user.authorization);
           ids.push(r.body.request_id);
         }
         // In flight: the ML Service is generating for the worker (long generations, so still going
