@@ -465,6 +465,57 @@ describe("RedisQuotaStore: key layout and expiry", { skip: redisSkip }, () => {
   });
 });
 
+describe("RedisQuotaStore: connection, prefix and the reservation's own window", { skip: redisSkip }, () => {
+  it("a release after its day key is gone gives the month back and leaves no key without expiry", async () => {
+    const store = new RedisQuotaStore({ redis: redis(), keyPrefix });
+    const u = user();
+    const id = req();
+    await store.reserve({ userId: u, requestId: id, tokens: 9, limits: UNLIMITED, now: at("2031-04-02T10:00:00Z") });
+    const k = store.keys(u);
+    await redis().del(k.day("2031-04-02"));
+    assert.equal(await store.release({ userId: u, requestId: id }), "released");
+    assert.equal(await redis().exists(k.day("2031-04-02")), 0, "nothing to give back in a day already gone");
+    assert.equal(await redis().call("EXPIRETIME", k.month("2031-04")), monthKeyExpireAt("2031-04"));
+    assert.deepEqual(await redis().hgetall(k.month("2031-04")), { requests: "0", reserved: "0" });
+  });
+
+  it("settles and releases in the window the reservation was made in, whatever the time now", async () => {
+    const store = new RedisQuotaStore({ redis: redis(), keyPrefix });
+    const u = user();
+    const settled = req();
+    const released = req();
+    await store.reserve({ userId: u, requestId: settled, tokens: 40, limits: UNLIMITED, now: at("2031-06-30T23:00:00Z") });
+    await store.reserve({ userId: u, requestId: released, tokens: 20, limits: UNLIMITED, now: at("2031-06-30T23:00:00Z") });
+    assert.equal(await store.settle({ userId: u, requestId: settled, actualTokens: 11 }), "settled");
+    assert.equal(await store.release({ userId: u, requestId: released }), "released");
+    const june = await store.usage(u, at("2031-06-30T23:30:00Z"));
+    assert.deepEqual(june.daily, { requests: 1, tokensUsed: 11, tokensReserved: 0 });
+    assert.deepEqual(june.monthly, { requests: 1, tokensUsed: 11, tokensReserved: 0 });
+    assert.deepEqual((await store.usage(u, at("2031-07-01T00:30:00Z"))).daily, zero);
+  });
+
+  it("keys have no prefix unless one is given", () => {
+    const store = new RedisQuotaStore({ redis: redis() });
+    assert.equal(store.keys("u").day("2031-01-02"), "quota:{u}:d:2031-01-02");
+    assert.equal(store.keys("u").month("2031-01"), "quota:{u}:m:2031-01");
+    assert.equal(store.keys("u").reservation("r"), "quota:{u}:r:r");
+  });
+
+  it("close() quits the client only when the store owns it", async () => {
+    const shared = new Redis(TEST_URLS.redis);
+    try {
+      await new RedisQuotaStore({ redis: shared, keyPrefix }).close();
+      assert.equal(await shared.ping(), "PONG", "a client the caller owns stays open");
+      const owned = new RedisQuotaStore({ redis: shared, keyPrefix, ownsConnection: true });
+      await owned.ping();
+      await owned.close();
+      await assert.rejects(shared.ping(), "the client the store owns is quit");
+    } finally {
+      shared.disconnect();
+    }
+  });
+});
+
 describe("MemoryQuotaStore: expiry follows the same instants as the Redis keys", () => {
   it("drops a day's counters two days after the day ends and the month's 40 days after it ends", async () => {
     let clock = Date.parse("2031-01-15T12:00:00Z");

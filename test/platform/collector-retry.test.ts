@@ -12,12 +12,15 @@ import { MemoryEventBus } from "../../src/adapters/memory/event-bus.js";
 import { MemoryMessageQueue } from "../../src/adapters/memory/message-queue.js";
 import { silentLogger } from "../../src/observability/logger.js";
 import { createRegistry } from "../../src/observability/metrics.js";
-import { freshPglite } from "../support/databases.js";
+import { freshPostgres } from "../support/databases.js";
+import { requireServices } from "../support/services.js";
 
-describe("collector retries outcomes it cannot store", () => {
+const skip = await requireServices("postgres");
+
+describe("collector retries outcomes it cannot store", { skip }, () => {
   it("delays and counts attempts, then dead-letters", async () => {
-    const database = await freshPglite();
-    await database.db.close(); // every store call now fails
+    const database = await freshPostgres();
+    await database.drop(); // every store call now fails
     const queue = new MemoryMessageQueue();
     const collector = createCollector(
       { port: 0, prefetch: 4 },
@@ -43,20 +46,33 @@ describe("collector retries outcomes it cannot store", () => {
         at: new Date().toISOString(),
       }),
     );
-    assert.equal(await collector.handle(outcome), "ack");
-    const seen: Array<Record<string, string>> = [];
+    const seen: Array<{ headers: Record<string, string>; at: number }> = [];
     const consumer = await queue.consume(
       "results",
       async (_body, meta) => {
-        seen.push(meta.headers);
+        seen.push({ headers: meta.headers, at: Date.now() });
         return "ack";
       },
       { prefetch: 1 },
     );
-    const deadline = Date.now() + 3_000;
-    while (seen.length === 0 && Date.now() < deadline) await new Promise((r) => setTimeout(r, 20));
+    /** Hands the outcome to the collector and waits for its retry to come back on the queue. */
+    const retried = async (headers: Record<string, string>) => {
+      const count = seen.length;
+      const handedAt = Date.now();
+      assert.equal(await collector.handle(outcome, { headers }), "ack");
+      const deadline = handedAt + 5_000;
+      while (seen.length === count && Date.now() < deadline) await new Promise((r) => setTimeout(r, 20));
+      const retry = seen[count];
+      assert.ok(retry, "the outcome came back through the delayed-retry queue");
+      return { headers: retry.headers, afterMs: retry.at - handedAt };
+    };
+    const first = await retried({});
+    assert.equal(first.headers["x-collect-attempts"], "1", "retried once, later, with the attempt counted");
+    assert.ok(first.afterMs >= 500, `the first retry waits 500 ms, came after ${first.afterMs} ms`);
+    const second = await retried(first.headers);
+    assert.equal(second.headers["x-collect-attempts"], "2");
+    assert.ok(second.afterMs >= 1_000, `the delay doubles with each attempt, came after ${second.afterMs} ms`);
     await consumer.drain();
-    assert.equal(seen[0]?.["x-collect-attempts"], "1", "retried once, later, with the attempt counted");
     assert.equal(await collector.handle(outcome, { headers: { "x-collect-attempts": "7" } }), "dead_letter");
     await queue.close();
   });

@@ -4,36 +4,37 @@
  */
 import { describe, it, before, after } from "node:test";
 import assert from "node:assert/strict";
-import { randomUUID } from "node:crypto";
 import { requireServices } from "../support/services.js";
 import { requireStoriesModel } from "../support/model.js";
 import { startPlatform, submit, waitForFinal, type Backend, type Platform } from "../support/platform.js";
+import { storeUnpublished } from "../support/requests.js";
+import { createWorker, type Worker } from "../../src/components/worker/index.js";
+import { createRegistry } from "../../src/observability/metrics.js";
+import { silentLogger } from "../../src/observability/logger.js";
 
 const skipModel = requireStoriesModel();
 const skipServers = await requireServices("postgres", "redis", "rabbitmq");
 
-/** Reserves and stores a request the way admission does, without publishing it. */
-async function storeUnpublished(platform: Platform, userId: string, prompt: string, createdAt: Date): Promise<string> {
-  const requestId = randomUUID();
-  const reservation = await platform.quota.reserve({
-    userId,
-    requestId,
-    tokens: 30,
-    limits: { dailyRequests: null, dailyTokens: null, monthlyRequests: null, monthlyTokens: null },
-    now: new Date(),
-  });
-  assert.ok(reservation.ok);
-  await platform.requests.insert({
-    requestId,
-    userId,
-    model: "default",
-    prompt,
-    params: { maxLength: 5, temperature: 0, topP: 0.9, topK: 50, repetitionPenalty: 1.2, numReturnSequences: 1 },
-    estimatedTokens: 30,
-    window: reservation.window,
-    createdAt,
-  });
-  return requestId;
+async function metricsOf(baseUrl: string): Promise<string> {
+  return (await fetch(`${baseUrl}/metrics`)).text();
+}
+
+/** The value of an unlabelled sample in Prometheus text. */
+function sample(metrics: string, name: string): number {
+  return Number(new RegExp(`^${name}(?:\\{[^}]*\\})? (\\S+)$`, "m").exec(metrics)?.[1] ?? Number.NaN);
+}
+
+function completedByWorker(metrics: string): number {
+  return Number(/^worker_outcomes_total\{[^}]*status="completed"[^}]*\} (\S+)$/m.exec(metrics)?.[1] ?? 0);
+}
+
+/** Polls a condition on live state (no fixed sleep stands in for it). */
+async function until(condition: () => Promise<boolean>, timeoutMs = 20_000): Promise<void> {
+  const deadline = Date.now() + timeoutMs;
+  while (!(await condition())) {
+    if (Date.now() > deadline) throw new Error(`not reached within ${timeoutMs} ms`);
+    await new Promise((r) => setTimeout(r, 10));
+  }
 }
 
 async function quotaOf(platform: Platform, authorization: string) {
@@ -149,22 +150,39 @@ for (const backend of ["servers", "embedded"] as Backend[]) {
 
   describe(`draining on ${backend}`, { skip: backend === "servers" ? skipServers ?? skipModel : skipModel }, () => {
     it("stopping the worker waits for the requests in flight; nothing is lost", async () => {
-      const platform = await startPlatform({ backend });
+      // A drain grace (60 % of the shutdown timeout) long enough for every generation held, even on a busy machine.
+      const platform = await startPlatform({ backend, env: { SHUTDOWN_TIMEOUT_MS: "200000" } });
+      let replacement: Worker | undefined;
       try {
         const user = await platform.createUser();
         const ids: string[] = [];
         for (let i = 0; i < 8; i++) {
-          const r = await submit(platform.url, { prompt: `Sam and Sue ${i}`, max_length: 200 }, user.authorization);
+          const r = await submit(platform.url, { prompt: `Sam and Sue ${i}`, max_length: 300 }, user.authorization);
           ids.push(r.body.request_id);
         }
-        await new Promise((r) => setTimeout(r, 30));
+        // In flight: the ML Service is generating for the worker (long generations, so still going
+        // when stop() begins).
+        await until(async () => sample(await metricsOf(platform.mlUrl), "ml_requests_running") >= 1);
+        const completedBefore = completedByWorker(await metricsOf(platform.url));
         await platform.worker!.stop(); // drain: in-flight requests finish and their outcomes are published
+        const afterStop = await metricsOf(platform.url);
+        assert.equal(sample(afterStop, "worker_requests_in_flight"), 0);
+        const drained = completedByWorker(afterStop) - completedBefore;
+        assert.ok(drained >= 1, "the generations running when stop() began finished and were published, not aborted");
         await platform.collector.stop();
         await platform.collector.start();
-        const worker2 = platform.worker!; // a drained consumer can be replaced by a fresh start
-        await worker2.start();
-        for (const id of ids) assert.equal((await waitForFinal(platform.url, id, user.authorization)).status, "completed");
+        // A separate worker (its own consumer and metrics) takes what the stopped one left queued.
+        const registry = createRegistry();
+        replacement = createWorker(
+          { ...platform.config.worker, mlServiceUrl: platform.mlUrl },
+          { logger: silentLogger, registry, queue: platform.queue, requestsQueue: platform.queues.requests, resultsQueue: platform.queues.results },
+        );
+        await replacement.start();
+        for (const id of ids) assert.equal((await waitForFinal(platform.url, id, user.authorization, 60_000)).status, "completed");
+        const byReplacement = completedByWorker(await registry.metrics());
+        assert.equal(completedByWorker(await metricsOf(platform.url)) + byReplacement, ids.length, "each request completed once");
       } finally {
+        await replacement?.stop();
         await platform.stop();
       }
     });

@@ -6,7 +6,9 @@ import { describe, it, before, after } from "node:test";
 import assert from "node:assert/strict";
 import { requireServices } from "../support/services.js";
 import { requireStoriesModel } from "../support/model.js";
-import { readEvents, startPlatform, submit, waitForFinal, type Backend, type Platform } from "../support/platform.js";
+import { startPlatform, submit, waitForFinal, type Backend, type Platform } from "../support/platform.js";
+import { storeUnpublished } from "../support/requests.js";
+import { openEvents, type OpenStream } from "../support/sse.js";
 
 const skipModel = requireStoriesModel();
 const skipServers = skipModel ?? (await requireServices("postgres", "redis", "rabbitmq"));
@@ -79,26 +81,61 @@ for (const backend of ["servers", "embedded"] as Backend[]) {
       const user = await platform.createUser();
       const accepted = await submit(platform.url, { prompt: "The cat", max_length: 8 }, user.authorization);
       await waitForFinal(platform.url, accepted.body.request_id, user.authorization);
-      const stream = await readEvents(`${platform.url}${accepted.body.events_url}`, user.authorization);
-      assert.equal(stream.status, 200);
-      const last = stream.events.at(-1);
-      assert.equal(last?.event, "completed");
-      assert.equal(last?.data.request_id, accepted.body.request_id);
-      assert.ok(last?.data.usage.total_tokens > 0);
+      // No heartbeat fires on this replica while the test runs, so no heartbeat's re-read can stand
+      // in: only the read made when the client connects can deliver the final event.
+      const replica = await platform.startApiReplica({ sseHeartbeatMs: 600_000 });
+      let stream: OpenStream | undefined;
+      try {
+        stream = await openEvents(`${replica.url}${accepted.body.events_url}`, user.authorization);
+        assert.equal(stream.status, 200);
+        await stream.closed(5_000);
+        assert.equal(stream.heartbeats, 0);
+        const last = stream.events.at(-1);
+        assert.equal(last?.event, "completed");
+        assert.equal(last?.data.request_id, accepted.body.request_id);
+        assert.ok(last?.data.usage.total_tokens > 0);
+      } finally {
+        stream?.abort();
+        await replica.stop();
+      }
     });
 
-    it("SSE on another replica than the one that saw the result gets the final event, with heartbeats", async () => {
+    it("SSE on another replica than the one that saw the result gets the final event through the bus, with heartbeats", async () => {
       const user = await platform.createUser();
-      const replica = await platform.startApiReplica();
+      // Stored as admission stores it but never published: it waits, with heartbeats, until the test
+      // hands its outcome to the collector.
+      const requestId = await storeUnpublished(platform, user.userId, "A big dog");
+      const replica = await platform.startApiReplica({ sseHeartbeatMs: 1_000 });
+      const stream = await openEvents(`${replica.url}/events/${requestId}`, user.authorization);
       try {
-        // Hold the consumers' attention elsewhere is not needed: the request is submitted and the
-        // client subscribes on the replica at once; the result is published by the collector's bus.
-        const accepted = await submit(platform.url, { prompt: "A big dog", max_length: 60, temperature: 0.8 }, user.authorization);
-        const stream = await readEvents(`${replica.url}/events/${accepted.body.request_id}`, user.authorization);
+        assert.equal(stream.status, 200);
+        await stream.until((s) => s.heartbeats >= 2);
+        assert.deepEqual(
+          stream.events.map((e) => e.event),
+          ["queued"],
+        );
+        // Right after a heartbeat, the next re-read is a second away: an outcome that arrives before
+        // it came through the collector's event bus to this replica's subscription.
+        const heartbeatsBefore = stream.heartbeats;
+        const outcome = {
+          v: 1,
+          request_id: requestId,
+          user_id: user.userId,
+          status: "completed",
+          output_text: "A big dog ran.",
+          usage: { prompt_tokens: 3, completion_tokens: 4, total_tokens: 7 },
+          attempt: 1,
+          at: new Date().toISOString(),
+        };
+        await platform.queue.publish(platform.queues.results, Buffer.from(JSON.stringify(outcome)));
+        await stream.closed();
         const final = stream.events.at(-1);
         assert.equal(final?.event, "completed");
-        assert.equal(final?.data.status, "completed");
+        assert.equal(final?.data.request_id, requestId);
+        assert.equal(final?.data.result.output_text, "A big dog ran.");
+        assert.equal(stream.heartbeats, heartbeatsBefore, "delivered by the event bus, not by a heartbeat's re-read");
       } finally {
+        stream.abort();
         await replica.stop();
       }
     });

@@ -57,7 +57,8 @@ export interface Platform {
   /** A user with its own tier and a fresh API key; returns the Authorization header value. */
   createUser(limits?: Partial<QuotaLimits>): Promise<{ userId: string; authorization: string }>;
   /** A second API service "replica" with its own event bus connection, sharing the stores. */
-  startApiReplica(): Promise<{ url: string; stop(): Promise<void> }>;
+  /** `settings` override the replica's API service settings (its SSE heartbeat, say). */
+  startApiReplica(settings?: Partial<Config["apiService"]>): Promise<{ url: string; stop(): Promise<void> }>;
   startConsumers(): Promise<void>;
   stop(): Promise<void>;
 }
@@ -141,7 +142,7 @@ export async function startPlatform(options: PlatformOptions): Promise<Platform>
       async createUser(limits = {}) {
         return createTestUser(users, `user-${++userCount}-${Math.random().toString(36).slice(2, 8)}`, limits);
       },
-      async startApiReplica() {
+      async startApiReplica(settings = {}) {
         const bus = servers ? await RedisEventBus.create({ url: TEST_URLS.redis, keyPrefix: prefix }) : new MemoryEventBus({ hub: eventHub });
         // The stores are shared and were recovered already; only the bus is the replica's own.
         const replicaInfra = {
@@ -153,7 +154,7 @@ export async function startPlatform(options: PlatformOptions): Promise<Platform>
           recover: async () => undefined,
           close: () => bus.close(),
         };
-        const replica = await assemble("api-service", { ...config, apiService: { ...config.apiService, port: 0 } }, replicaInfra, {
+        const replica = await assemble("api-service", { ...config, apiService: { ...config.apiService, ...settings, port: 0 } }, replicaInfra, {
           logger: silentLogger,
         }).catch(async (error: unknown) => {
           await bus.close();

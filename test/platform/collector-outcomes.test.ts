@@ -1,0 +1,218 @@
+/**
+ * The collector through its public behaviour: an outcome published to the results queue is stored
+ * (real PostgreSQL), its reservation settled or released, and waiting clients told, exactly once.
+ * The event bus's final event is the signal that the collector is done with an outcome.
+ */
+import { describe, it, before, after } from "node:test";
+import assert from "node:assert/strict";
+import { randomUUID } from "node:crypto";
+import { createCollector, type Collector } from "../../src/components/collector/index.js";
+import { SqlRequestStore } from "../../src/adapters/postgres/request-store.js";
+import { MemoryQuotaStore } from "../../src/adapters/memory/quota-store.js";
+import { MemoryEventBus } from "../../src/adapters/memory/event-bus.js";
+import { MemoryMessageQueue } from "../../src/adapters/memory/message-queue.js";
+import type { RequestEvent } from "../../src/domain/contracts.js";
+import { silentLogger } from "../../src/observability/logger.js";
+import { createRegistry, type Registry } from "../../src/observability/metrics.js";
+import { freshPostgres, type TestDatabase } from "../support/databases.js";
+import { requireServices } from "../support/services.js";
+
+const skip = await requireServices("postgres");
+const UNLIMITED = { dailyRequests: null, dailyTokens: null, monthlyRequests: null, monthlyTokens: null };
+const NOW = new Date("2031-05-06T07:08:09.000Z");
+
+describe("collector: outcomes from the results queue", { skip }, () => {
+  let database: TestDatabase;
+  let requests: SqlRequestStore;
+  let quota: MemoryQuotaStore;
+  let events: MemoryEventBus;
+  let queue: MemoryMessageQueue;
+  let registry: Registry;
+  let collector: Collector;
+
+  before(async () => {
+    database = await freshPostgres();
+    requests = new SqlRequestStore(database.db);
+    quota = new MemoryQuotaStore();
+    events = new MemoryEventBus();
+    queue = new MemoryMessageQueue();
+    registry = createRegistry();
+    collector = createCollector(
+      { port: 0, prefetch: 4 },
+      { logger: silentLogger, registry, queue, quota, requests, events, resultsQueue: "results" },
+    );
+    await collector.start();
+  });
+  after(async () => {
+    await collector?.stop();
+    await queue?.close();
+    await database?.drop();
+  });
+
+  /** A request stored and reserved as admission leaves it (30 tokens reserved). */
+  async function admitted(): Promise<{ requestId: string; userId: string }> {
+    const requestId = randomUUID();
+    const userId = `u-${randomUUID().slice(0, 8)}`;
+    const reservation = await quota.reserve({ userId, requestId, tokens: 30, limits: UNLIMITED, now: NOW });
+    assert.ok(reservation.ok);
+    await requests.insert({
+      requestId,
+      userId,
+      model: "default",
+      prompt: "p",
+      params: { maxLength: 5, temperature: 0, topP: 0.9, topK: 50, repetitionPenalty: 1.2, numReturnSequences: 1 },
+      estimatedTokens: 30,
+      window: reservation.window,
+      createdAt: NOW,
+    });
+    return { requestId, userId };
+  }
+
+  /** Publishes an outcome and resolves with the final event the collector sends when done with it. */
+  async function deliver(outcome: Record<string, unknown>): Promise<RequestEvent> {
+    let resolve!: (event: RequestEvent) => void;
+    const final = new Promise<RequestEvent>((r) => (resolve = r));
+    const unsubscribe = await events.subscribe(outcome.request_id as string, (event) => {
+      if (event.final) resolve(event);
+    });
+    await queue.publish("results", Buffer.from(JSON.stringify({ v: 1, attempt: 1, at: NOW.toISOString(), ...outcome })));
+    try {
+      return await final;
+    } finally {
+      await unsubscribe();
+    }
+  }
+
+  async function metric(name: string): Promise<string> {
+    return (await registry.metrics()).split("\n").filter((line) => line.startsWith(name)).join("\n");
+  }
+
+  it("stores a completed outcome with its usage and settles the reservation at the real token count", async () => {
+    const { requestId, userId } = await admitted();
+    const usage = { prompt_tokens: 3, completion_tokens: 4, total_tokens: 7 };
+    const event = await deliver({ request_id: requestId, user_id: userId, status: "completed", output_text: "Once", usage });
+    assert.deepEqual(event, { request_id: requestId, user_id: userId, status: "completed", final: true });
+    const stored = await requests.get(requestId);
+    assert.equal(stored?.status, "completed");
+    assert.equal(stored?.outputText, "Once");
+    assert.equal(stored?.outputs, null);
+    assert.deepEqual(stored?.usage, usage);
+    assert.equal(stored?.error, null);
+    assert.equal(stored?.completedAt?.toISOString(), NOW.toISOString());
+    const used = await quota.usage(userId, NOW);
+    assert.deepEqual(used.daily, { requests: 1, tokensUsed: 7, tokensReserved: 0 });
+    assert.deepEqual(used.monthly, { requests: 1, tokensUsed: 7, tokensReserved: 0 });
+    assert.match(await metric("results_collected_total"), /status="completed"\} 1$/m);
+    assert.match(await metric("tokens_settled_total"), / 7$/m);
+  });
+
+  it("stores every returned sequence of a completed outcome", async () => {
+    const { requestId, userId } = await admitted();
+    const usage = { prompt_tokens: 1, completion_tokens: 2, total_tokens: 3 };
+    await deliver({ request_id: requestId, user_id: userId, status: "completed", output_text: "a", outputs: ["a", "b"], usage });
+    const stored = await requests.get(requestId);
+    assert.equal(stored?.outputText, "a");
+    assert.deepEqual(stored?.outputs, ["a", "b"]);
+  });
+
+  it("stores a failed outcome with its error and gives the reservation and the request count back", async () => {
+    const { requestId, userId } = await admitted();
+    const error = { code: "ml_http_400", message: "prompt too long" };
+    const event = await deliver({ request_id: requestId, user_id: userId, status: "failed", error });
+    assert.equal(event.status, "failed");
+    const stored = await requests.get(requestId);
+    assert.equal(stored?.status, "failed");
+    assert.deepEqual(stored?.error, error);
+    assert.equal(stored?.outputText, null);
+    assert.equal(stored?.usage, null);
+    assert.deepEqual((await quota.usage(userId, NOW)).daily, { requests: 0, tokensUsed: 0, tokensReserved: 0 });
+    assert.match(await metric("results_collected_total"), /status="failed"\} 1$/m);
+  });
+
+  it("stores a completed outcome without usage as failed (missing_usage), releasing the reservation", async () => {
+    const { requestId, userId } = await admitted();
+    const event = await deliver({ request_id: requestId, user_id: userId, status: "completed", output_text: "x" });
+    assert.equal(event.status, "failed");
+    const stored = await requests.get(requestId);
+    assert.equal(stored?.status, "failed");
+    assert.equal(stored?.error?.code, "missing_usage");
+    assert.equal(stored?.outputText, null);
+    assert.deepEqual((await quota.usage(userId, NOW)).daily, { requests: 0, tokensUsed: 0, tokensReserved: 0 });
+  });
+
+  it("a failed outcome without an error still stores a code", async () => {
+    const { requestId, userId } = await admitted();
+    await deliver({ request_id: requestId, user_id: userId, status: "failed" });
+    const stored = await requests.get(requestId);
+    assert.equal(stored?.status, "failed");
+    assert.equal(typeof stored?.error?.code, "string");
+    assert.notEqual(stored?.error?.code, "");
+  });
+
+  it("a duplicate outcome changes nothing, is counted, and waiting clients are told again", async () => {
+    const { requestId, userId } = await admitted();
+    const usage = { prompt_tokens: 2, completion_tokens: 2, total_tokens: 4 };
+    await deliver({ request_id: requestId, user_id: userId, status: "completed", output_text: "first", usage });
+    const before = await quota.usage(userId, NOW);
+    const duplicatesBefore = await metric("results_duplicates_total");
+    const again = await deliver({
+      request_id: requestId,
+      user_id: userId,
+      status: "failed",
+      error: { code: "worker_error", message: "late" },
+    });
+    assert.equal(again.status, "completed", "the stored status is told, not the duplicate's");
+    const stored = await requests.get(requestId);
+    assert.equal(stored?.status, "completed");
+    assert.equal(stored?.outputText, "first");
+    assert.deepEqual(await quota.usage(userId, NOW), before);
+    assert.notEqual(await metric("results_duplicates_total"), duplicatesBefore);
+  });
+
+  it("settles a reservation left open by a crash between the commit and the settle when the outcome comes again", async () => {
+    const { requestId, userId } = await admitted();
+    const usage = { prompt_tokens: 5, completion_tokens: 5, total_tokens: 10 };
+    // As if a collector stored the outcome and crashed before settling.
+    await requests.finish({ requestId, status: "completed", at: NOW, outputText: "x", outputs: null, usage, error: null, attempt: 1 });
+    assert.equal((await quota.usage(userId, NOW)).daily.tokensReserved, 30);
+    await deliver({ request_id: requestId, user_id: userId, status: "completed", output_text: "x", usage });
+    assert.deepEqual((await quota.usage(userId, NOW)).daily, { requests: 1, tokensUsed: 10, tokensReserved: 0 });
+  });
+
+  it("releases, on redelivery, a failed request whose release was lost", async () => {
+    const { requestId, userId } = await admitted();
+    const error = { code: "ml_timeout", message: "slow" };
+    await requests.finish({ requestId, status: "failed", at: NOW, outputText: null, outputs: null, usage: null, error, attempt: 1 });
+    await deliver({ request_id: requestId, user_id: userId, status: "failed", error });
+    assert.deepEqual((await quota.usage(userId, NOW)).daily, { requests: 0, tokensUsed: 0, tokensReserved: 0 });
+  });
+
+  it("dead-letters an unreadable outcome and acks an outcome for an unknown request", async () => {
+    const dead: Buffer[] = [];
+    const consumer = await queue.consume("results.dead", async (body) => {
+      dead.push(body);
+      return "ack";
+    }, { prefetch: 1 });
+    assert.equal(await collector.handle(Buffer.from("{not json")), "dead_letter");
+    await queue.publish("results", Buffer.from(JSON.stringify({ v: 2, hello: 1 })));
+    const unknown = randomUUID();
+    assert.equal(
+      await collector.handle(
+        Buffer.from(
+          JSON.stringify({ v: 1, request_id: unknown, user_id: "nobody", status: "failed", error: { code: "x", message: "y" }, attempt: 1, at: NOW.toISOString() }),
+        ),
+      ),
+      "ack",
+    );
+    assert.equal(await requests.get(unknown), null);
+    const deadline = Date.now() + 5_000;
+    while (dead.length === 0 && Date.now() < deadline) await new Promise((r) => setTimeout(r, 10));
+    await consumer.drain();
+    assert.deepEqual(JSON.parse(dead[0]!.toString()), { v: 2, hello: 1 });
+    assert.match(await metric("messages_dead_lettered_total"), /queue="results"\} [1-9]/);
+  });
+
+  it("reports healthy while its stores and queue answer", async () => {
+    assert.deepEqual(await collector.health(), { component: "collector" });
+  });
+});
