@@ -32,7 +32,9 @@ describe("contracts: outcome messages", () => {
     assert.deepEqual(parsed, { ok: true, value: JSON.parse(JSON.stringify(full)) });
     assert.equal(parseOutcomeMessage(Buffer.from(JSON.stringify(base))).ok, true);
     assert.equal(parse({ ...base, status: "failed", error: { code: "x", message: "y" } }).ok, true);
-    assert.equal(parse({ ...base, status: "processing" }).ok, true);
+    // `processing` is transient state, never an outcome message.
+    assert.equal(parse({ ...base, status: "processing" }).ok, false);
+    assert.equal(parse({ ...base, started_at: "2031-01-02T03:04:04.000Z" }).ok, true);
     assert.equal(parse({ ...base, user_id: "u".repeat(128) }).ok, true);
     assert.equal(parse({ ...base, usage: { prompt_tokens: 0, completion_tokens: 0, total_tokens: 0 } }).ok, true);
     assert.equal(parse({ ...base, timings: {} }).ok, true);
