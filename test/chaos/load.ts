@@ -5,6 +5,8 @@
  */
 export interface Answer {
   at: number;
+  /** Milliseconds until the answer (or the failure). */
+  ms: number;
   status: number;
   requestId?: string;
   code?: string;
@@ -15,6 +17,8 @@ export interface LoadResult {
   admitted: string[];
   /** 5xx answers and connections that failed, by status or "network". */
   serverErrors: Record<string, number>;
+  /** p99 of how long the 503 answers took (null when there were none). */
+  unavailableP99Ms: number | null;
   /** Seconds from `clearedAt` to the first admission after it (0 when nothing was refused). */
   recoverySeconds(faultAt: number, clearedAt: number): number | null;
 }
@@ -34,9 +38,9 @@ export function startLoad(options: { url: string; authorization: string; perSeco
         signal: AbortSignal.timeout(10_000),
       });
       const body = (await response.json().catch(() => ({}))) as { request_id?: string; error?: { code?: string } };
-      answers.push({ at, status: response.status, requestId: body.request_id, code: body.error?.code });
+      answers.push({ at, ms: performance.now() - at, status: response.status, requestId: body.request_id, code: body.error?.code });
     } catch {
-      answers.push({ at, status: 0 });
+      answers.push({ at, ms: performance.now() - at, status: 0 });
     }
   };
   // Paced by the clock, not by answers: a slow or dead gateway does not slow the offered load.
@@ -54,8 +58,10 @@ export function startLoad(options: { url: string; authorization: string; perSeco
       answers.sort((a, b) => a.at - b.at);
       const serverErrors: Record<string, number> = {};
       for (const a of answers) if (a.status === 0 || a.status >= 500) serverErrors[a.status === 0 ? "network" : String(a.status)] = (serverErrors[a.status === 0 ? "network" : String(a.status)] ?? 0) + 1;
+      const unavailable = answers.filter((a) => a.status === 503).map((a) => a.ms).sort((a, b) => a - b);
       return {
         answers,
+        unavailableP99Ms: unavailable.length > 0 ? (unavailable[Math.min(unavailable.length - 1, Math.floor(unavailable.length * 0.99))] as number) : null,
         admitted: answers.filter((a) => a.status === 202 && a.requestId).map((a) => a.requestId as string),
         serverErrors,
         recoverySeconds(faultAt, clearedAt) {

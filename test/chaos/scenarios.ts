@@ -19,6 +19,7 @@ export interface Scenario {
 export interface ScenarioResult extends Verdict {
   name: string;
   serverErrors: Record<string, number>;
+  unavailableP99Ms: number | null;
   recoverySeconds: number | null;
   seconds: number;
 }
@@ -83,6 +84,7 @@ export async function runScenario(
     name: scenario.name,
     ...verdict,
     serverErrors: result.serverErrors,
+    unavailableP99Ms: result.unavailableP99Ms,
     recoverySeconds: result.recoverySeconds(faultAt, clearedAt),
     seconds: (performance.now() - started) / 1000,
   };
@@ -90,15 +92,16 @@ export async function runScenario(
 
 export function formatResults(results: ScenarioResult[]): string {
   const lines = [
-    "| scenario | admitted | completed | failed by code | stuck | lost | counted twice | invariants | client 5xx | recovery s |",
-    "|---|---:|---:|---|---:|---:|---:|---|---|---:|",
+    "| scenario | admitted | completed | failed by code | stuck | lost | counted twice | invariants | client 5xx | 503 p99 ms | recovery s |",
+    "|---|---:|---:|---|---:|---:|---:|---|---|---:|---:|",
   ];
   for (const r of results) {
     const failed = Object.entries(r.failedByCode).map(([c, n]) => `${c} ${n}`).join(", ") || "—";
     const broken = r.invariants.filter((i) => !i.ok).map((i) => `${i.name} (${i.detail})`);
     const errors = Object.entries(r.serverErrors).map(([c, n]) => `${c}: ${n}`).join(", ") || "0";
     const recovery = r.recoverySeconds === null ? "never" : r.recoverySeconds.toFixed(2);
-    lines.push(`| ${r.name} | ${r.admitted} | ${r.completed} | ${failed} | ${r.stuck} | ${r.lost} | ${r.countedTwice} | ${broken.length ? `BROKEN: ${broken.join("; ")}` : "hold"} | ${errors} | ${recovery} |`);
+    const p99 = r.unavailableP99Ms === null ? "—" : String(Math.round(r.unavailableP99Ms));
+    lines.push(`| ${r.name} | ${r.admitted} | ${r.completed} | ${failed} | ${r.stuck} | ${r.lost} | ${r.countedTwice} | ${broken.length ? `BROKEN: ${broken.join("; ")}` : "hold"} | ${errors} | ${p99} | ${recovery} |`);
   }
   return lines.join("\n");
 }
