@@ -1,7 +1,9 @@
 /**
  * The collector through its public behaviour: an outcome published to the results queue is stored
  * (real PostgreSQL), its reservation settled or released, and waiting clients told, exactly once.
- * The event bus's final event is the signal that the collector is done with an outcome.
+ * The event bus's final event is the signal that the collector is done with an outcome. Then its
+ * edges: what a final outcome may carry that does not belong to its status, settling exactly once,
+ * unknown requests.
  */
 import { describe, it, before, after } from "node:test";
 import assert from "node:assert/strict";
@@ -214,5 +216,54 @@ describe("collector: outcomes from the results queue", { skip }, () => {
 
   it("reports healthy while its stores and queue answer", async () => {
     assert.deepEqual(await collector.health(), { component: "collector" });
+  });
+
+  // ---- edges: what a final outcome may carry that does not belong to its status, unknown requests
+
+  it("a completed outcome without text stores empty text; a failed one keeps no text, outputs or usage", async () => {
+    const empty = await admitted();
+    await deliver({ request_id: empty.requestId, user_id: empty.userId, status: "completed", usage: { prompt_tokens: 1, completion_tokens: 0, total_tokens: 1 } });
+    assert.equal((await requests.get(empty.requestId))?.outputText, "");
+    const failed = await admitted();
+    const event = await deliver({
+      request_id: failed.requestId,
+      user_id: failed.userId,
+      status: "failed",
+      output_text: "partial",
+      outputs: ["partial"],
+      usage: { prompt_tokens: 1, completion_tokens: 1, total_tokens: 2 },
+      error: { code: "ml_timeout", message: "slow" },
+    });
+    assert.equal(event.status, "failed");
+    const stored = await requests.get(failed.requestId);
+    assert.equal(stored?.status, "failed");
+    assert.equal(stored?.outputText, null);
+    assert.equal(stored?.outputs, null);
+    assert.equal(stored?.usage, null);
+    assert.deepEqual((await quota.usage(failed.userId, NOW)).daily, { requests: 0, tokensUsed: 0, tokensReserved: 0 });
+  });
+
+  it("a completed outcome delivered twice settles its tokens once", async () => {
+    const { requestId, userId } = await admitted();
+    const outcome = { request_id: requestId, user_id: userId, status: "completed", output_text: "x", usage: { prompt_tokens: 2, completion_tokens: 3, total_tokens: 5 } };
+    await deliver(outcome);
+    const settled = await metric("tokens_settled_total");
+    const event = await deliver(outcome);
+    assert.equal(event.status, "completed");
+    assert.equal(await metric("tokens_settled_total"), settled);
+    assert.deepEqual((await quota.usage(userId, NOW)).daily, { requests: 1, tokensUsed: 5, tokensReserved: 0 });
+  });
+
+  it("an outcome for an unknown request is neither a duplicate nor told to anyone", async () => {
+    const unknown = randomUUID();
+    const told: RequestEvent[] = [];
+    const unsubscribe = await events.subscribe(unknown, (event) => told.push(event));
+    const duplicates = await metric("results_duplicates_total");
+    const outcome = { v: 1, request_id: unknown, user_id: "nobody", status: "completed", output_text: "x", usage: { prompt_tokens: 1, completion_tokens: 1, total_tokens: 2 }, attempt: 1, at: NOW.toISOString() };
+    assert.equal(await collector.handle(Buffer.from(JSON.stringify(outcome))), "ack");
+    await unsubscribe();
+    assert.deepEqual(told, []);
+    assert.equal(await metric("results_duplicates_total"), duplicates);
+    assert.equal(await requests.get(unknown), null);
   });
 });
