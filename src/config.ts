@@ -17,6 +17,7 @@ const envSchema = z.object({
   // shared
   NODE_ENV: z.string().optional(),
   LOG_LEVEL: z.enum(["fatal", "error", "warn", "info", "debug", "trace", "silent"]).default("info"),
+  LOG_FORMAT: z.enum(["auto", "json", "pretty"]).default("auto"),
   HOST: z.string().default("0.0.0.0"),
   PORT: int(0, 65535).optional(),
   DATA_DIR: z.string().default("./data"),
@@ -84,6 +85,8 @@ export type Mode = "embedded" | "servers";
 
 export interface CommonConfig {
   logLevel: Env["LOG_LEVEL"];
+  /** auto: readable lines on a terminal, JSON elsewhere. */
+  logFormat: Env["LOG_FORMAT"];
   host: string;
   dataDir: string;
   databaseUrl: string | undefined;
@@ -222,6 +225,7 @@ export function loadConfig(
     mode,
     common: {
       logLevel: e.LOG_LEVEL,
+      logFormat: e.LOG_FORMAT,
       host: e.HOST,
       dataDir: e.DATA_DIR,
       databaseUrl: e.DATABASE_URL,

@@ -39,7 +39,7 @@ async function main(argv: string[]): Promise<number> {
   }
   if (COMPONENTS.includes(command as ComponentName)) {
     const config = loadConfig(process.env, command as ComponentName);
-    const logger = createLogger({ level: config.common.logLevel });
+    const logger = createLogger({ level: config.common.logLevel, format: config.common.logFormat });
     // Handlers go in before start-up, so a SIGTERM during start-up drains instead of killing.
     return waitForSignal(startComponent(command as ComponentName, config, logger), config, logger);
   }

@@ -93,7 +93,8 @@ export async function assemble<C extends ComponentName>(component: C, config: Co
   requireDeps(component, infra, needsOf(component));
   // Checked above; each part's start checks its own again.
   const adapters = infra as unknown as Adapters;
-  // In `all` each part names itself; a lone component names the process.
+  // Every part names itself (component: …) on the logger it is given; the shell's and this
+  // function's own lines carry the lone component's name. One name per line, never two.
   const log = component === "all" ? options.logger : options.logger.child({ component });
   const registry = createRegistry({ defaultMetrics: true });
   const urls: Record<string, string> = {};
@@ -142,7 +143,7 @@ export async function assemble<C extends ComponentName>(component: C, config: Co
       const own = component === "ml-service";
       const mlRegistry = own ? registry : createRegistry();
       if (!own) registries.push(mlRegistry);
-      ml = await startMlServicePart(config, { logger: own ? log : log.child({ component: "ml-service" }), registry: mlRegistry });
+      ml = await startMlServicePart(config, { logger: options.logger, registry: mlRegistry });
       running.push({ name: "ml-service", ...ml });
       urls.mlService = ml.url;
       workerConfig = { ...config, worker: { ...config.worker, mlServiceUrl: ml.url } };
@@ -161,7 +162,7 @@ export async function assemble<C extends ComponentName>(component: C, config: Co
       metricsInline: config.common.metricsPort === undefined,
     });
     assembly.http = http;
-    const httpDeps = { ...adapters, logger: log, registry, http };
+    const httpDeps = { ...adapters, logger: options.logger, registry, http };
     if (parts.has("gateway")) {
       const gateway = await startGateway(config, httpDeps);
       running.push({ name: "gateway", ...gateway });
@@ -178,7 +179,7 @@ export async function assemble<C extends ComponentName>(component: C, config: Co
       urls.metrics = await listenMetrics(metricsApp, config.common.host, config.common.metricsPort);
     }
 
-    const processDeps = { ...adapters, logger: log, registry };
+    const processDeps = { ...adapters, logger: options.logger, registry };
     let collectorStarting: Promise<void> | undefined;
     let workerStarting: Promise<void> | undefined;
     const startCollectorOnce = () =>
