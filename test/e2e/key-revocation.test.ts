@@ -5,7 +5,7 @@
 import { describe, it, before, after } from "node:test";
 import assert from "node:assert/strict";
 import { deleteQueues, deleteRedisKeys } from "../support/cleanup.js";
-import { requireServices, TEST_URLS, uniqueName } from "../support/services.js";
+import { requireServices, serverEnv, uniqueName } from "../support/services.js";
 import { freshPostgres, type TestDatabase } from "../support/databases.js";
 import { freePort, runCommand, startProcess, waitForHttp, type Proc } from "../support/processes.js";
 import { submit } from "../support/platform.js";
@@ -22,12 +22,7 @@ describe("API key revocation reaches every gateway replica within 1 s", { skip }
   before(async () => {
     database = await freshPostgres();
     env = {
-      DATABASE_URL: database.url!,
-      REDIS_URL: TEST_URLS.redis,
-      AMQP_URL: TEST_URLS.rabbitmq,
-      QUEUE_REQUESTS: queues.requests,
-      QUEUE_RESULTS: queues.results,
-      REDIS_KEY_PREFIX: prefix,
+      ...serverEnv(database.url!, queues, prefix),
     };
     assert.equal((await runCommand(["migrate"], env)).code, 0);
     for (let i = 0; i < 2; i++) {

@@ -9,7 +9,7 @@ import { mkdtempSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { deleteQueues, deleteRedisKeys } from "../support/cleanup.js";
-import { requireServices, TEST_URLS, uniqueName } from "../support/services.js";
+import { requireServices, serverEnv, uniqueName } from "../support/services.js";
 import { requireStoriesModel, STORIES_MODEL_PATH } from "../support/model.js";
 import { freshPostgres, type TestDatabase } from "../support/databases.js";
 import { freePort, runCommand, startProcess, waitForHttp, type Proc } from "../support/processes.js";
@@ -31,12 +31,7 @@ describe("components as separate processes on real servers", { skip: skipServers
     database = await freshPostgres();
     for (const name of ["gateway", "worker", "collector", "api-service", "ml-service"]) ports[name] = await freePort();
     env = {
-      DATABASE_URL: database.url!,
-      REDIS_URL: TEST_URLS.redis,
-      AMQP_URL: TEST_URLS.rabbitmq,
-      QUEUE_REQUESTS: queues.requests,
-      QUEUE_RESULTS: queues.results,
-      REDIS_KEY_PREFIX: prefix,
+      ...serverEnv(database.url!, queues, prefix),
       ML_SERVICE_URL: `http://127.0.0.1:${ports["ml-service"]}`,
       MODEL: STORIES_MODEL_PATH,
       ML_SERVICE_TOKEN: "chaos-and-e2e-internal-token",

@@ -51,3 +51,15 @@ export async function requireServices(...names: ServiceName[]): Promise<string |
 export function uniqueName(prefix: string): string {
   return `${prefix}_${process.pid}_${Date.now().toString(36)}_${Math.random().toString(36).slice(2, 8)}`;
 }
+
+/** The environment a component process needs to run on the real servers with a run's own schema, queues and key prefix. */
+export function serverEnv(databaseUrl: string, queues: { requests: string; results: string }, keyPrefix: string): Record<string, string> {
+  return {
+    DATABASE_URL: databaseUrl,
+    REDIS_URL: TEST_URLS.redis,
+    AMQP_URL: TEST_URLS.rabbitmq,
+    QUEUE_REQUESTS: queues.requests,
+    QUEUE_RESULTS: queues.results,
+    REDIS_KEY_PREFIX: keyPrefix,
+  };
+}
