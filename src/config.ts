@@ -27,6 +27,8 @@ const envSchema = z.object({
   QUEUE_REQUESTS: z.string().min(1).default("inference_requests"),
   QUEUE_RESULTS: z.string().min(1).default("inference_results"),
   REDIS_KEY_PREFIX: z.string().default(""),
+  STREAM_TTL_MS: int(1_000, 7 * 24 * 3_600_000).default(15 * 60_000),
+  STREAM_MAX_EVENTS: int(16, 1_000_000).default(4096),
   SHUTDOWN_TIMEOUT_MS: int(0, 600_000).default(25_000),
   METRICS_PORT: int(0, 65535).optional(),
   CORS_ORIGINS: z.string().default(""),
@@ -94,6 +96,8 @@ export interface CommonConfig {
   amqpUrl: string | undefined;
   queues: { requests: string; results: string };
   redisKeyPrefix: string;
+  /** How long a request's token stream is kept after its last event, and how many events it keeps. */
+  streams: { ttlMs: number; maxEvents: number };
   shutdownTimeoutMs: number;
   /** Where /metrics is served when set (and then not on the component's own port). */
   metricsPort: number | undefined;
@@ -233,6 +237,7 @@ export function loadConfig(
       amqpUrl: e.AMQP_URL,
       queues: { requests: e.QUEUE_REQUESTS, results: e.QUEUE_RESULTS },
       redisKeyPrefix: e.REDIS_KEY_PREFIX,
+      streams: { ttlMs: e.STREAM_TTL_MS, maxEvents: e.STREAM_MAX_EVENTS },
       shutdownTimeoutMs: e.SHUTDOWN_TIMEOUT_MS,
       metricsPort: e.METRICS_PORT,
       corsOrigins: list(e.CORS_ORIGINS),

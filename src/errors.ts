@@ -40,6 +40,9 @@ export const ERRORS = {
   uri_too_long: { status: 414, retryable: false, doc: "A path segment of the URL is too long." },
   unsupported_media_type: { status: 415, retryable: false, doc: "Send the body as `application/json`." },
   headers_too_large: { status: 431, retryable: false, doc: "The request line and headers together are too large." },
+  invalid_idempotency_key: { status: 400, retryable: false, doc: "The `Idempotency-Key` header must be 1 to 255 visible ASCII characters." },
+  idempotency_key_reused: { status: 409, retryable: false, doc: "This `Idempotency-Key` was used (within 24 h) for a request with a different body or route." },
+  request_cancelled: { status: 409, retryable: false, doc: "The request was cancelled before it finished (its answer holds what was generated until then)." },
 
   // ---- limits: retry later
   quota_exceeded: { status: 429, retryable: true, doc: "A quota limit is reached; `details.limit` names it and `Retry-After` says when it resets." },

@@ -8,7 +8,7 @@ import { mkdirSync } from "node:fs";
 import { join, resolve } from "node:path";
 import { AppError } from "./errors.js";
 import type { Config } from "./config.js";
-import type { EventBus, MessageQueue, Outbox, QuotaStore, RequestStore, StaleRequests, UserStore } from "./domain/ports.js";
+import type { EventBus, MessageQueue, Outbox, QuotaStore, RequestStore, RequestStreams, RunStates, StaleRequests, UserStore } from "./domain/ports.js";
 import { PgSqlClient, PgliteSqlClient, type SqlClient } from "./adapters/postgres/sql-client.js";
 import { migrate } from "./adapters/postgres/migrate.js";
 import { SqlRequestStore } from "./adapters/postgres/request-store.js";
@@ -19,6 +19,10 @@ import { SqlQuotaLedger } from "./adapters/postgres/quota-ledger.js";
 import { RedisQuotaStore } from "./adapters/redis/quota-store.js";
 import { openBoundedRedis, readyWithin } from "./adapters/redis/connection.js";
 import { RedisEventBus } from "./adapters/redis/event-bus.js";
+import { RedisRequestStreams } from "./adapters/redis/request-streams.js";
+import { RedisRunStates } from "./adapters/redis/run-states.js";
+import { MemoryRequestStreams, MemoryStreamHub } from "./adapters/memory/request-streams.js";
+import { MemoryRunStateHub, MemoryRunStates } from "./adapters/memory/run-states.js";
 import { RabbitMessageQueue } from "./adapters/rabbitmq/message-queue.js";
 import { MemoryQuotaStore } from "./adapters/memory/quota-store.js";
 import { MemoryEventBus, MemoryEventHub } from "./adapters/memory/event-bus.js";
@@ -33,6 +37,8 @@ export interface Adapters {
   users: UserStore;
   quota: QuotaStore;
   events: EventBus;
+  streams: RequestStreams;
+  runs: RunStates;
   queue: MessageQueue;
 }
 
@@ -59,8 +65,10 @@ export interface OpenOptions {
   migrate?: boolean;
   /** An open, migrated database to use instead of connecting to one; the caller closes it. */
   database?: SqlClient;
-  /** The hub of the in-process event bus, for callers that make more buses over it. */
+  /** The hubs of the in-process event bus, streams and run states, for callers that make more over them. */
   eventHub?: MemoryEventHub;
+  streamHub?: MemoryStreamHub;
+  runStateHub?: MemoryRunStateHub;
 }
 
 function required(value: string | undefined, variable: string, what: string, embeddedAllowed: boolean): string | undefined {
@@ -181,6 +189,22 @@ export async function openInfrastructure<K extends AdapterName>(
         closers.push(() => events.close());
         opened.events = events;
         kinds.quota = "memory";
+      }
+    }
+    if (wanted.has("streams") || wanted.has("runs")) {
+      const url = required(c.redisUrl, "REDIS_URL", "Redis", options.embeddedAllowed);
+      const bounds = { keyPrefix: c.redisKeyPrefix, ttlMs: c.streams.ttlMs, bound: c.streams.maxEvents };
+      if (wanted.has("streams")) {
+        const streams = url
+          ? await RedisRequestStreams.create({ url, ...bounds, logger })
+          : new MemoryRequestStreams({ hub: options.streamHub ?? new MemoryStreamHub(), ttlMs: bounds.ttlMs, bound: bounds.bound });
+        closers.push(() => streams.close());
+        opened.streams = streams;
+      }
+      if (wanted.has("runs")) {
+        const runs = url ? await RedisRunStates.create({ url, keyPrefix: c.redisKeyPrefix, logger }) : new MemoryRunStates({ hub: options.runStateHub ?? new MemoryRunStateHub() });
+        closers.push(() => runs.close());
+        opened.runs = runs;
       }
     }
     if (wanted.has("queue")) {

@@ -20,10 +20,10 @@ import { createWorker, type Worker } from "./worker/index.js";
 export type PartName = "gateway" | "api-service" | "collector" | "worker" | "ml-service";
 
 export const NEEDS = {
-  gateway: ["requests", "outbox", "stale", "users", "quota", "queue", "events"],
-  "api-service": ["requests", "users", "quota", "events"],
-  collector: ["requests", "quota", "queue", "events"],
-  worker: ["queue"],
+  gateway: ["requests", "outbox", "stale", "users", "quota", "queue", "events", "streams", "runs"],
+  "api-service": ["requests", "users", "quota", "events", "streams"],
+  collector: ["requests", "quota", "queue", "events", "streams"],
+  worker: ["queue", "streams", "runs"],
   "ml-service": [],
 } as const satisfies Record<PartName, readonly AdapterName[]>;
 
@@ -77,6 +77,8 @@ export async function startGateway(config: Config, deps: GatewayInfra & HttpDeps
     stale: deps.stale,
     queue: deps.queue,
     events: deps.events,
+    streams: deps.streams,
+    runs: deps.runs,
     requestsQueue: config.common.queues.requests,
     models: [...new Set([config.gateway.defaultModel, "default"])],
   });
@@ -95,6 +97,7 @@ export async function startApiService(config: Config, deps: ApiServiceInfra & Ht
     quota: deps.quota,
     requests: deps.requests,
     events: deps.events,
+    streams: deps.streams,
   });
   api.register(deps.http);
   return { api, health: () => api.health(), stop: () => api.stop() };
@@ -110,6 +113,7 @@ export async function startCollector(config: Config, deps: CollectorInfra & Proc
     quota: deps.quota,
     requests: deps.requests,
     events: deps.events,
+    streams: deps.streams,
     resultsQueue: config.common.queues.results,
   });
   await collector.start();
@@ -124,6 +128,8 @@ export async function startWorker(config: Config, deps: WorkerInfra & ProcessDep
     logger: deps.logger,
     registry: deps.registry,
     queue: deps.queue,
+    streams: deps.streams,
+    runs: deps.runs,
     requestsQueue: config.common.queues.requests,
     resultsQueue: config.common.queues.results,
   });

@@ -14,6 +14,12 @@ export const QUEUE_NAMES = {
  * A request on its way to a worker. `params` keep their snake_case wire names, so messages in
  * flight across an upgrade stay readable; the bound of max_length is the ceiling of its setting.
  */
+/** One turn of a chat conversation as it travels (the ML Service applies the model's chat template). */
+export const chatMessageSchema = z
+  .object({ role: z.enum(["system", "user", "assistant"]), content: z.string() })
+  .strict();
+export type ChatMessage = z.infer<typeof chatMessageSchema>;
+
 export const requestMessageSchemaFor = (limits: GenerationLimits) =>
   z
     .object({
@@ -22,6 +28,10 @@ export const requestMessageSchemaFor = (limits: GenerationLimits) =>
       user_id: z.string().min(1).max(128),
       model: z.string().min(1).max(256),
       prompt: z.string().min(1),
+      /** Chat requests: the conversation; `prompt` then holds its text (for the estimate). */
+      messages: z.array(chatMessageSchema).min(1).optional(),
+      /** The worker publishes the token deltas to the request's stream. */
+      stream: z.literal(true).optional(),
       params: wireParamsSchema(limits),
       reserved_tokens: z.number().int().nonnegative(),
       attempt: z.number().int().min(1),
@@ -42,7 +52,8 @@ export type TokenUsage = z.infer<typeof tokenUsageSchema>;
 
 // Only final outcomes travel: `processing` is transient state, not a message (the worker sends
 // when it started in `started_at`).
-export const outcomeStatusSchema = z.enum(["completed", "failed"]);
+// "cancelled": a running request was aborted; its usage is what was processed until then.
+export const outcomeStatusSchema = z.enum(["completed", "failed", "cancelled"]);
 export type OutcomeStatus = z.infer<typeof outcomeStatusSchema>;
 
 export const outcomeMessageSchema = z
@@ -56,6 +67,9 @@ export const outcomeMessageSchema = z
     outputs: z.array(z.string()).optional(),
     usage: tokenUsageSchema.optional(),
     error: z.object({ code: z.string(), message: z.string() }).strict().optional(),
+    finish_reason: z.enum(["stop", "length", "cancelled"]).optional(),
+    /** The seq of the last delta the worker appended to the request's stream (streamed requests). */
+    stream_seq: z.number().int().nonnegative().optional(),
     attempt: z.number().int().min(1),
     timings: z
       .object({ queued_ms: z.number().nonnegative().optional(), processing_ms: z.number().nonnegative().optional() })
@@ -73,7 +87,7 @@ export const requestEventSchema = z
   .object({
     request_id: z.string(),
     user_id: z.string(),
-    status: z.enum(["queued", "processing", "completed", "failed"]),
+    status: z.enum(["queued", "processing", "completed", "failed", "cancelled"]),
     final: z.boolean(),
   })
   .passthrough();

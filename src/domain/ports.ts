@@ -2,7 +2,7 @@
  * Interfaces the domain owns. Adapters (src/adapters/*) implement them with real servers
  * (PostgreSQL, Redis, RabbitMQ) or in-process (PGlite, memory). The domain imports no I/O library.
  */
-import type { RequestEvent, TokenUsage } from "./contracts.js";
+import type { ChatMessage, RequestEvent, TokenUsage } from "./contracts.js";
 import type { GenerationParams } from "./generation-params.js";
 
 // ---------------------------------------------------------------- quota
@@ -145,7 +145,13 @@ export interface EventBus {
 
 // ---------------------------------------------------------------- requests (durable store)
 
-export type RequestStatus = "queued" | "processing" | "completed" | "failed";
+export type RequestStatus = "queued" | "processing" | "completed" | "failed" | "cancelled";
+
+/** Which API admitted a request: its answers (status, events, retrieval) come in that API's shape. */
+export type RequestApi = "inference" | "chat" | "completion" | "response";
+
+/** How generation ended: the model stopped, hit max_length, or the request was cancelled. */
+export type FinishReason = "stop" | "length" | "cancelled";
 
 export interface NewRequest {
   requestId: string;
@@ -156,6 +162,16 @@ export interface NewRequest {
   estimatedTokens: number;
   window: QuotaWindow;
   createdAt: Date;
+  /** Default "inference" (POST /api/v1/inference). */
+  api?: RequestApi;
+  /** What the admitting API must echo back later (a response's instructions, metadata, background). */
+  apiOptions?: Record<string, unknown> | null;
+  /** Chat requests: the conversation (the ML Service formats it with the model's chat template). */
+  messages?: ChatMessage[] | null;
+  /** The worker publishes its token deltas to the request's stream (asked for with `stream`). */
+  streamTokens?: boolean;
+  /** Hash of the route and body sent with an Idempotency-Key (the key itself names the request id). */
+  idempotencyHash?: string | null;
 }
 
 export interface StoredRequest extends NewRequest {
@@ -167,10 +183,11 @@ export interface StoredRequest extends NewRequest {
   outputs: string[] | null;
   usage: TokenUsage | null;
   error: { code: string; message: string } | null;
+  finishReason: FinishReason | null;
 }
 
-/** What status and event readers need: the request without its prompt and parameters. */
-export type RequestView = Omit<StoredRequest, "prompt" | "params">;
+/** What status and event readers need: the request without its prompt, messages and parameters. */
+export type RequestView = Omit<StoredRequest, "prompt" | "params" | "messages">;
 
 export interface QuotaReplayEntry {
   requestId: string;
@@ -182,12 +199,14 @@ export interface QuotaReplayEntry {
 
 export interface FinishInput {
   requestId: string;
-  status: "completed" | "failed";
+  /** "cancelled" with usage: the tokens processed are charged (a ledger row); without: released. */
+  status: "completed" | "failed" | "cancelled";
   at: Date;
   outputText: string | null;
   outputs: string[] | null;
   usage: TokenUsage | null;
   error: { code: string; message: string } | null;
+  finishReason?: FinishReason | null;
   attempt: number;
   /** When the worker started the call (`processing` is not stored on its own); defaults to `at`. */
   startedAt?: Date | null;
@@ -199,9 +218,13 @@ export interface FinishInput {
 }
 
 export interface RequestStore {
+  /** Stores one request; an id that is already stored is an error. */
   insert(request: NewRequest): Promise<void>;
-  /** Several requests in one statement: all stored, or none. */
-  insertMany(requests: NewRequest[]): Promise<void>;
+  /**
+   * Several requests in one statement: all stored, or none. A request whose id is already stored is
+   * skipped (an Idempotency-Key names its request's id); the answer names the ids inserted.
+   */
+  insertMany(requests: NewRequest[]): Promise<{ inserted: Set<string> }>;
   /**
    * In one transaction: store the outcome and (for completed) the ledger row. Only a request that is
    * not yet finished changes; `changed: false` means a duplicate outcome.

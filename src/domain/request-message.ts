@@ -6,7 +6,10 @@ import type { RequestMessage } from "./contracts.js";
 import { toWire } from "./generation-params.js";
 import type { NewRequest } from "./ports.js";
 
-export type PublishableRequest = Pick<NewRequest, "requestId" | "userId" | "model" | "prompt" | "params" | "estimatedTokens" | "createdAt">;
+export type PublishableRequest = Pick<
+  NewRequest,
+  "requestId" | "userId" | "model" | "prompt" | "params" | "estimatedTokens" | "createdAt" | "messages" | "streamTokens"
+>;
 
 export function requestMessageOf(request: PublishableRequest): RequestMessage {
   return {
@@ -15,6 +18,8 @@ export function requestMessageOf(request: PublishableRequest): RequestMessage {
     user_id: request.userId,
     model: request.model,
     prompt: request.prompt,
+    ...(request.messages ? { messages: request.messages } : {}),
+    ...(request.streamTokens ? { stream: true as const } : {}),
     params: toWire(request.params),
     reserved_tokens: request.estimatedTokens,
     attempt: 1,

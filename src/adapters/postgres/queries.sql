@@ -1,14 +1,15 @@
 -- Every statement the application runs, by name. Loaded once by queries.ts.
 
--- name: insertRequest
-INSERT INTO inference_requests
-  (request_id, user_id, model, prompt, params, estimated_tokens, quota_day, quota_month, created_at)
-VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9);
-
+-- An id that is already stored is skipped, not an error: an Idempotency-Key names its request by
+-- id, and the admission that loses the race answers with the row that won. Answers the ids inserted.
 -- name: insertRequests
 INSERT INTO inference_requests
-  (request_id, user_id, model, prompt, params, estimated_tokens, quota_day, quota_month, created_at)
-SELECT * FROM unnest($1::uuid[], $2::text[], $3::text[], $4::text[], $5::jsonb[], $6::int[], $7::date[], $8::text[], $9::timestamptz[]);
+  (request_id, user_id, model, prompt, params, estimated_tokens, quota_day, quota_month, created_at,
+   api, api_options, messages, stream_tokens, idempotency_hash)
+SELECT * FROM unnest($1::uuid[], $2::text[], $3::text[], $4::text[], $5::jsonb[], $6::int[], $7::date[], $8::text[],
+                     $9::timestamptz[], $10::text[], $11::jsonb[], $12::jsonb[], $13::boolean[], $14::text[])
+ON CONFLICT (request_id) DO NOTHING
+RETURNING request_id;
 
 -- name: deleteUnpublishedRequest
 DELETE FROM inference_requests WHERE request_id = $1 AND NOT published AND status = 'queued';
@@ -29,7 +30,7 @@ WHERE request_id IN (
   FOR UPDATE SKIP LOCKED)
 RETURNING request_id, user_id, model, prompt, params, estimated_tokens, quota_day, quota_month, status, published,
           created_at, started_at, completed_at, result, outputs, prompt_tokens, completion_tokens, total_tokens,
-          error_code, error_message;
+          error_code, error_message, api, api_options, messages, stream_tokens, finish_reason, idempotency_hash;
 
 -- name: claimStale
 UPDATE inference_requests SET claimed_until = $3
@@ -63,18 +64,20 @@ SELECT COUNT(*)::int AS n FROM inference_requests WHERE status IN ('queued', 'pr
 
 -- name: finishRequests
 -- Many outcomes in one statement (one per request id): the rows still open take their outcome, the
--- completed ones their ledger row, and so do failures charged to the request (with no tokens);
+-- completed ones their ledger row, and so do cancelled ones that ran (the tokens processed) and
+-- failures charged to the request (with no tokens);
 -- answers the ids that changed.
 WITH outcome AS (
   SELECT * FROM unnest($1::uuid[], $2::text[], $3::timestamptz[], $4::text[], $5::jsonb[], $6::int[], $7::int[],
-                       $8::int[], $9::text[], $10::text[], $11::int[], $12::timestamptz[], $13::boolean[])
+                       $8::int[], $9::text[], $10::text[], $11::int[], $12::timestamptz[], $13::boolean[], $14::text[])
     AS o(request_id, status, completed_at, result, outputs, prompt_tokens, completion_tokens, total_tokens,
-         error_code, error_message, attempt, started_at, charged)
+         error_code, error_message, attempt, started_at, charged, finish_reason)
 ), finished AS (
   UPDATE inference_requests r
   SET status = o.status, completed_at = o.completed_at, result = o.result, outputs = o.outputs,
       prompt_tokens = o.prompt_tokens, completion_tokens = o.completion_tokens, total_tokens = o.total_tokens,
       error_code = o.error_code, error_message = o.error_message, attempts = GREATEST(r.attempts, o.attempt),
+      finish_reason = o.finish_reason,
       started_at = COALESCE(r.started_at, o.started_at, o.completed_at)
   FROM outcome o
   WHERE r.request_id = o.request_id AND r.status IN ('queued', 'processing')
@@ -84,7 +87,7 @@ WITH outcome AS (
   INSERT INTO usage_ledger (request_id, user_id, quota_day, quota_month, prompt_tokens, completion_tokens, total_tokens, settled_at)
   SELECT request_id, user_id, quota_day, quota_month, COALESCE(prompt_tokens, 0), COALESCE(completion_tokens, 0),
          COALESCE(total_tokens, 0), completed_at
-  FROM finished WHERE (status = 'completed' AND total_tokens IS NOT NULL) OR (status = 'failed' AND charged)
+  FROM finished WHERE (status IN ('completed', 'cancelled') AND total_tokens IS NOT NULL) OR (status = 'failed' AND charged)
   ON CONFLICT (request_id) DO NOTHING
 )
 SELECT request_id FROM finished;
@@ -92,19 +95,19 @@ SELECT request_id FROM finished;
 -- name: getRequest
 SELECT request_id, user_id, model, prompt, params, estimated_tokens, quota_day, quota_month, status, published,
        created_at, started_at, completed_at, result, outputs, prompt_tokens, completion_tokens, total_tokens,
-       error_code, error_message
+       error_code, error_message, api, api_options, messages, stream_tokens, finish_reason, idempotency_hash
 FROM inference_requests WHERE request_id = $1;
 
 -- name: viewRequest
 SELECT request_id, user_id, model, estimated_tokens, quota_day, quota_month, status, published,
        created_at, started_at, completed_at, result, outputs, prompt_tokens, completion_tokens, total_tokens,
-       error_code, error_message
+       error_code, error_message, api, api_options, stream_tokens, finish_reason, idempotency_hash
 FROM inference_requests WHERE request_id = $1;
 
 -- name: viewRequests
 SELECT request_id, user_id, model, estimated_tokens, quota_day, quota_month, status, published,
        created_at, started_at, completed_at, result, outputs, prompt_tokens, completion_tokens, total_tokens,
-       error_code, error_message
+       error_code, error_message, api, api_options, stream_tokens, finish_reason, idempotency_hash
 FROM inference_requests WHERE request_id = ANY($1::uuid[]);
 
 -- name: replaySettled

@@ -2,12 +2,15 @@
 import type {
   FinishInput,
   NewRequest,
+  FinishReason,
   QuotaReplayEntry,
+  RequestApi,
   RequestStatus,
   RequestStore,
   RequestView,
   StoredRequest,
 } from "../../domain/ports.js";
+import type { ChatMessage } from "../../domain/contracts.js";
 import { fromWire, toWire, type WireGenerationParams } from "../../domain/generation-params.js";
 import { sql } from "./queries.js";
 import type { SqlClient } from "./sql-client.js";
@@ -33,16 +36,27 @@ interface RequestRow {
   total_tokens: number | null;
   error_code: string | null;
   error_message: string | null;
+  api: RequestApi;
+  api_options: Record<string, unknown> | string | null;
+  messages?: ChatMessage[] | string | null;
+  stream_tokens: boolean;
+  finish_reason: FinishReason | null;
+  idempotency_hash: string | null;
 }
 
 const asDate = (value: Date | string | null): Date | null => (value === null ? null : new Date(value));
 const asJson = <T>(value: T | string | null): T | null => (typeof value === "string" ? (JSON.parse(value) as T) : value);
 
 function toStored(row: RequestRow): StoredRequest {
-  return { ...toView(row), prompt: row.prompt, params: fromWire(asJson(row.params) as WireGenerationParams) };
+  return {
+    ...toView(row),
+    prompt: row.prompt,
+    params: fromWire(asJson(row.params) as WireGenerationParams),
+    messages: asJson(row.messages ?? null),
+  };
 }
 
-function toView(row: Omit<RequestRow, "prompt" | "params">): RequestView {
+function toView(row: Omit<RequestRow, "prompt" | "params" | "messages">): RequestView {
   return {
     requestId: row.request_id,
     userId: row.user_id,
@@ -65,6 +79,11 @@ function toView(row: Omit<RequestRow, "prompt" | "params">): RequestView {
             total_tokens: Number(row.total_tokens),
           },
     error: row.error_code === null ? null : { code: row.error_code, message: row.error_message ?? "" },
+    finishReason: row.finish_reason,
+    api: row.api,
+    apiOptions: asJson(row.api_options),
+    streamTokens: row.stream_tokens,
+    idempotencyHash: row.idempotency_hash,
   };
 }
 
@@ -75,24 +94,15 @@ export class SqlRequestStore implements RequestStore {
   constructor(private readonly db: SqlClient) {}
 
   async insert(r: NewRequest): Promise<void> {
-    await this.db.query(sql("insertRequest"), [
-      r.requestId,
-      r.userId,
-      r.model,
-      r.prompt,
-      JSON.stringify(toWire(r.params)),
-      r.estimatedTokens,
-      r.window.day,
-      r.window.month,
-      r.createdAt,
-    ]);
+    const { inserted } = await this.insertMany([r]);
+    if (!inserted.has(r.requestId)) throw new Error(`request ${r.requestId} is already stored`);
   }
 
-  async insertMany(requests: NewRequest[]): Promise<void> {
-    if (requests.length === 0) return;
-    if (requests.length === 1) return this.insert(requests[0] as NewRequest);
+  async insertMany(requests: NewRequest[]): Promise<{ inserted: Set<string> }> {
+    if (requests.length === 0) return { inserted: new Set() };
     const column = <V>(pick: (r: NewRequest) => V) => requests.map(pick);
-    await this.db.query(sql("insertRequests"), [
+    const json = (value: unknown) => (value === undefined || value === null ? null : JSON.stringify(value));
+    const result = await this.db.query<{ request_id: string }>(sql("insertRequests"), [
       column((r) => r.requestId),
       column((r) => r.userId),
       column((r) => r.model),
@@ -102,7 +112,15 @@ export class SqlRequestStore implements RequestStore {
       column((r) => r.window.day),
       column((r) => r.window.month),
       column((r) => r.createdAt),
+      column((r) => r.api ?? "inference"),
+      column((r) => json(r.apiOptions)),
+      column((r) => json(r.messages)),
+      column((r) => r.streamTokens === true),
+      column((r) => r.idempotencyHash ?? null),
     ]);
+    // Ids answered as the caller spelled them (PostgreSQL answers a uuid in lower case).
+    const spelled = new Map(requests.map((r) => [r.requestId.toLowerCase(), r.requestId]));
+    return { inserted: new Set(result.rows.map((row) => spelled.get(row.request_id) ?? row.request_id)) };
   }
 
   async finish(input: FinishInput): Promise<{ changed: boolean }> {
@@ -136,6 +154,7 @@ export class SqlRequestStore implements RequestStore {
       column((o) => o.attempt),
       column((o) => o.startedAt ?? null),
       column((o) => o.status === "failed" && o.charged === true),
+      column((o) => o.finishReason ?? null),
     ]);
     return { changed: new Set(result.rows.map((row) => spelled.get(row.request_id) ?? row.request_id)) };
   }
@@ -147,14 +166,14 @@ export class SqlRequestStore implements RequestStore {
   }
 
   async view(requestId: string): Promise<RequestView | null> {
-    const result = await this.db.query<Omit<RequestRow, "prompt" | "params">>(sql("viewRequest"), [requestId]);
+    const result = await this.db.query<Omit<RequestRow, "prompt" | "params" | "messages">>(sql("viewRequest"), [requestId]);
     const row = result.rows[0];
     return row ? toView(row) : null;
   }
 
   async viewMany(requestIds: string[]): Promise<RequestView[]> {
     if (requestIds.length === 0) return [];
-    const result = await this.db.query<Omit<RequestRow, "prompt" | "params">>(sql("viewRequests"), [requestIds]);
+    const result = await this.db.query<Omit<RequestRow, "prompt" | "params" | "messages">>(sql("viewRequests"), [requestIds]);
     return result.rows.map(toView);
   }
 

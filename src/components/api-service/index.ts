@@ -7,7 +7,8 @@ import type { FastifyInstance, FastifyReply } from "fastify";
 import { AppError } from "../../errors.js";
 import type { ApiServiceConfig } from "../../config.js";
 import type { RequestEvent } from "../../domain/contracts.js";
-import type { EventBus, QuotaLimits, QuotaStore, RequestStore, RequestView } from "../../domain/ports.js";
+import type { EventBus, QuotaLimits, QuotaStore, RequestStore, RequestStreams, RequestView } from "../../domain/ports.js";
+import { relayTokenEvents } from "./token-events.js";
 import type { AuthenticatedUser, Authenticator } from "../../http/authenticator.js";
 import { probeDependencies, sendError } from "../../http/server.js";
 import { BatchLoader } from "../../domain/batching.js";
@@ -21,6 +22,7 @@ export interface ApiServiceDeps {
   quota: QuotaStore;
   requests: RequestStore;
   events: EventBus;
+  streams: RequestStreams;
   now?: () => Date;
 }
 
@@ -56,7 +58,13 @@ const STATUS_SCHEMA = {
 } as const;
 
 const UUID = /^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/i;
-const FINAL = new Set(["completed", "failed"]);
+const FINAL = new Set(["completed", "failed", "cancelled"]);
+
+/** A Last-Event-ID header as the seq to resume after (0: from the start). */
+function lastEventId(header: string | string[] | undefined): number {
+  const value = Number(Array.isArray(header) ? header[0] : header);
+  return Number.isSafeInteger(value) && value > 0 ? value : 0;
+}
 
 export function statusBody(r: RequestView) {
   return {
@@ -67,7 +75,7 @@ export function statusBody(r: RequestView) {
     started_at: r.startedAt?.toISOString() ?? null,
     completed_at: r.completedAt?.toISOString() ?? null,
     estimated_tokens: r.estimatedTokens,
-    result: r.status === "completed" ? { output_text: r.outputText, ...(r.outputs ? { outputs: r.outputs } : {}) } : null,
+    result: r.status === "completed" || r.status === "cancelled" ? { output_text: r.outputText, ...(r.outputs ? { outputs: r.outputs } : {}) } : null,
     usage: r.usage,
     error: r.error,
   };
@@ -206,12 +214,26 @@ export function createApiService(config: ApiServiceConfig, deps: ApiServiceDeps)
         }
       });
 
-      // EventSource cannot set headers, so the key may also come as ?access_token=.
-      app.get<{ Params: { id: string }; Querystring: { access_token?: string } }>("/events/:id", async (request, reply) => {
+      // EventSource cannot set headers, so the key may also come as ?access_token=. With
+      // ?tokens=true a streamed request's token deltas come as `token` events whose id is their seq:
+      // a reconnect with Last-Event-ID resumes after it. (Submitted without `stream: true`, a request
+      // has no token stream: its status events only.)
+      app.get<{ Params: { id: string }; Querystring: { access_token?: string; tokens?: string } }>("/events/:id", async (request, reply) => {
         try {
           const token = typeof request.query.access_token === "string" ? request.query.access_token : undefined;
           const user = await deps.auth.authenticate(request.headers.authorization, token);
           const found = await ownRequest(request.params.id, user);
+          if (request.query.tokens === "true" && found.streamTokens) {
+            await relayTokenEvents(reply, found, lastEventId(request.headers["last-event-id"]), {
+              streams: deps.streams,
+              requests: deps.requests,
+              log,
+              heartbeatMs: config.sseHeartbeatMs,
+              open,
+              statusBody,
+            });
+            return;
+          }
           await streamEvents(reply, found, found.requestId);
         } catch (error) {
           return sendError(reply, unavailable(error));

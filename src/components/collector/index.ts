@@ -11,7 +11,7 @@ import type { CollectorConfig } from "../../config.js";
 import { chargedOnFailure } from "../../errors.js";
 import { parseOutcomeMessage, type OutcomeMessage } from "../../domain/contracts.js";
 import { Batcher } from "../../domain/batching.js";
-import type { Consumer, EventBus, FinishInput, HandlerVerdict, MessageQueue, QuotaStore, RequestStore } from "../../domain/ports.js";
+import type { Consumer, EventBus, FinishInput, HandlerVerdict, MessageQueue, QuotaStore, RequestStore, RequestStreams, RequestView } from "../../domain/ports.js";
 import { probeDependencies } from "../../http/server.js";
 import type { Logger } from "../../observability/logger.js";
 import { counter, type Registry } from "../../observability/metrics.js";
@@ -26,6 +26,8 @@ export interface CollectorDeps {
   quota: QuotaStore;
   requests: RequestStore;
   events: EventBus;
+  /** Streamed requests end their stream with the final event once their outcome is stored and settled. */
+  streams: RequestStreams;
   resultsQueue: string;
 }
 
@@ -63,16 +65,19 @@ export function createCollector(config: CollectorConfig, deps: CollectorDeps): C
     });
 
   function finishInput(outcome: OutcomeMessage): FinishInput {
-    // A completed outcome without usage cannot be settled honestly: store it as failed.
-    const usage = outcome.status === "completed" ? outcome.usage ?? null : null;
-    const status = outcome.status === "completed" && usage ? "completed" : "failed";
+    // A completed outcome without usage cannot be settled honestly: store it as failed. A cancelled
+    // one keeps what was generated, and its usage (what was processed) when the model had started.
+    const usage = outcome.status === "failed" ? null : outcome.usage ?? null;
+    const status = outcome.status === "cancelled" ? "cancelled" : outcome.status === "completed" && usage ? "completed" : "failed";
+    const kept = status !== "failed";
     return {
       requestId: outcome.request_id,
       status,
       at: new Date(outcome.at),
-      outputText: status === "completed" ? outcome.output_text ?? "" : null,
-      outputs: status === "completed" ? outcome.outputs ?? null : null,
+      outputText: kept ? outcome.output_text ?? "" : null,
+      outputs: kept ? outcome.outputs ?? null : null,
       usage,
+      finishReason: status === "failed" ? null : outcome.finish_reason ?? (status === "cancelled" ? "cancelled" : null),
       error: status === "failed" ? outcome.error ?? { code: "missing_usage", message: "the model server reported no token usage" } : null,
       attempt: outcome.attempt,
       startedAt: outcome.started_at ? new Date(outcome.started_at) : null,
@@ -93,7 +98,9 @@ export function createCollector(config: CollectorConfig, deps: CollectorDeps): C
     const settledStatus = stored ? stored.status : input.status;
     const settledUsage = stored ? stored.usage : input.usage;
     const charged = stored ? stored.status === "failed" && chargedOnFailure(stored.error?.code ?? "") : input.charged === true;
-    if (settledStatus === "completed" && settledUsage) {
+    // A cancelled request that ran pays for the tokens processed; one that never ran is released.
+    const ran = settledStatus === "completed" || (settledStatus === "cancelled" && (settledUsage?.total_tokens ?? 0) > 0);
+    if (ran && settledUsage) {
       const result = await deps.quota.settle({ userId: outcome.user_id, requestId: outcome.request_id, actualTokens: settledUsage.total_tokens });
       if (result === "settled") tokensSettled.inc(settledUsage.total_tokens);
     } else if (charged) {
@@ -102,6 +109,7 @@ export function createCollector(config: CollectorConfig, deps: CollectorDeps): C
     } else {
       await deps.quota.release({ userId: outcome.user_id, requestId: outcome.request_id });
     }
+    if (outcome.stream_seq !== undefined) await endStream(outcome, stored, input);
     if (!changed) {
       duplicates.inc();
       log.info({ request_id: outcome.request_id }, "duplicate outcome ignored");
@@ -117,6 +125,24 @@ export function createCollector(config: CollectorConfig, deps: CollectorDeps): C
     await deps.events
       .publish({ request_id: outcome.request_id, user_id: outcome.user_id, status: input.status, final: true })
       .catch((error: unknown) => log.warn({ err: error, request_id: outcome.request_id }, "could not notify waiting clients"));
+  }
+
+  /**
+   * The final event of a streamed request, after its outcome is stored and settled: the stored
+   * outcome (the first one, when this is a duplicate), numbered after the worker's last delta.
+   */
+  async function endStream(outcome: OutcomeMessage, stored: RequestView | null, input: FinishInput): Promise<void> {
+    const final = stored ?? { status: input.status, usage: input.usage, finishReason: input.finishReason ?? null, error: input.error };
+    await deps.streams.append(outcome.request_id, [
+      {
+        seq: (outcome.stream_seq ?? 0) + 1,
+        type: "final",
+        status: final.status === "completed" || final.status === "cancelled" ? final.status : "failed",
+        usage: final.usage,
+        finishReason: final.finishReason ?? null,
+        error: final.error,
+      },
+    ]);
   }
 
   /**

@@ -1,23 +1,28 @@
 /**
- * API Gateway: POST /api/v1/inference. Authenticate, validate, estimate, reserve quota atomically,
- * store the request, publish it with a confirm, answer 202 at once. Any failure after the
- * reservation gives it back and leaves nothing half-written.
+ * API Gateway: every submit route. POST /api/v1/inference answers 202 at once; the OpenAI routes
+ * (openai/routes.ts) hold the connection until the answer is complete. Both admit the same way
+ * (admission.ts): authenticate, validate, estimate, reserve quota atomically, store, publish with a
+ * confirm. Cancels (cancel.ts) and the sweeper live here too.
  */
-import { randomUUID } from "node:crypto";
 import type { FastifyInstance } from "fastify";
 import { AppError, isAppError } from "../../errors.js";
 import type { GatewayConfig } from "../../config.js";
-import { encodeMessage } from "../../domain/contracts.js";
-import { requestMessageOf } from "../../domain/request-message.js";
-import { estimateTokens, parseInferenceBody } from "../../domain/inference-request.js";
-import type { EventBus, MessageQueue, NewRequest, Outbox, QuotaStore, RequestStore, StaleRequests } from "../../domain/ports.js";
-import type { Authenticator } from "../../http/authenticator.js";
+import { parseInferenceBody } from "../../domain/inference-request.js";
+import type { EventBus, MessageQueue, NewRequest, Outbox, QuotaStore, RequestStore, RequestStreams, RequestView, RunStates, StaleRequests } from "../../domain/ports.js";
+import type { AuthenticatedUser, Authenticator } from "../../http/authenticator.js";
 import { probeDependencies, sendError } from "../../http/server.js";
 import type { Logger } from "../../observability/logger.js";
 import { counter, gauge, histogram, type Registry } from "../../observability/metrics.js";
 import { PublishedMarker } from "./published-marker.js";
 import { Batcher } from "../../domain/batching.js";
 import { Sweeper } from "./sweeper.js";
+import { createAdmission, idempotencyKeyOf, unavailableOnFailure, type Admitted } from "./admission.js";
+import { createCanceller } from "./cancel.js";
+import { registerOpenAiRoutes } from "./openai/routes.js";
+
+/** How often a held connection reads its request again in case its final event was lost. */
+const HOLD_RECHECK_MS = 2_000;
+const UUID = /^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/i;
 
 export interface GatewayDeps {
   logger: Logger;
@@ -29,6 +34,8 @@ export interface GatewayDeps {
   stale: StaleRequests;
   queue: MessageQueue;
   events: EventBus;
+  streams: RequestStreams;
+  runs: RunStates;
   requestsQueue: string;
   models: readonly string[];
   now?: () => Date;
@@ -64,113 +71,132 @@ export function createGateway(config: GatewayConfig, deps: GatewayDeps): Gateway
     help: "Requests admitted and not yet finished (their quota reservations are open)"});
   const marker = new PublishedMarker(deps.outbox, log);
   // Concurrent admissions share INSERT statements: one round trip and one commit for many rows.
-  const inserts = new Batcher<NewRequest>((rows) => deps.requests.insertMany(rows));
-  const sweeper = new Sweeper(config, { ...deps, logger: log, now, openGauge, published });
-
-  async function admit(body: unknown, authorization: string | undefined) {
-    const user = await deps.auth.authenticate(authorization);
-    const input = parseInferenceBody(body, {
-      maxPromptChars: config.maxPromptChars,
-      models: deps.models,
-      defaultModel: config.defaultModel,
-      maxLength: config.maxLengthLimit,
+  // A request id twice in one batch (one Idempotency-Key sent twice at once) is inserted by the first.
+  const inserts = new Batcher<{ request: NewRequest; answer: (inserted: boolean) => void }>(async (items) => {
+    const { inserted } = await deps.requests.insertMany(items.map((item) => item.request));
+    for (const item of items) item.answer(inserted.delete(item.request.requestId));
+  });
+  const insert = (request: NewRequest) =>
+    new Promise<boolean>((resolve, reject) => {
+      let inserted = false;
+      inserts.add({ request, answer: (value) => (inserted = value) }).then(() => resolve(inserted), reject);
     });
-    const requestId = randomUUID();
-    const createdAt = now();
-    const estimatedTokens = estimateTokens(input.prompt, input.params);
-    const reservation = await unavailableOnFailure("quota store", () =>
-      deps.quota.reserve({ userId: user.userId, requestId, tokens: estimatedTokens, limits: user.limits, now: createdAt }),
-    );
-    if (!reservation.ok) {
-      throw new AppError("quota_exceeded", `quota exceeded: ${reservation.limit} (${reservation.current} of ${reservation.limitValue} used)`, {
-        retryAfterSeconds: reservation.retryAfterSeconds,
-        details: { limit: reservation.limit, limit_value: reservation.limitValue, current: reservation.current, requested_tokens: estimatedTokens },
-      });
-    }
-    // Tried a few times: with no stored request nothing else would ever give this reservation back.
-    const release = async () => {
-      for (let attempt = 1; ; attempt++) {
-        try {
-          await deps.quota.release({ userId: user.userId, requestId });
-          return;
-        } catch (error) {
-          if (attempt === 3) {
-            log.error({ err: error, request_id: requestId, user_id: user.userId }, "could not release a reservation; it stays until its window ends");
-            return;
-          }
-          await new Promise((resolve) => setTimeout(resolve, 50 * attempt));
-        }
-      }
-    };
-    const request: NewRequest = {
-      requestId,
-      userId: user.userId,
-      model: input.model,
-      prompt: input.prompt,
-      params: input.params,
-      estimatedTokens,
-      window: reservation.window,
-      createdAt,
-    };
-    try {
-      await unavailableOnFailure("database", () => inserts.add(request));
-    } catch (error) {
-      await release();
-      throw error;
-    }
-    const message = requestMessageOf(request);
-    try {
-      await unavailableOnFailure("message broker", () => deps.queue.publish(deps.requestsQueue, encodeMessage(message)));
-      published.inc({ queue: deps.requestsQueue });
-      marker.add(requestId);
-    } catch (error) {
-      let removed: boolean | undefined;
-      try {
-        removed = await deps.outbox.deleteUnpublished(requestId);
-      } catch (deleteError) {
-        // The row stays and the sweeper will publish it; its reservation must stay with it, so the
-        // request is charged when it runs. The client hears 503 and may send it again.
-        log.error({ err: deleteError, request_id: requestId }, "could not remove an unpublished request; it will run later");
-        throw error;
-      }
-      // Nothing to remove: the sweeper published the row meanwhile, so the request is queued after all.
-      if (!removed) return { requestId, user, createdAt, estimatedTokens, input };
-      await release();
-      throw error;
-    }
-    log.info({ request_id: requestId, user_id: user.userId, estimated_tokens: estimatedTokens }, "request admitted");
-    return { requestId, user, createdAt, estimatedTokens, input };
+  const sweeper = new Sweeper(config, { ...deps, logger: log, now, openGauge, published });
+  const admit = createAdmission({
+    log,
+    quota: deps.quota,
+    requests: deps.requests,
+    outbox: deps.outbox,
+    queue: deps.queue,
+    requestsQueue: deps.requestsQueue,
+    insert,
+    marker,
+    onPublished: () => published.inc({ queue: deps.requestsQueue }),
+    now,
+  });
+  const fail = (reply: import("fastify").FastifyReply, error: unknown) => {
+    const appError = isAppError(error) ? error : new AppError("internal_error", "internal error");
+    if (!isAppError(error)) log.error({ err: error }, "request failed");
+    return sendError(reply, appError);
+  };
+  const cancel = createCanceller({ ...deps, log, now, recheckMs: HOLD_RECHECK_MS });
+
+  /** The caller's own request; anyone else's is answered exactly like a missing one. */
+  async function ownRequest(id: string, user: AuthenticatedUser): Promise<RequestView> {
+    if (!UUID.test(id)) throw new AppError("invalid_request_id", "the request id must be a UUID");
+    const found = await unavailableOnFailure("database", () => deps.requests.view(id.toLowerCase()));
+    if (!found || found.userId !== user.userId) throw new AppError("request_not_found", `no request ${id}`);
+    return found;
   }
+
+  /** Counts an admission's result and its time. */
+  async function timed<T>(work: () => Promise<T>): Promise<T> {
+    const started = process.hrtime.bigint();
+    try {
+      const result = await work();
+      admissions.inc({ result: "accepted" });
+      admissionSeconds.observe(Number(process.hrtime.bigint() - started) / 1e9);
+      return result;
+    } catch (error) {
+      admissions.inc({ result: isAppError(error) ? error.code : "internal_error" });
+      throw error;
+    }
+  }
+
+  const accepted = (admitted: Admitted, model: string, user: AuthenticatedUser) => {
+    const id = admitted.requestId;
+    return {
+      request_id: id,
+      status: admitted.existing?.status ?? "queued",
+      status_url: `/api/v1/status/${id}`,
+      events_url: `/events/${id}`,
+      sse_endpoint: `/events/${id}`,
+      cancel_url: `/api/v1/inference/${id}/cancel`,
+      model,
+      estimated_tokens: admitted.estimatedTokens,
+      user_id: user.userId,
+      timestamp: admitted.createdAt.toISOString(),
+    };
+  };
 
   return {
     register(app) {
       app.post("/api/v1/inference", async (request, reply) => {
-        const started = process.hrtime.bigint();
         try {
-          const admitted = await admit(request.body, request.headers.authorization);
-          admissions.inc({ result: "accepted" });
-          admissionSeconds.observe(Number(process.hrtime.bigint() - started) / 1e9);
-          const id = admitted.requestId;
+          const user = await deps.auth.authenticate(request.headers.authorization);
+          const key = idempotencyKeyOf(request.headers["idempotency-key"]);
+          const input = parseInferenceBody(request.body, {
+            maxPromptChars: config.maxPromptChars,
+            models: deps.models,
+            defaultModel: config.defaultModel,
+            maxLength: config.maxLengthLimit,
+          });
+          const admitted = await timed(() =>
+            admit({
+              user,
+              api: "inference",
+              model: input.model,
+              prompt: input.prompt,
+              params: input.params,
+              streamTokens: input.stream,
+              ...(key ? { idempotency: { key, route: "/api/v1/inference", body: request.body } } : {}),
+            }),
+          );
           return reply
-            .code(202)
-            .header("Location", `/api/v1/status/${id}`)
-            .send({
-              request_id: id,
-              status: "queued",
-              status_url: `/api/v1/status/${id}`,
-              events_url: `/events/${id}`,
-              sse_endpoint: `/events/${id}`,
-              model: admitted.input.model,
-              estimated_tokens: admitted.estimatedTokens,
-              user_id: admitted.user.userId,
-              timestamp: admitted.createdAt.toISOString(),
-            });
+            .code(admitted.existing ? 200 : 202)
+            .header("Location", `/api/v1/status/${admitted.requestId}`)
+            .send(accepted(admitted, input.model, user));
         } catch (error) {
-          const appError = isAppError(error) ? error : new AppError("internal_error", "internal error");
-          admissions.inc({ result: appError.code });
-          if (!isAppError(error)) log.error({ err: error }, "admission failed");
-          return sendError(reply, appError);
+          return fail(reply, error);
         }
+      });
+
+      app.post<{ Params: { id: string } }>("/api/v1/inference/:id/cancel", async (request, reply) => {
+        try {
+          const user = await deps.auth.authenticate(request.headers.authorization);
+          const found = await ownRequest(request.params.id, user);
+          const after = await unavailableOnFailure("quota store", () => cancel(found));
+          return { request_id: after.requestId, status: after.status, usage: after.usage, error: after.error };
+        } catch (error) {
+          return fail(reply, error);
+        }
+      });
+
+      registerOpenAiRoutes(app, {
+        config,
+        log,
+        auth: deps.auth,
+        admit: (input) => timed(() => admit(input)),
+        cancel,
+        ownRequest,
+        quota: deps.quota,
+        requests: deps.requests,
+        events: deps.events,
+        streams: deps.streams,
+        models: deps.models,
+        now,
+        recheckMs: HOLD_RECHECK_MS,
+        fail,
       });
     },
     async health() {
@@ -189,15 +215,3 @@ export function createGateway(config: GatewayConfig, deps: GatewayDeps): Gateway
   };
 }
 
-/** A dependency that fails at admission is a 503 for the client, never a 500. */
-async function unavailableOnFailure<T>(what: string, work: () => Promise<T>): Promise<T> {
-  try {
-    return await work();
-  } catch (error) {
-    if (isAppError(error) && error.code !== "service_unavailable") throw error;
-    throw new AppError("service_unavailable", `${what} unavailable; nothing was stored or charged, try again`, {
-      retryAfterSeconds: 1,
-      cause: error,
-    });
-  }
-}

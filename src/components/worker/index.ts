@@ -1,30 +1,34 @@
 /**
- * ML Worker: consumes `inference_requests` with a bounded prefetch, calls the model server (over
- * keep-alive connections), publishes the outcome to `inference_results`, and acks the request only
- * after that publish is confirmed. `processing` is transient state, not a message: when the call
+ * ML Worker: consumes `inference_requests` with a bounded prefetch, claims each request's run (a
+ * cancel that came first wins: the request is not run), calls the model server with streaming (over
+ * keep-alive connections), appends the token deltas of streamed requests to their stream, publishes
+ * the outcome to `inference_results`, and acks the request only after that publish is confirmed. A
+ * cancel of a running request aborts its call; the outcome is `cancelled` with what was processed. `processing` is transient state, not a message: when the call
  * started and which attempt it was travel in the final outcome and are stored with the final row. Transient failures come back later through the delayed-retry queue;
  * permanent ones (or attempts used up) become a `failed` outcome with an error code. The worker
  * touches no database.
  */
 import type { WorkerConfig } from "../../config.js";
 import { encodeMessage, parseRequestMessage, storableText, type OutcomeMessage, type RequestMessage } from "../../domain/contracts.js";
-import type { Consumer, HandlerVerdict, MessageQueue } from "../../domain/ports.js";
+import type { Consumer, HandlerVerdict, MessageQueue, RequestStreams, RunStates } from "../../domain/ports.js";
 import type { ErrorCode } from "../../errors.js";
 import { probeDependencies } from "../../http/server.js";
 import type { Logger } from "../../observability/logger.js";
 import { counter, gauge, histogram, type Registry } from "../../observability/metrics.js";
-import { MlCallError, generate, type Generation } from "./ml-client.js";
+import { MlCallError } from "./ml-client.js";
+import { generateStream, type StreamCallbacks, type StreamedGeneration } from "./ml-stream.js";
+import { DeltaAppender } from "./delta-appender.js";
 import { createKeepAliveAgent } from "./http-post.js";
 
 export interface WorkerDeps {
   logger: Logger;
   registry: Registry;
   queue: MessageQueue;
+  streams: RequestStreams;
+  runs: RunStates;
   requestsQueue: string;
   resultsQueue: string;
   now?: () => Date;
-  /** Replaces the HTTP call to the model server (used to run the model in the same process). */
-  generate?: (message: RequestMessage, signal: AbortSignal) => Promise<Generation>;
 }
 
 export interface Worker {
@@ -55,14 +59,15 @@ export function createWorker(config: WorkerConfig, deps: WorkerDeps): Worker {
   const abort = new AbortController();
   let consumer: Consumer | undefined;
   const mlServiceUrl = config.mlServiceUrl;
-  if (!mlServiceUrl && !deps.generate) throw new Error("worker needs ML_SERVICE_URL");
+  if (!mlServiceUrl) throw new Error("worker needs ML_SERVICE_URL");
+  /** The requests running now, each with the controller a user's cancel aborts. */
+  const running = new Map<string, AbortController>();
+  let unwatchCancels: (() => Promise<void>) | undefined;
   // One pool of keep-alive connections for every call: a fresh TCP connection per request costs the
   // worker and the ML Service more CPU than the call itself on a small model.
   const agent = createKeepAliveAgent();
-  const callModel =
-    deps.generate ??
-    ((message: RequestMessage, signal: AbortSignal) =>
-      generate({ baseUrl: mlServiceUrl as string, api: config.mlServiceApi, timeoutMs: config.requestTimeoutMs, agent, token: config.mlServiceToken }, message, signal));
+  const callModel = (message: RequestMessage, callbacks: StreamCallbacks, signal: AbortSignal): Promise<StreamedGeneration> =>
+    generateStream({ baseUrl: mlServiceUrl, api: config.mlServiceApi, timeoutMs: config.requestTimeoutMs, agent, token: config.mlServiceToken }, message, callbacks, signal);
 
   const publishOutcome = async (outcome: OutcomeMessage) => {
     await deps.queue.publish(deps.resultsQueue, encodeMessage(outcome));
@@ -80,34 +85,54 @@ export function createWorker(config: WorkerConfig, deps: WorkerDeps): Worker {
     const message = parsed.value;
     const base = { v: 1 as const, request_id: message.request_id, user_id: message.user_id, attempt: message.attempt };
     const queuedMs = Math.max(0, now().getTime() - Date.parse(message.created_at));
+    // A cancel that came before this claim wins: the request is not run. Its outcome is published
+    // anyway (the canceller stored it already; a duplicate changes nothing), so that a canceller
+    // that died before storing it does not leave the request open.
+    if ((await deps.runs.claimRun(message.request_id)) === "cancelled") {
+      await publishOutcome({ ...base, status: "cancelled", finish_reason: "cancelled", ...(message.stream ? { stream_seq: 0 } : {}), at: now().toISOString() });
+      outcomes.inc({ status: "cancelled", code: "" });
+      return "ack";
+    }
     inFlight.inc();
+    const cancel = new AbortController();
+    running.set(message.request_id, cancel);
+    const stopCall = () => cancel.abort();
+    abort.signal.addEventListener("abort", stopCall, { once: true });
+    const deltas = message.stream ? new DeltaAppender(deps.streams, message.request_id, log) : undefined;
     try {
       const startedAt = now().toISOString();
       const started = performance.now();
       try {
-        const result = await callModel(message, abort.signal);
+        const result = await callModel(message, deltas ? { onDelta: (text) => deltas.add(text) } : {}, cancel.signal);
+        if (abort.signal.aborted) throw new MlCallError("worker_error", "the worker is stopping", true);
         const processingMs = performance.now() - started;
         callSeconds.observe(processingMs / 1000);
+        const streamSeq = deltas ? await deltas.flush() : undefined;
+        const status = result.finishReason === "cancelled" ? "cancelled" : "completed";
         await publishOutcome({
           ...base,
-          status: "completed",
+          status,
           model: result.model,
           output_text: storableText(result.outputText),
           ...(result.outputs ? { outputs: result.outputs.map(storableText) } : {}),
           usage: result.usage,
+          finish_reason: result.finishReason,
+          ...(streamSeq !== undefined ? { stream_seq: streamSeq } : {}),
           timings: { queued_ms: queuedMs, processing_ms: processingMs },
           started_at: startedAt,
           at: now().toISOString(),
         });
-        outcomes.inc({ status: "completed", code: "" });
-        log.info({ request_id: message.request_id, usage: result.usage, processing_ms: Math.round(processingMs) }, "request completed");
+        outcomes.inc({ status, code: "" });
+        log.info({ request_id: message.request_id, status, usage: result.usage, processing_ms: Math.round(processingMs) }, "request finished");
         return "ack";
       } catch (error) {
         callSeconds.observe((performance.now() - started) / 1000);
         const failure =
           error instanceof MlCallError ? error : new MlCallError("worker_error", (error as Error).message ?? String(error), true);
         if (abort.signal.aborted) throw failure; // shutting down: requeue, another worker takes it
-        if (failure.transient && message.attempt < config.maxAttempts) {
+        const streamSeq = deltas ? await deltas.flush() : undefined;
+        // Once its client has seen text, a streamed request is not run again (the text would repeat).
+        if (failure.transient && message.attempt < config.maxAttempts && !streamSeq) {
           const delayMs = Math.max(failure.retryAfterMs ?? 0, retryDelayMs(config.retryBaseMs, message.attempt));
           await deps.queue.publish(deps.requestsQueue, encodeMessage({ ...message, attempt: message.attempt + 1 }), { delayMs });
           retried.inc();
@@ -119,6 +144,7 @@ export function createWorker(config: WorkerConfig, deps: WorkerDeps): Worker {
           ...base,
           status: "failed",
           error: { code, message: failure.transient ? `gave up after ${message.attempt} attempts: ${failure.message}` : failure.message },
+          ...(streamSeq !== undefined ? { stream_seq: streamSeq } : {}),
           timings: { queued_ms: queuedMs, processing_ms: performance.now() - started },
           started_at: startedAt,
           at: now().toISOString(),
@@ -129,11 +155,15 @@ export function createWorker(config: WorkerConfig, deps: WorkerDeps): Worker {
       }
     } finally {
       inFlight.dec();
+      running.delete(message.request_id);
+      abort.signal.removeEventListener("abort", stopCall);
     }
   }
 
   return {
     async start() {
+      // Watching before consuming: a cancel of a request this worker runs is never missed.
+      unwatchCancels = await deps.runs.watchCancels((requestId) => running.get(requestId)?.abort());
       consumer = await deps.queue.consume(deps.requestsQueue, handle, { prefetch: config.prefetch });
       log.info({ queue: deps.requestsQueue, prefetch: config.prefetch, ml_service: config.mlServiceUrl }, "worker consuming");
     },
@@ -154,6 +184,7 @@ export function createWorker(config: WorkerConfig, deps: WorkerDeps): Worker {
       // Calls still running past the grace are aborted; their messages go back to the queue.
       abort.abort();
       await drained;
+      await unwatchCancels?.().catch(() => undefined);
       agent.destroy();
     },
   };
