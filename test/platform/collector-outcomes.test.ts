@@ -5,6 +5,7 @@
  * edges: what a final outcome may carry that does not belong to its status, settling exactly once,
  * unknown requests.
  */
+import { MemoryRequestStreams } from "../../src/adapters/memory/request-streams.js";
 import { describe, it, before, after } from "node:test";
 import assert from "node:assert/strict";
 import { randomUUID } from "node:crypto";
@@ -41,7 +42,7 @@ describe("collector: outcomes from the results queue", { skip }, () => {
     registry = createRegistry();
     collector = createCollector(
       { port: 0, prefetch: 4 },
-      { logger: silentLogger, registry, queue, quota, requests, events, resultsQueue: "results" },
+      { logger: silentLogger, registry, queue, quota, requests, events, streams: new MemoryRequestStreams(), resultsQueue: "results" },
     );
     await collector.start();
   });

@@ -2,6 +2,7 @@
  * An outcome the collector cannot store (database down) is retried later through the delayed-retry
  * queue with a counted attempt, and dead-lettered after the last attempt — never spun on.
  */
+import { MemoryRequestStreams } from "../../src/adapters/memory/request-streams.js";
 import { describe, it } from "node:test";
 import assert from "node:assert/strict";
 import { randomUUID } from "node:crypto";
@@ -28,6 +29,7 @@ describe("collector retries outcomes it cannot store", { skip }, () => {
         logger: silentLogger,
         registry: createRegistry(),
         queue,
+        streams: new MemoryRequestStreams(),
         quota: new MemoryQuotaStore(),
         requests: new SqlRequestStore(database.db),
         events: new MemoryEventBus(),

@@ -175,7 +175,7 @@ for (const backend of ["servers", "embedded"] as Backend[]) {
         const registry = createRegistry();
         replacement = createWorker(
           { ...platform.config.worker, mlServiceUrl: platform.mlUrl },
-          { logger: silentLogger, registry, queue: platform.queue, requestsQueue: platform.queues.requests, resultsQueue: platform.queues.results },
+          { logger: silentLogger, registry, queue: platform.queue, streams: platform.streams, runs: platform.runs, requestsQueue: platform.queues.requests, resultsQueue: platform.queues.results },
         );
         await replacement.start();
         for (const id of ids) assert.equal((await waitForFinal(platform.url, id, user.authorization, 60_000)).status, "completed");

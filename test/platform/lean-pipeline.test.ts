@@ -4,6 +4,8 @@
  * connections to the ML Service; the collector commits the outcomes that arrive together in one
  * statement, and a duplicate inside one batch still changes nothing.
  */
+import { MemoryRequestStreams } from "../../src/adapters/memory/request-streams.js";
+import { MemoryRunStates } from "../../src/adapters/memory/run-states.js";
 import { toWire } from "../../src/domain/generation-params.js";
 import { describe, it, after } from "node:test";
 import assert from "node:assert/strict";
@@ -46,7 +48,7 @@ describe("the worker publishes one final outcome per request", { skip: requireSt
     stops.push(() => queue.close());
     const worker = createWorker(
       { ...config.worker, mlServiceUrl: ml.url, prefetch: 1 },
-      { logger: silentLogger, registry: createRegistry(), queue, requestsQueue: "req", resultsQueue: "res" },
+      { logger: silentLogger, registry: createRegistry(), queue, streams: new MemoryRequestStreams(), runs: new MemoryRunStates(), requestsQueue: "req", resultsQueue: "res" },
     );
     const outcomes: OutcomeMessage[] = [];
     const results = await queue.consume(
@@ -100,7 +102,7 @@ describe("the collector commits outcomes in natural batches", () => {
     const events = new MemoryEventBus();
     const queue = new MemoryMessageQueue();
     const registry = createRegistry();
-    const collector = createCollector({ port: 0, prefetch: 64 }, { logger: silentLogger, registry, queue, quota, requests, events, resultsQueue: "res" });
+    const collector = createCollector({ port: 0, prefetch: 64 }, { logger: silentLogger, registry, queue, quota, requests, events, streams: new MemoryRequestStreams(), resultsQueue: "res" });
     const now = new Date();
     const ids = Array.from({ length: 20 }, () => randomUUID());
     for (const id of ids) {

@@ -15,7 +15,7 @@ import type { Collector } from "../../src/components/collector/index.js";
 import { openInfrastructure } from "../../src/runtime.js";
 import { RedisEventBus } from "../../src/adapters/redis/event-bus.js";
 import { MemoryEventBus, MemoryEventHub } from "../../src/adapters/memory/event-bus.js";
-import type { EventBus, MessageQueue, Outbox, QuotaLimits, QuotaStore, RequestStore, UserStore } from "../../src/domain/ports.js";
+import type { EventBus, MessageQueue, Outbox, QuotaLimits, QuotaStore, RequestStore, RequestStreams, RunStates, UserStore } from "../../src/domain/ports.js";
 import { createTestUser } from "./users.js";
 import { deleteQueues } from "./cleanup.js";
 import { freshPglite, freshPostgres, type TestDatabase } from "./databases.js";
@@ -45,6 +45,8 @@ export interface Platform {
   quota: QuotaStore;
   queue: MessageQueue;
   events: EventBus;
+  streams: RequestStreams;
+  runs: RunStates;
   requests: RequestStore;
   outbox: Outbox;
   users: UserStore;
@@ -124,6 +126,8 @@ export async function startPlatform(options: PlatformOptions): Promise<Platform>
       quota: infra.quota,
       queue: infra.queue,
       events: infra.events,
+      streams: infra.streams,
+      runs: infra.runs,
       requests,
       outbox,
       users,
@@ -150,6 +154,7 @@ export async function startPlatform(options: PlatformOptions): Promise<Platform>
           users,
           quota: infra.quota,
           events: bus,
+          streams: infra.streams,
           describe: () => infra.describe(),
           recover: async () => undefined,
           close: () => bus.close(),
@@ -188,7 +193,7 @@ export async function waitForFinal(
   for (;;) {
     const response = await fetch(`${url}/api/v1/status/${requestId}`, { headers: authorization ? { authorization } : {} });
     const body = (await response.json()) as Record<string, any>;
-    if (body.status === "completed" || body.status === "failed") return body;
+    if (body.status === "completed" || body.status === "failed" || body.status === "cancelled") return body;
     if (Date.now() > deadline) throw new Error(`request ${requestId} still ${body.status} after ${timeoutMs} ms`);
     await new Promise((r) => setTimeout(r, 50));
   }
