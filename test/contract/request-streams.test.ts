@@ -52,7 +52,7 @@ async function until(what: string, condition: () => boolean | Promise<boolean>, 
 const realTick = () => sleep(5);
 
 function requestStreamsContract(name: string, skip: string | undefined, makeRig: () => Promise<Rig>): void {
-  describe(`RequestStreams contract: ${name}`, { skip }, () => {
+  describe(`RequestStreams contract: ${name}`, { skip, timeout: 20_000 }, () => {
     let rig: Rig;
     let a: RequestStreams;
     let b: RequestStreams;
