@@ -100,7 +100,7 @@ function completionSchema(limits: OpenAiBodyLimits) {
 }
 
 /** The first problem, as our error: unknown fields as unknown_field, the rest as invalid_parameter. */
-function refusal(error: z.ZodError): AppError {
+function refusal(error: z.ZodError, body: Record<string, unknown>): AppError {
   const issue = error.issues[0] as z.core.$ZodIssue;
   if (issue.code === "unrecognized_keys") {
     const key = String(issue.keys[0]).slice(0, 64);
@@ -108,8 +108,9 @@ function refusal(error: z.ZodError): AppError {
     return new AppError("unknown_field", `unknown field "${where}${key}"`, { details: { field: `${where}${key}` } });
   }
   const field = issue.path.length > 0 ? issue.path.join(".") : "body";
-  if (field === "messages" && issue.code === "invalid_type") return new AppError("missing_prompt", "messages is required", { details: { field } });
-  if (field === "prompt" && issue.code === "invalid_type" && issue.input === undefined) return new AppError("missing_prompt", "prompt is required", { details: { field } });
+  if ((field === "messages" || field === "prompt") && body[field] === undefined) {
+    return new AppError("missing_prompt", `${field} is required`, { details: { field } });
+  }
   return new AppError("invalid_parameter", `${field}: ${issue.message}`, { details: { field } });
 }
 
@@ -118,7 +119,7 @@ function parseWith<T>(schema: z.ZodType, body: unknown): T {
     throw new AppError("invalid_body", "the body must be a JSON object");
   }
   const parsed = schema.safeParse(body);
-  if (!parsed.success) throw refusal(parsed.error);
+  if (!parsed.success) throw refusal(parsed.error, body as Record<string, unknown>);
   return parsed.data as T;
 }
 

@@ -17,6 +17,7 @@ import { idempotencyKeyOf } from "../admission.js";
 import type { Cancel } from "../cancel.js";
 import { isFinal, waitForFinal, WaitAborted } from "../hold.js";
 import { rateLimitHeaders } from "../rate-limit-headers.js";
+import { registerResponsesRoutes } from "./responses-routes.js";
 import { parseChatBody, parseCompletionBody, type ParsedOpenAiBody } from "./bodies.js";
 import {
   chatChunksFor,
@@ -63,6 +64,44 @@ export function outcomeError(view: RequestView): AppError {
   return new AppError(isErrorCode(code) ? code : "internal_error", view.error?.message ?? "the request failed");
 }
 
+/** The client left a call it was waiting on: nobody will read the answer, so the request stops. */
+export async function cancelAbandonedFor(ctx: Pick<OpenAiRouteContext, "cancel" | "ownRequest" | "log">, requestId: string, user: AuthenticatedUser): Promise<void> {
+  try {
+    await ctx.cancel(await ctx.ownRequest(requestId, user));
+    ctx.log.info({ request_id: requestId }, "client went away; request cancelled");
+  } catch (error) {
+    ctx.log.warn({ err: error, request_id: requestId }, "could not cancel an abandoned request");
+  }
+}
+
+/** The user's quota as OpenAI's rate-limit headers; a quota store that cannot answer leaves them out. */
+export async function limitHeadersFor(ctx: Pick<OpenAiRouteContext, "quota" | "now">, user: AuthenticatedUser): Promise<Record<string, string>> {
+  const now = ctx.now();
+  try {
+    return rateLimitHeaders(user.limits, await ctx.quota.usage(user.userId, now), now);
+  } catch {
+    return {};
+  }
+}
+
+/** Starts an SSE answer on the raw socket; `write` waits while a slow reader's socket is full. */
+export function openSse(reply: FastifyReply, headers: Record<string, string>, gone: AbortSignal) {
+  reply.hijack();
+  const raw = reply.raw;
+  raw.writeHead(200, {
+    ...headers,
+    "content-type": "text/event-stream; charset=utf-8",
+    "cache-control": "no-cache, no-transform",
+    connection: "keep-alive",
+    "x-accel-buffering": "no",
+  });
+  // A slow reader holds only its own socket's buffer: the stream waits in the store meanwhile.
+  const write = async (text: string) => {
+    if (!raw.write(text) && !gone.aborted) await new Promise<void>((resolve) => raw.once("drain", resolve).once("close", resolve));
+  };
+  return { write, end: () => raw.end() };
+}
+
 export function registerOpenAiRoutes(app: FastifyInstance, ctx: OpenAiRouteContext): void {
   const limits = {
     maxLength: ctx.config.maxLengthLimit,
@@ -73,15 +112,7 @@ export function registerOpenAiRoutes(app: FastifyInstance, ctx: OpenAiRouteConte
   const served = [...new Set([ctx.config.defaultModel])];
   const modelObject = (id: string) => ({ id, object: "model", created: 0, owned_by: "ml-inference" });
 
-  /** The user's quota as OpenAI's rate-limit headers; a quota store that cannot answer leaves them out. */
-  async function limitHeaders(user: AuthenticatedUser): Promise<Record<string, string>> {
-    const now = ctx.now();
-    try {
-      return rateLimitHeaders(user.limits, await ctx.quota.usage(user.userId, now), now);
-    } catch {
-      return {};
-    }
-  }
+  const limitHeaders = (user: AuthenticatedUser) => limitHeadersFor(ctx, user);
 
   async function authenticated(request: FastifyRequest, reply: FastifyReply): Promise<AuthenticatedUser> {
     const user = await ctx.auth.authenticate(request.headers.authorization);
@@ -154,37 +185,17 @@ export function registerOpenAiRoutes(app: FastifyInstance, ctx: OpenAiRouteConte
     }
   };
 
-  /** The client left a call it was waiting on: nobody will read the answer, so the request stops. */
-  async function cancelAbandoned(requestId: string, user: AuthenticatedUser): Promise<void> {
-    try {
-      await ctx.cancel(await ctx.ownRequest(requestId, user));
-      ctx.log.info({ request_id: requestId }, "client went away; request cancelled");
-    } catch (error) {
-      ctx.log.warn({ err: error, request_id: requestId }, "could not cancel an abandoned request");
-    }
-  }
+  const cancelAbandoned = (requestId: string, user: AuthenticatedUser) => cancelAbandonedFor(ctx, requestId, user);
 
   async function relayStream(kind: Kind, reply: FastifyReply, user: AuthenticatedUser, body: ParsedOpenAiBody, admitted: Admitted, gone: AbortSignal) {
-    const headers = await limitHeaders(user);
-    reply.hijack();
-    const raw = reply.raw;
-    raw.writeHead(200, {
-      ...headers,
-      "content-type": "text/event-stream; charset=utf-8",
-      "cache-control": "no-cache, no-transform",
-      connection: "keep-alive",
-      "x-accel-buffering": "no",
-    });
+    const sse = openSse(reply, await limitHeaders(user), gone);
     const chunkContext: ChunkContext = {
       requestId: admitted.requestId,
       createdAt: admitted.existing?.createdAt ?? admitted.createdAt,
       model: body.model,
       includeUsage: body.includeUsage,
     };
-    const write = async (text: string) => {
-      // A slow reader holds only its own socket's buffer: the stream waits in the store meanwhile.
-      if (!raw.write(text) && !gone.aborted) await new Promise<void>((resolve) => raw.once("drain", resolve).once("close", resolve));
-    };
+    const write = sse.write;
     let ended = false;
     try {
       for await (const event of followStream(ctx.streams, admitted.requestId, 0, { signal: gone })) {
@@ -206,9 +217,10 @@ export function registerOpenAiRoutes(app: FastifyInstance, ctx: OpenAiRouteConte
       }
     }
     if (!ended && gone.aborted) await cancelAbandoned(admitted.requestId, user);
-    raw.end();
+    sse.end();
   }
 
   app.post("/v1/chat/completions", handler("chat"));
   app.post("/v1/completions", handler("completion"));
+  registerResponsesRoutes(app, ctx, limits);
 }
