@@ -232,6 +232,7 @@ export class LlamaCppEngine implements Engine {
         throw error;
       }
       let completionTokens = 0;
+      options.onProgress?.({ promptTokens, completionTokens, text: "" });
       const stops = [...stopTriggers, ...(request.stop ?? []).filter((s) => s.length > 0)];
       const penalty = request.repetitionPenalty;
       const usePenalty = penalty !== 1 || (request.presencePenalty ?? 0) !== 0 || (request.frequencyPenalty ?? 0) !== 0;
@@ -259,10 +260,19 @@ export class LlamaCppEngine implements Engine {
           stopOnAbortSignal: true,
           disableContextShift: true,
           contextShiftSize: 1,
+          // node-llama-cpp calls onToken with the tokens it releases, then onTextChunk with their
+          // text, so the count at each text chunk is exactly the tokens emitted so far.
           onToken: (t) => {
             completionTokens += t.length;
           },
-          ...(options.onText ? { onTextChunk: options.onText } : {}),
+          ...(options.onText || options.onProgress
+            ? {
+                onTextChunk: (text: string) => {
+                  options.onText?.(text);
+                  options.onProgress?.({ promptTokens, completionTokens, text });
+                },
+              }
+            : {}),
         });
       } catch (error) {
         if (controller.signal.aborted) {

@@ -35,11 +35,27 @@ export interface GenerationResult {
   truncated: boolean;
 }
 
+/** Where one generation stands: cumulative counts, and the piece of text just emitted. */
+export interface GenerationProgress {
+  /** The prompt's tokens, as the result's `promptTokens` will count them. */
+  promptTokens: number;
+  /** Completion tokens emitted so far: the tokens whose text the `text` pieces so far hold. */
+  completionTokens: number;
+  /** The new piece of text ("" for the first call, and for tokens without text). */
+  text: string;
+}
+
 export interface GenerateOptions {
   /** Aborting stops the generation; the partial result comes back with finishReason "abort". */
   signal?: AbortSignal;
   /** Called with each new piece of text as it is generated (their concatenation equals `text`). */
   onText?: (text: string) => void;
+  /**
+   * Called once with `completionTokens: 0` and `text: ""` when the generation has its sequence and
+   * starts evaluating the prompt, then after every emitted piece of text with the counts so far.
+   * Unless aborted, the last call's counts are the result's.
+   */
+  onProgress?: (progress: GenerationProgress) => void;
 }
 
 export interface EngineInfo {

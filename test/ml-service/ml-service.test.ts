@@ -93,6 +93,80 @@ describe("ml-service with stories260K", { skip }, () => {
     assert.equal(lines.map((l) => l.token).join(""), plain.output_text);
   });
 
+  test("NDJSON lines carry cumulative counts: a first line before any token, exact counts, the last equal to token_usage", async () => {
+    const body = { prompt: "The cat", temperature: 0, max_length: 40 };
+    const plain = (await infer(body)).json();
+    const lines = ndjson((await infer({ ...body, stream: true })).body);
+    const P = plain.token_usage.prompt_tokens;
+    assert.deepEqual(lines[0], { token: "", is_finished: false, prompt_tokens: P, completion_tokens: 0 }, "the first line: prompt counted, no token yet");
+    const tokens = lines.slice(1, -1);
+    assert.ok(tokens.length > 0);
+    let previous = 0;
+    for (const l of tokens) {
+      assert.equal(l.prompt_tokens, P);
+      assert.equal(typeof l.completion_tokens, "number");
+      // Every line with text carries at least one more token; counts never go back.
+      const c = l.completion_tokens as number;
+      assert.ok(String(l.token).length > 0 ? c > previous : c >= previous, `counts grow: ${previous} then ${c}`);
+      previous = c;
+    }
+    const last = lines.at(-1) as Record<string, unknown>;
+    assert.equal(last.is_finished, true);
+    assert.deepEqual(last.token_usage, plain.token_usage);
+    assert.equal(last.prompt_tokens, P);
+    assert.equal(last.completion_tokens, plain.token_usage.completion_tokens);
+    assert.equal(tokens.at(-1)?.completion_tokens, plain.token_usage.completion_tokens, "the last token line already holds every token");
+    // Exact: the text streamed up to the line counting k tokens is the whole answer of max_length k.
+    for (const k of [1, 7, 23]) {
+      const at = tokens.findIndex((l) => l.completion_tokens === k);
+      assert.ok(at >= 0, `a line counts ${k} tokens`);
+      const streamed = tokens.slice(0, at + 1).map((l) => l.token).join("");
+      const short = (await infer({ ...body, max_length: k })).json();
+      assert.equal(short.token_usage.completion_tokens, k);
+      assert.equal(streamed, short.output_text, `the text of the first ${k} tokens`);
+    }
+    assert.equal(tokens.map((l) => l.token).join(""), plain.output_text);
+  });
+
+  test("/inference takes chat messages and formats them with the model's chat template", async () => {
+    const text = "Tell me a story.";
+    const messages = [{ role: "user", content: text }];
+    const chat = await infer({ messages, temperature: 0, max_length: 12 });
+    assert.equal(chat.statusCode, 200, chat.body);
+    const asPrompt = (await infer({ prompt: text, temperature: 0, max_length: 12 })).json();
+    const u = chat.json().token_usage;
+    assert.equal(u.completion_tokens, 12);
+    assert.notEqual(u.prompt_tokens, asPrompt.token_usage.prompt_tokens, "the template adds its own tokens");
+    // The same template as the OpenAI chat route.
+    const openAi = (
+      await app.inject({ method: "POST", url: "/v1/chat/completions", payload: { messages, max_tokens: 12, temperature: 0 } })
+    ).json();
+    assert.equal(u.prompt_tokens, openAi.usage.prompt_tokens);
+    assert.equal(chat.json().output_text, openAi.choices[0].message.content);
+    // Streamed: the first line knows the templated prompt's count.
+    const lines = ndjson((await infer({ messages, temperature: 0, max_length: 12, stream: true })).body);
+    assert.equal(lines[0]?.prompt_tokens, u.prompt_tokens);
+    assert.equal(lines.map((l) => l.token).join(""), chat.json().output_text);
+    assert.deepEqual(lines.at(-1)?.token_usage, u);
+  });
+
+  test("/inference wants exactly one of prompt and messages", async () => {
+    const cases: Array<[Record<string, unknown>, string, string]> = [
+      [{ prompt: "a", messages: [{ role: "user", content: "a" }] }, "invalid_parameter", "messages"],
+      [{ max_length: 3 }, "missing_prompt", "prompt"],
+      [{ messages: [] }, "invalid_parameter", "messages"],
+      [{ messages: [{ role: "tool", content: "a" }] }, "invalid_parameter", "messages.0.role"],
+      [{ messages: [{ role: "user" }] }, "invalid_parameter", "messages.0.content"],
+      [{ messages: "hi" }, "invalid_parameter", "messages"],
+    ];
+    for (const [payload, code, field] of cases) {
+      const res = await infer(payload);
+      assert.equal(res.statusCode, 400, JSON.stringify(payload));
+      assert.equal(res.json().error.code, code, JSON.stringify(payload));
+      assert.equal(res.json().error.details?.field, field, JSON.stringify(payload));
+    }
+  });
+
   test("OpenAI SSE streaming yields the non-streaming text and ends with [DONE]", async () => {
     const body = { model: "stories260K", prompt: "The dog", temperature: 0, max_tokens: 40 };
     const plain = (await app.inject({ method: "POST", url: "/v1/completions", payload: body })).json();

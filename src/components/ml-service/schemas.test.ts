@@ -75,3 +75,32 @@ test("chat messages: developer becomes system, text parts are joined", () => {
   assert.equal(code(() => parseBody(chatBodySchema(100), { messages: [] })), "invalid_parameter");
   assert.equal(code(() => parseBody(chatBodySchema(100), {})), "missing_prompt");
 });
+
+test("/inference takes prompt or messages, exactly one", () => {
+  const messages = [
+    { role: "system", content: "be brief" },
+    { role: "user", content: "hi" },
+  ];
+  const b = parseBody(inference, { messages, temperature: 0 });
+  assert.deepEqual("messages" in b ? b.messages : undefined, messages);
+  assert.ok(!("prompt" in b), "only the input sent");
+  assert.ok(!("messages" in parseBody(inference, { prompt: "hi" })));
+  const field = (body: unknown) => {
+    try {
+      parseBody(inference, body);
+    } catch (e) {
+      assert.ok(e instanceof AppError);
+      return `${e.code} ${String(e.details?.field)}`;
+    }
+    return "ok";
+  };
+  assert.equal(field({ prompt: "hi", messages }), "invalid_parameter messages");
+  assert.equal(field({ temperature: 0 }), "missing_prompt prompt");
+  assert.equal(field({ messages: [] }), "invalid_parameter messages");
+  assert.equal(field({ messages: Array.from({ length: 257 }, () => ({ role: "user", content: "a" })) }), "invalid_parameter messages");
+  assert.equal(field({ messages: Array.from({ length: 256 }, () => ({ role: "user", content: "a" })) }), "ok");
+  assert.equal(field({ messages: [{ role: "developer", content: "a" }] }), "invalid_parameter messages.0.role");
+  assert.equal(field({ messages: [{ role: "user", content: 3 }] }), "invalid_parameter messages.0.content");
+  assert.equal(field({ messages: null }), "invalid_parameter messages");
+  assert.equal(field({ prompt: "", messages }), "invalid_parameter prompt");
+});

@@ -13,7 +13,7 @@ import {
   type GenerationLimits,
   type GenerationParams,
 } from "../../domain/generation-params.js";
-import type { ChatMessage } from "../../engines/types.js";
+import type { ChatMessage, GenerationRequest } from "../../engines/types.js";
 import type { Penalties } from "../../engines/sampling.js";
 
 const modelField = z
@@ -24,17 +24,45 @@ const modelField = z
 
 const limitsOf = (maxTokensLimit: number): GenerationLimits => ({ maxLength: maxTokensLimit });
 
-/** The first version's `POST /inference` body: the gateway's parameters, bounded by ML_MAX_TOKENS_LIMIT. */
+/** Messages of `POST /inference`: the engine's chat messages, formatted with the model's chat template. */
+const nativeMessageSchema = z.object({
+  role: z.enum(["system", "user", "assistant"]),
+  content: z.string(),
+});
+
+/**
+ * The first version's `POST /inference` body: the gateway's parameters, bounded by
+ * ML_MAX_TOKENS_LIMIT, and either `prompt` (plain text) or `messages` (chat), exactly one of them.
+ * The answer keeps only the one sent: `{ prompt, ... }` or `{ messages, ... }`.
+ */
 export function inferenceBodySchema(maxTokensLimit: number) {
   return z
     .object({
-      prompt: z.string().min(1, "must not be empty"),
+      prompt: z.string().min(1, "must not be empty").optional(),
+      messages: z.array(nativeMessageSchema).min(1).max(256).optional(),
       ...bodyParamsShape(limitsOf(maxTokensLimit)),
       stream: z.boolean().default(false),
       model: modelField,
     })
-    .transform((b) => ({ prompt: b.prompt, model: b.model, stream: b.stream, params: fromWire(b) }));
+    .superRefine((b, ctx) => {
+      if (b.prompt !== undefined && b.messages !== undefined) {
+        ctx.addIssue({ code: "custom", path: ["messages"], message: "send either prompt or messages, not both" });
+      } else if (b.prompt === undefined && b.messages === undefined) {
+        ctx.addIssue({ code: "custom", path: ["prompt"], message: "prompt or messages is required", params: { missing: true } });
+      }
+    })
+    .transform((b) => ({
+      ...(b.messages !== undefined ? { messages: b.messages as ChatMessage[] } : { prompt: b.prompt as string }),
+      model: b.model,
+      stream: b.stream,
+      params: fromWire(b),
+    }));
 }
+export type InferenceBody = z.infer<ReturnType<typeof inferenceBodySchema>>;
+
+/** What `/inference` generates from: the prompt, or the messages. */
+export const inferenceInput = (b: InferenceBody): GenerationRequest["input"] =>
+  "messages" in b ? { messages: b.messages } : { prompt: b.prompt };
 
 const penalty = z.number().min(-2).max(2).nullish();
 const unsupported = (what: string) =>
@@ -104,9 +132,11 @@ export function parseBody<S extends z.ZodType>(schema: S, body: unknown): z.infe
   const issue = parsed.error.issues[0];
   const field = issue ? issue.path.map(String).join(".") : "";
   const top = issue?.path[0];
-  const missing = issue?.code === "invalid_type" && (body as Record<string, unknown>)[String(top)] === undefined;
+  const absent = (body as Record<string, unknown>)[String(top)] === undefined;
+  const missing = (issue?.code === "invalid_type" || (issue?.code === "custom" && issue.params?.missing === true)) && absent;
   if (missing && (top === "prompt" || top === "messages")) {
-    throw new AppError("missing_prompt", `${String(top)} is required`, { details: { field: String(top) } });
+    const message = issue?.code === "custom" ? issue.message : `${String(top)} is required`;
+    throw new AppError("missing_prompt", message, { details: { field: String(top) } });
   }
   throw new AppError("invalid_parameter", `${field || "body"}: ${issue?.message ?? "invalid"}`, { details: { field } });
 }

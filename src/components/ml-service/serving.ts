@@ -5,7 +5,7 @@
 import { basename } from "node:path";
 import type { Logger } from "pino";
 import { AppError, isAppError } from "../../errors.js";
-import type { Engine, GenerationRequest, GenerationResult } from "../../engines/types.js";
+import type { Engine, GenerationProgress, GenerationRequest, GenerationResult } from "../../engines/types.js";
 import type { MlMetrics } from "./metrics.js";
 
 export const DEMO_WARNING =
@@ -24,11 +24,15 @@ export interface Serving {
   ensureServing(): void;
   /** Throws model_not_found unless `requested` (when given) names the served model. */
   checkModel(requested: string | undefined): void;
-  /** Runs the generations of one HTTP request; `onText(index, text)` streams. */
+  /**
+   * Runs the generations of one HTTP request; `onText(index, text)` streams, `onProgress(index, p)`
+   * streams with the cumulative counts (see GenerateOptions.onProgress).
+   */
   generateAll(
     requests: GenerationRequest[],
     signal: AbortSignal,
     onText?: (index: number, text: string) => void,
+    onProgress?: (index: number, progress: GenerationProgress) => void,
   ): Promise<{ results: GenerationResult[]; elapsed: number }>;
   /** From now on every generation request is refused with 503. */
   beginStop(): void;
@@ -80,7 +84,7 @@ export function createServing(engine: Engine, metrics: MlMetrics, logger: Logger
         });
       }
     },
-    async generateAll(requests, signal, onText) {
+    async generateAll(requests, signal, onText, onProgress) {
       const start = performance.now();
       const model = modelName();
       metrics.requests.inc({ model });
@@ -93,7 +97,11 @@ export function createServing(engine: Engine, metrics: MlMetrics, logger: Logger
       try {
         const results = await Promise.all(
           requests.map((r, i) =>
-            engine.generate(r, { signal: siblings.signal, ...(onText ? { onText: (t: string) => onText(i, t) } : {}) }),
+            engine.generate(r, {
+              signal: siblings.signal,
+              ...(onText ? { onText: (t: string) => onText(i, t) } : {}),
+              ...(onProgress ? { onProgress: (p: GenerationProgress) => onProgress(i, p) } : {}),
+            }),
           ),
         ).catch((error: unknown) => {
           siblings.abort(error);

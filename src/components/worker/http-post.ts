@@ -59,7 +59,12 @@ export function postJson(
       headers: { ...headers, "content-type": "application/json", "content-length": String(payload.length) },
       ...(options.agent ? { agent: secure ? options.agent.https : options.agent.http } : {}),
     });
-    const onAbort = () => req.destroy(abortError());
+    let answer: http.IncomingMessage | undefined;
+    // Destroying a request whose answer is complete would destroy a socket already handed back
+    // to the agent, whose error nobody listens to: a complete answer needs no stopping anyway.
+    const onAbort = () => {
+      if (!answer?.complete) req.destroy(abortError());
+    };
     options.signal.addEventListener("abort", onAbort, { once: true });
     const done = () => options.signal.removeEventListener("abort", onAbort);
     req.once("error", (error) => {
@@ -67,6 +72,7 @@ export function postJson(
       reject(error);
     });
     req.once("response", (res) => {
+      answer = res;
       const chunks: Buffer[] = [];
       res.on("data", (chunk: Buffer) => chunks.push(chunk));
       res.once("error", (error) => {
@@ -83,6 +89,70 @@ export function postJson(
         const retryAfter = res.headers["retry-after"];
         resolve({ status: res.statusCode ?? 0, retryAfter: Array.isArray(retryAfter) ? retryAfter[0] : retryAfter, text: Buffer.concat(chunks).toString("utf8") });
       });
+    });
+    req.end(payload);
+  });
+}
+
+export interface StreamResponse {
+  status: number;
+  /** The Retry-After header as sent, if any. */
+  retryAfter: string | undefined;
+  /**
+   * The body as it arrives: `data` chunks, then `end`; a connection cut before the end shows as
+   * `close` with `complete` false (or an `error`). Aborting the signal destroys it.
+   */
+  body: http.IncomingMessage;
+}
+
+/**
+ * POSTs `body` as JSON and resolves as soon as the status and headers arrive, leaving the body to
+ * be read as it streams in. Rejects on a network error or when `signal` aborts before the answer
+ * starts; an abort after that destroys the request (and so the body), and the connection is not
+ * reused. Same agent, same headers as postJson.
+ */
+export function postStream(
+  url: URL,
+  body: unknown,
+  headers: Record<string, string>,
+  options: { signal: AbortSignal; agent?: KeepAliveAgent },
+): Promise<StreamResponse> {
+  const payload = Buffer.from(JSON.stringify(body));
+  const secure = url.protocol === "https:";
+  const request = secure ? https.request : http.request;
+  return new Promise<StreamResponse>((resolve, reject) => {
+    if (options.signal.aborted) {
+      reject(abortError());
+      return;
+    }
+    const req = request(url, {
+      method: "POST",
+      headers: { ...headers, "content-type": "application/json", "content-length": String(payload.length) },
+      ...(options.agent ? { agent: secure ? options.agent.https : options.agent.http } : {}),
+    });
+    let answer: http.IncomingMessage | undefined;
+    // A complete body needs no stopping (and its socket may be back in the agent already: see postJson).
+    const onAbort = () => {
+      if (!answer?.complete) req.destroy(abortError());
+    };
+    options.signal.addEventListener("abort", onAbort, { once: true });
+    const done = () => options.signal.removeEventListener("abort", onAbort);
+    let responded = false;
+    req.on("error", (error) => {
+      if (responded) return; // the body's reader sees the cut (close without complete)
+      done();
+      reject(error);
+    });
+    req.once("response", (res) => {
+      responded = true;
+      answer = res;
+      // A cut shows to the reader as `close` without `complete`; the error itself is not needed.
+      res.on("error", () => undefined);
+      // Once the answer has ended, its socket may serve the next call: an abort no longer touches it.
+      res.once("end", done);
+      res.once("close", done);
+      const retryAfter = res.headers["retry-after"];
+      resolve({ status: res.statusCode ?? 0, retryAfter: Array.isArray(retryAfter) ? retryAfter[0] : retryAfter, body: res });
     });
     req.end(payload);
   });
