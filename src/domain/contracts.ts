@@ -29,7 +29,7 @@ export const requestMessageSchemaFor = (limits: GenerationLimits) =>
       model: z.string().min(1).max(256),
       prompt: z.string().min(1),
       /** Chat requests: the conversation; `prompt` then holds its text (for the estimate). */
-      messages: z.array(chatMessageSchema).min(1).optional(),
+      messages: z.array(chatMessageSchema).min(1).max(256).optional(),
       /** The worker publishes the token deltas to the request's stream. */
       stream: z.literal(true).optional(),
       params: wireParamsSchema(limits),

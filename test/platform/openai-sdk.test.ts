@@ -159,16 +159,17 @@ for (const backend of ["servers", "embedded"] as Backend[]) {
       );
       const stream = await call;
       let deltas = 0;
-      await assert.rejects(
-        (async () => {
-          for await (const chunk of stream) {
-            if (chunk.choices[0]?.delta.content && ++deltas === 3) controller.abort();
-          }
-        })(),
-      );
+      try {
+        for await (const chunk of stream) {
+          if (chunk.choices[0]?.delta.content && ++deltas === 3) controller.abort();
+        }
+      } catch {
+        // The SDK may end the loop with an abort error, or quietly.
+      }
+      assert.equal(deltas, 3, "nothing is read after the abort");
       const requestId = idempotentRequestId(user.userId, "walk-away");
       const final = await waitForFinal(platform.url, requestId, user.authorization);
-      assert.equal(final.status, "cancelled");
+      assert.equal(final.status, "cancelled", JSON.stringify(final));
       assert.ok(final.usage === null || final.usage.completion_tokens >= 3);
       const quota = await quotaOf(platform, user.authorization);
       assert.equal(quota.daily.tokens_reserved, 0);
