@@ -67,7 +67,7 @@ for (const [name, open, skip] of backends) {
       assert.equal(stored.createdAt.toISOString(), request.createdAt.toISOString());
       const view = await store.view(request.requestId);
       assert.ok(view && !("prompt" in view) && !("params" in view), "a view leaves out prompt and parameters");
-      assert.deepEqual(view, (({ prompt: _p, params: _q, ...rest }) => rest)(stored));
+      assert.deepEqual(view, (({ prompt: _p, params: _q, messages: _m, ...rest }) => rest)(stored));
     });
 
     it("stores many requests in one statement", async () => {
@@ -80,9 +80,54 @@ for (const [name, open, skip] of backends) {
         assert.deepEqual(stored?.params, request.params);
         assert.deepEqual(stored?.window, request.window);
       }
-      await assert.rejects(store.insertMany([newRequest(), batch[0]!]), "a duplicate id fails the whole statement");
+      // An id stored already is skipped, not an error (an Idempotency-Key names its request by id).
+      const fresh = newRequest();
+      const again = await store.insertMany([fresh, { ...batch[0]!, prompt: "a second body" }]);
+      assert.deepEqual([...again.inserted], [fresh.requestId]);
+      assert.equal((await store.get(batch[0]!.requestId))?.prompt, batch[0]!.prompt, "the first stored row stays");
+      await assert.rejects(store.insert(batch[1]!), /already stored/);
       const views = await store.viewMany([batch[0]!.requestId, batch[2]!.requestId, "00000000-0000-4000-8000-000000000000"]);
       assert.deepEqual(views.map((v) => v.requestId).sort(), [batch[0]!.requestId, batch[2]!.requestId].sort());
+    });
+
+    it("keeps what the OpenAI routes need: api, options, chat messages, streaming, body hash", async () => {
+      const request = newRequest({
+        api: "chat",
+        apiOptions: { include_usage: true },
+        messages: [{ role: "system", content: "Be brief." }, { role: "user", content: "Hi" }],
+        streamTokens: true,
+        idempotencyHash: "h1",
+      });
+      await store.insert(request);
+      const stored = await store.get(request.requestId);
+      assert.equal(stored?.api, "chat");
+      assert.deepEqual(stored?.apiOptions, { include_usage: true });
+      assert.deepEqual(stored?.messages, request.messages);
+      assert.equal(stored?.streamTokens, true);
+      assert.equal(stored?.idempotencyHash, "h1");
+      const plain = newRequest();
+      await store.insert(plain);
+      const view = await store.view(plain.requestId);
+      assert.deepEqual([view?.api, view?.apiOptions, view?.streamTokens, view?.idempotencyHash, view?.finishReason], ["inference", null, false, null, null]);
+    });
+
+    it("a cancelled request that ran is charged what it processed; one that never ran has no ledger row", async () => {
+      const ran = newRequest();
+      const never = newRequest();
+      await store.insertMany([ran, never]);
+      const usage = { prompt_tokens: 4, completion_tokens: 3, total_tokens: 7 };
+      const { changed } = await store.finishMany([
+        { requestId: ran.requestId, status: "cancelled", at: new Date(), outputText: "Once", outputs: null, usage, error: null, finishReason: "cancelled", attempt: 1 },
+        { requestId: never.requestId, status: "cancelled", at: new Date(), outputText: null, outputs: null, usage: null, error: null, finishReason: "cancelled", attempt: 1 },
+      ]);
+      assert.equal(changed.size, 2);
+      const stored = await store.get(ran.requestId);
+      assert.deepEqual([stored?.status, stored?.usage, stored?.finishReason, stored?.outputText], ["cancelled", usage, "cancelled", "Once"]);
+      const ledger = await database.db.query<{ request_id: string; total_tokens: number }>(
+        "SELECT request_id, total_tokens FROM usage_ledger WHERE request_id = ANY($1::uuid[])",
+        [[ran.requestId, never.requestId]],
+      );
+      assert.deepEqual(ledger.rows.map((r) => [r.request_id, Number(r.total_tokens)]), [[ran.requestId, 7]]);
     });
 
     it("finishes once: a duplicate outcome changes nothing, the ledger has one row", async () => {
