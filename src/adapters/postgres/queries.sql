@@ -87,7 +87,8 @@ WITH outcome AS (
   INSERT INTO usage_ledger (request_id, user_id, quota_day, quota_month, prompt_tokens, completion_tokens, total_tokens, settled_at)
   SELECT request_id, user_id, quota_day, quota_month, COALESCE(prompt_tokens, 0), COALESCE(completion_tokens, 0),
          COALESCE(total_tokens, 0), completed_at
-  FROM finished WHERE (status IN ('completed', 'cancelled') AND total_tokens IS NOT NULL) OR (status = 'failed' AND charged)
+  FROM finished WHERE (status = 'completed' AND total_tokens IS NOT NULL) OR (status = 'cancelled' AND total_tokens > 0)
+     OR (status = 'failed' AND charged)
   ON CONFLICT (request_id) DO NOTHING
 )
 SELECT request_id FROM finished;

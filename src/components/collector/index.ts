@@ -67,7 +67,9 @@ export function createCollector(config: CollectorConfig, deps: CollectorDeps): C
   function finishInput(outcome: OutcomeMessage): FinishInput {
     // A completed outcome without usage cannot be settled honestly: store it as failed. A cancelled
     // one keeps what was generated, and its usage (what was processed) when the model had started.
-    const usage = outcome.status === "failed" ? null : outcome.usage ?? null;
+    // A cancel that came before the model reported anything processed nothing: no usage.
+    const reported = outcome.status === "failed" ? null : outcome.usage ?? null;
+    const usage = outcome.status === "cancelled" && reported?.total_tokens === 0 ? null : reported;
     const status = outcome.status === "cancelled" ? "cancelled" : outcome.status === "completed" && usage ? "completed" : "failed";
     const kept = status !== "failed";
     return {
