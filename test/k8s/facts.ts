@@ -21,7 +21,7 @@ export const COMMAND_NEEDS: Record<string, string[]> = {
   gateway: ["DATABASE_URL", "REDIS_URL", "AMQP_URL"],
   collector: ["DATABASE_URL", "REDIS_URL", "AMQP_URL"],
   "api-service": ["DATABASE_URL", "REDIS_URL"],
-  worker: ["AMQP_URL", "ML_SERVICE_TOKEN"],
+  worker: ["AMQP_URL", "REDIS_URL", "ML_SERVICE_TOKEN"],
   "ml-service": ["ML_SERVICE_TOKEN"],
   migrate: ["DATABASE_URL"],
 };
