@@ -11,6 +11,8 @@ const deltas = (from: number, to: number): StreamEvent[] => Array.from({ length:
 const range = (from: number, to: number): number[] => Array.from({ length: to - from + 1 }, (_, i) => from + i);
 const nextTick = () => new Promise<void>((resolve) => setImmediate(resolve));
 const sleep = (ms: number) => new Promise<void>((resolve) => setTimeout(resolve, ms));
+/** So that only the catch-up and gap reads can fill in what a test checks (no idle read rescues it). */
+const NO_IDLE_READ = 60_000;
 
 async function collect(stream: AsyncIterable<StreamEvent>): Promise<number[]> {
   const got: number[] = [];
@@ -53,7 +55,7 @@ describe("followStream", { timeout: 10_000 }, () => {
       const streams = new LossyStreams();
       const id = randomUUID();
       await streams.append(id, deltas(1, 12));
-      const done = collect(followStream(streams, id, after, { pageSize: 5 }));
+      const done = collect(followStream(streams, id, after, { pageSize: 5, idleReadMs: NO_IDLE_READ }));
       // Batches of varied sizes, each retried once in part (the retry overlaps what was stored).
       let seq = 13;
       for (const size of [1, 3, 2, 7, 1, 4]) {
@@ -72,17 +74,17 @@ describe("followStream", { timeout: 10_000 }, () => {
     const streams = new LossyStreams();
     const id = randomUUID();
     await streams.append(id, [...deltas(1, 600), final(601)]);
-    const done = collect(followStream(streams, id, 0, { pageSize: 100 }));
+    const done = collect(followStream(streams, id, 0, { pageSize: 100, idleReadMs: NO_IDLE_READ }));
     assert.deepEqual(await done, range(1, 601));
     assert.equal(streams.watchers, 0);
-    assert.deepEqual(await collect(followStream(streams, id, 600)), [601]);
+    assert.deepEqual(await collect(followStream(streams, id, 600, { idleReadMs: NO_IDLE_READ })), [601]);
   });
 
   it("fills a gap in the live events from the store", async () => {
     const streams = new LossyStreams();
     const id = randomUUID();
     streams.lose = (events) => events.some((e) => e.seq === 3 || e.seq === 4);
-    const follow = followStream(streams, id, 0);
+    const follow = followStream(streams, id, 0, { idleReadMs: NO_IDLE_READ });
     const done = collect(follow);
     for (const batch of [[delta(1)], [delta(2)], [delta(3), delta(4)], [delta(5)], [delta(6)], [final(7)]]) {
       await streams.append(id, batch);
@@ -122,7 +124,7 @@ describe("followStream", { timeout: 10_000 }, () => {
     const id = randomUUID();
     const bufferLimit = 16;
     await streams.append(id, deltas(1, 5));
-    const follow = followStream(streams, id, 0, { bufferLimit, pageSize: 32 });
+    const follow = followStream(streams, id, 0, { bufferLimit, pageSize: 32, idleReadMs: NO_IDLE_READ });
     const got: number[] = [];
     for (let i = 0; i < 2; i++) got.push(((await follow.next()).value as StreamEvent).seq);
     // The consumer stalls while 1,000 events come, in batches of 1 to 7.

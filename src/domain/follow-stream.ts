@@ -18,8 +18,12 @@
  * Pub/sub keeps nothing for a subscriber that is reconnecting, so when no live event came for
  * `idleReadMs` the follower reads the store once: a final lost that way ends the follow late, not never.
  *
- * It stops watching when it ends, fails, is aborted (it then ends without an error) or the consumer
- * breaks out of its loop. It starts watching on the consumer's first `next()`.
+ * It starts watching on the consumer's first `next()`, and stops when it fails, is aborted (it then
+ * ends without an error, even while the consumer holds an event), the consumer breaks out of its
+ * loop, or just before it yields the final (nothing can follow it).
+ *
+ * A stream that never gets a final (expired, or a request nobody runs) is followed until the
+ * signal aborts: the port cannot tell "no events yet" from "no stream any more".
  */
 import type { RequestStreams, StreamEvent } from "./ports.js";
 

@@ -325,6 +325,26 @@ describe("RedisRequestStreams specifics", { skip: redisSkip }, () => {
     }
   });
 
+  it("an append that adds nothing publishes nothing", async () => {
+    const streams = await RedisRequestStreams.create({ url: TEST_URLS.redis, keyPrefix: prefix });
+    const listen = new Redis(TEST_URLS.redis);
+    try {
+      const id = randomUUID();
+      const messages: string[] = [];
+      listen.on("message", (_channel: string, message: string) => messages.push(message));
+      await listen.subscribe(streams.liveChannel(id));
+      await streams.append(id, deltas(1, 2));
+      await streams.append(id, deltas(1, 2));
+      await streams.append(id, deltas(2, 3));
+      await until("two messages", () => messages.length === 2, realTick);
+      await sleep(SETTLE_MS);
+      assert.deepEqual(messages, [JSON.stringify(deltas(1, 2)), JSON.stringify([delta(3)])]);
+    } finally {
+      listen.disconnect();
+      await streams.close();
+    }
+  });
+
   it("local watchers of one request share one SUBSCRIBE, gone with the last of them", async () => {
     const streams = await RedisRequestStreams.create({ url: TEST_URLS.redis, keyPrefix: prefix });
     const raw = new Redis(TEST_URLS.redis);

@@ -272,7 +272,7 @@ describe("ml-service back-pressure and truncation", { skip }, () => {
     try {
       await ready;
       const long = { prompt: "Once upon a time", temperature: 0, max_length: 1500 };
-      const first = app.inject({ method: "POST", url: "/inference", payload: long });
+      const first = app.inject({ method: "POST", url: "/inference", payload: { ...long, stream: true } });
       const second = app.inject({ method: "POST", url: "/inference", payload: long });
       while (engine.stats().running < 1 || engine.stats().waiting < 1) await new Promise((r) => setTimeout(r, 2));
       const health = (await app.inject({ method: "GET", url: "/health" })).json();
@@ -283,7 +283,14 @@ describe("ml-service back-pressure and truncation", { skip }, () => {
       assert.equal(third.json().error.code, "queue_full");
       assert.equal(third.headers["retry-after"], "1");
       engine.abortAll();
-      await Promise.all([first, second]);
+      await second;
+      // The streamed one, cut by the service itself (as when it stops): not a normal end but an error line.
+      const lines = ndjson((await first).body);
+      assert.equal(lines[0]?.completion_tokens, 0);
+      assert.deepEqual(lines.at(-1)?.error && { code: (lines.at(-1)?.error as { code: string }).code, is_finished: lines.at(-1)?.is_finished }, {
+        code: "service_unavailable",
+        is_finished: true,
+      });
     } finally {
       await app.close();
     }

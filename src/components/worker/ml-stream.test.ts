@@ -242,8 +242,9 @@ describe("generateStream against a scripted model server", () => {
   it("a cancel resolves 'cancelled' with the deltas so far and the last line's counts, and ends the request", async () => {
     script = async (_req, res) => {
       ndjsonHead(res);
-      res.write(first(7));
-      for (let c = 1; c <= 50 && !res.destroyed; c++) {
+      // The first lines in one chunk: the cancel comes in the middle of it, the rest is not read.
+      res.write(first(7) + [1, 2, 3, 4, 5].map((c) => tok(`t${c} `, 7, c * 2)).join(""));
+      for (let c = 6; c <= 50 && !res.destroyed; c++) {
         res.write(tok(`t${c} `, 7, c * 2)); // two tokens a piece: the counts are the server's, not the deltas'
         await sleep(5);
       }
