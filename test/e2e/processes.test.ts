@@ -13,6 +13,7 @@ import { requireServices, serverEnv, uniqueName } from "../support/services.js";
 import { requireStoriesModel, STORIES_MODEL_PATH } from "../support/model.js";
 import { freshPostgres, type TestDatabase } from "../support/databases.js";
 import { freePort, runCommand, startProcess, waitForHttp, type Proc } from "../support/processes.js";
+import OpenAI from "openai";
 import { readEvents, submit, waitForFinal } from "../support/platform.js";
 
 const skipModel = requireStoriesModel();
@@ -83,6 +84,28 @@ describe("components as separate processes on real servers", { skip: skipServers
       const metrics = await (await fetch(`http://127.0.0.1:${port}/metrics`)).text();
       assert.match(metrics, /process_resident_memory_bytes/, `${name} serves /metrics`);
     }
+  });
+
+  it("the OpenAI SDK gets streamed and whole answers across the processes, and tokens on /events", async () => {
+    const client = new OpenAI({ baseURL: `http://127.0.0.1:${ports.gateway}/v1`, apiKey: authorization.replace(/^Bearer /, ""), maxRetries: 0 });
+    const body = { model: "default", messages: [{ role: "user" as const, content: "Lily found a ball" }], max_tokens: 24, temperature: 0, seed: 5 };
+    const whole = await client.chat.completions.create(body);
+    let streamed = "";
+    for await (const chunk of await client.chat.completions.create({ ...body, stream: true })) streamed += chunk.choices[0]?.delta.content ?? "";
+    assert.equal(streamed, whole.choices[0]!.message.content);
+    // /events?tokens=true on the API service (another process) relays the worker's deltas; a
+    // reconnect with Last-Event-ID resumes after the last one seen.
+    const accepted = await submit(`http://127.0.0.1:${ports.gateway}`, { prompt: "Tom had a kite", max_length: 24, temperature: 0, stream: true }, authorization);
+    const api = `http://127.0.0.1:${ports["api-service"]}`;
+    const first = await readEvents(`${api}/events/${accepted.body.request_id}?tokens=true`, authorization);
+    const tokens = first.events.filter((e) => e.event === "token").map((e) => e.data as { seq: number; text: string });
+    const final = first.events.at(-1)!;
+    assert.equal(final.event, "completed", JSON.stringify(first.events));
+    assert.deepEqual(tokens.map((t) => t.seq), tokens.map((_, i) => i + 1));
+    assert.equal(tokens.map((t) => t.text).join(""), final.data.result.output_text, "the stored text is the deltas concatenated");
+    const resumed = await fetch(`${api}/events/${accepted.body.request_id}?tokens=true`, { headers: { authorization, "last-event-id": "2" } });
+    const again = (await resumed.text()).split("\n\n").filter((block) => block.includes("event: token"));
+    assert.equal(again.length, tokens.length - 2, "resumed after seq 2, no duplicate");
   });
 
   it("SIGTERM drains every component and exits 0", async () => {

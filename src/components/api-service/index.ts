@@ -226,6 +226,7 @@ export function createApiService(config: ApiServiceConfig, deps: ApiServiceDeps)
           if (request.query.tokens === "true" && found.streamTokens) {
             await relayTokenEvents(reply, found, lastEventId(request.headers["last-event-id"]), {
               streams: deps.streams,
+              events: deps.events,
               requests: deps.requests,
               log,
               heartbeatMs: config.sseHeartbeatMs,

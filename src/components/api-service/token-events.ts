@@ -5,12 +5,13 @@
  * requests submitted with `stream: true` (the others have no token stream).
  */
 import type { FastifyReply } from "fastify";
-import { followStream } from "../../domain/follow-stream.js";
-import type { RequestStore, RequestStreams, RequestView } from "../../domain/ports.js";
+import { followOrRecover } from "../../domain/follow-or-recover.js";
+import type { EventBus, RequestStore, RequestStreams, RequestView } from "../../domain/ports.js";
 import type { Logger } from "../../observability/logger.js";
 
 export interface TokenEventDeps {
   streams: RequestStreams;
+  events: EventBus;
   requests: Pick<RequestStore, "view">;
   log: Logger;
   heartbeatMs: number;
@@ -48,7 +49,7 @@ export async function relayTokenEvents(reply: FastifyReply, request: RequestView
   };
   try {
     {
-      for await (const event of followStream(deps.streams, request.requestId, after, { signal: stop.signal })) {
+      for await (const event of followOrRecover({ ...deps, recheckMs: deps.heartbeatMs }, request.requestId, after, stop.signal)) {
         if (event.type === "delta") {
           await write(`id: ${event.seq}\nevent: token\ndata: ${JSON.stringify({ request_id: request.requestId, seq: event.seq, text: event.text })}\n\n`);
         } else {

@@ -7,7 +7,7 @@
  */
 import type { EventBus, QuotaStore, RequestStore, RequestStreams, RequestView, RunStates } from "../../domain/ports.js";
 import type { Logger } from "../../observability/logger.js";
-import { isFinal, waitForFinal } from "./hold.js";
+import { isFinal, waitForFinal } from "../../domain/wait-for-final.js";
 
 export interface CancelDeps {
   log: Logger;

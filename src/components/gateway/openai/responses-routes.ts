@@ -7,11 +7,11 @@
  */
 import type { FastifyInstance, FastifyReply } from "fastify";
 import { AppError, openAiErrorBody } from "../../../errors.js";
-import { followStream } from "../../../domain/follow-stream.js";
+import { followOrRecover } from "../../../domain/follow-or-recover.js";
 import type { RequestView } from "../../../domain/ports.js";
 import type { AuthenticatedUser } from "../../../http/authenticator.js";
 import { idempotencyKeyOf } from "../admission.js";
-import { isFinal, waitForFinal, WaitAborted } from "../hold.js";
+import { isFinal, waitForFinal, WaitAborted } from "../../../domain/wait-for-final.js";
 import { parseResponsesBody, responsesRequest } from "./responses-body.js";
 import {
   eventsFor,
@@ -79,7 +79,7 @@ export function registerResponsesRoutes(app: FastifyInstance, ctx: OpenAiRouteCo
     let ended = false;
     try {
       await send(preludeEvents(facts));
-      for await (const event of followStream(ctx.streams, facts.requestId, 0, { signal: gone })) {
+      for await (const event of followOrRecover(ctx, facts.requestId, 0, gone)) {
         const next = eventsFor(facts, state, event);
         state = next.state;
         await send(next.events);

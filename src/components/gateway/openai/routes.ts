@@ -8,14 +8,14 @@
 import type { FastifyInstance, FastifyReply, FastifyRequest } from "fastify";
 import type { GatewayConfig } from "../../../config.js";
 import { AppError, isErrorCode, openAiErrorBody } from "../../../errors.js";
-import { followStream } from "../../../domain/follow-stream.js";
+import { followOrRecover } from "../../../domain/follow-or-recover.js";
 import type { EventBus, QuotaStore, RequestStore, RequestStreams, RequestView } from "../../../domain/ports.js";
 import type { AuthenticatedUser, Authenticator } from "../../../http/authenticator.js";
 import type { Logger } from "../../../observability/logger.js";
 import type { AdmissionInput, Admitted } from "../admission.js";
 import { idempotencyKeyOf } from "../admission.js";
 import type { Cancel } from "../cancel.js";
-import { isFinal, waitForFinal, WaitAborted } from "../hold.js";
+import { isFinal, waitForFinal, WaitAborted } from "../../../domain/wait-for-final.js";
 import { rateLimitHeaders } from "../rate-limit-headers.js";
 import { registerResponsesRoutes } from "./responses-routes.js";
 import { parseChatBody, parseCompletionBody, type ParsedOpenAiBody } from "./bodies.js";
@@ -198,7 +198,7 @@ export function registerOpenAiRoutes(app: FastifyInstance, ctx: OpenAiRouteConte
     const write = sse.write;
     let ended = false;
     try {
-      for await (const event of followStream(ctx.streams, admitted.requestId, 0, { signal: gone })) {
+      for await (const event of followOrRecover(ctx, admitted.requestId, 0, gone)) {
         const chunks = kind === "chat" ? chatChunksFor(chunkContext, event) : completionChunksFor(chunkContext, event);
         for (const chunk of chunks) await write(sseData(chunk));
         if (event.type === "final") {

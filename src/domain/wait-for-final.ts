@@ -3,7 +3,7 @@
  * waiter, and the stored row says what happened. The row is read again every `recheckMs`, so an
  * outcome whose event was lost (a pub/sub reconnect) still ends the wait, one recheck late.
  */
-import type { EventBus, RequestStore, RequestView } from "../../domain/ports.js";
+import type { EventBus, RequestStore, RequestView } from "./ports.js";
 
 const FINAL = new Set(["completed", "failed", "cancelled"]);
 export const isFinal = (view: Pick<RequestView, "status">) => FINAL.has(view.status);
