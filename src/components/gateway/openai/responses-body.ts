@@ -104,6 +104,14 @@ function explain(issue: z.core.$ZodIssue, base: readonly PropertyKey[] = []): { 
   return { field: param(path), message: issue.message };
 }
 
+const schemas = new Map<number, ReturnType<typeof responsesBodySchema>>();
+/** Built once per limit: zod compiles a schema on first use, which costs more than the parse itself. */
+function schemaFor(limits: GenerationLimits) {
+  let schema = schemas.get(limits.maxLength);
+  if (!schema) schemas.set(limits.maxLength, (schema = responsesBodySchema(limits)));
+  return schema;
+}
+
 /** The body parsed, or an AppError naming the first bad field (unknown fields before bad values). */
 export function parseResponsesBody(body: unknown, limits: GenerationLimits): ResponsesBody {
   if (body === null || typeof body !== "object" || Array.isArray(body)) {
@@ -121,7 +129,7 @@ export function parseResponsesBody(body: unknown, limits: GenerationLimits): Res
   if (input === undefined || input === null) {
     throw new AppError("missing_prompt", "input is required", { details: { field: "input" } });
   }
-  const parsed = responsesBodySchema(limits).safeParse(body);
+  const parsed = schemaFor(limits).safeParse(body);
   if (parsed.success) return parsed.data;
   const { field, message } = explain(parsed.error.issues[0]!);
   throw new AppError("invalid_parameter", `${field || "body"}: ${message}`, { details: { field } });

@@ -165,7 +165,9 @@ export function registerResponsesRoutes(app: FastifyInstance, ctx: OpenAiRouteCo
       const view = await ownResponse(request.params.id, user);
       if (request.query.stream !== "true") {
         reply.headers(await limitHeadersFor(ctx, user));
-        return responseOf(view);
+        // Running is not stored (it is transient); a streamed response with text in its stream is running.
+        const running = view.status === "queued" && view.streamTokens && (await ctx.streams.read(view.requestId, 0, 1).catch(() => [])).length > 0;
+        return responseOf(running ? { ...view, status: "processing" } : view);
       }
       if (!view.streamTokens) {
         throw new AppError("invalid_parameter", "stream: only a response created with stream or background can be streamed", { details: { field: "stream" } });

@@ -1,0 +1,94 @@
+/**
+ * Generated bodies at the OpenAI routes, on the real servers and on the embedded adapters, no model
+ * needed: every answer is 200 (a valid body: the stream opens, the test walks away, which cancels
+ * the request) or a 4xx in OpenAI's error shape with a stable code of the table and no internals;
+ * nothing is stored for a refused body, and in the end nothing stays reserved or counted.
+ */
+import { describe, it, before, after } from "node:test";
+import assert from "node:assert/strict";
+import fc from "fast-check";
+import { requireServices } from "../support/services.js";
+import { startPlatform, type Backend, type Platform } from "../support/platform.js";
+import { ERRORS, isErrorCode } from "../../src/errors.js";
+
+const skipServers = await requireServices("postgres", "redis", "rabbitmq");
+const NO_ML = "http://127.0.0.1:9";
+
+for (const backend of ["servers", "embedded"] as Backend[]) {
+  describe(`OpenAI routes under generated input on ${backend}`, { skip: backend === "servers" ? skipServers : undefined }, () => {
+    let platform: Platform;
+    before(async () => {
+      platform = await startPlatform({ backend, consumers: false, mlServiceUrl: NO_ML, env: { MAX_PROMPT_CHARS: "100" } });
+    });
+    after(async () => platform?.stop());
+
+    it("property: 200 or a 4xx with OpenAI's error shape; stored = opened; nothing left reserved", async () => {
+      const user = await platform.createUser();
+      const weird = fc.oneof(fc.constant(null), fc.boolean(), fc.integer({ min: -5, max: 5000 }), fc.double(), fc.string({ maxLength: 8 }), fc.array(fc.integer(), { maxLength: 3 }), fc.object({ maxDepth: 1 }));
+      const field = <T>(good: fc.Arbitrary<T>) => fc.oneof({ weight: 12, arbitrary: good }, { weight: 1, arbitrary: weird });
+      const message = fc.record({ role: field(fc.constantFrom("user", "system", "assistant", "developer", "tool")), content: field(fc.string({ minLength: 1, maxLength: 120, unit: "binary" })) });
+      const common = {
+        model: field(fc.constantFrom("default", "gpt-4o")),
+        max_tokens: field(fc.integer({ min: 0, max: 600 })),
+        temperature: field(fc.double({ min: -0.5, max: 2.5, noNaN: true })),
+        top_p: field(fc.double({ min: 0, max: 1.2, noNaN: true })),
+        n: field(fc.integer({ min: 0, max: 2 })),
+        stop: field(fc.oneof(fc.string({ minLength: 1, maxLength: 70 }), fc.array(fc.string({ minLength: 1, maxLength: 10 }), { maxLength: 5 }))),
+        seed: field(fc.integer({ min: -2, max: 2 ** 31 })),
+        top_k: field(fc.integer({ min: -1, max: 1001 })),
+      };
+      const chat = fc.record({ ...common, messages: field(fc.array(message, { maxLength: 3 })) }, { requiredKeys: ["model"] });
+      const completion = fc.record({ ...common, prompt: field(fc.string({ maxLength: 120, unit: "binary" })) }, { requiredKeys: ["model"] });
+      // Now and then a field OpenAI has and this platform does not.
+      const extra = fc.option(fc.record({ tools: weird }), { freq: 8 });
+      const call = fc.oneof(
+        fc.tuple(fc.constant("/v1/chat/completions"), chat, extra),
+        fc.tuple(fc.constant("/v1/completions"), completion, extra),
+      );
+      let opened = 0;
+      await fc.assert(
+        fc.asyncProperty(call, async ([route, generated, more]) => {
+          // Streamed, so a valid body answers at once (a held call would wait for a worker that is not running).
+          const body = { ...generated, ...(more ?? {}), stream: true };
+          const controller = new AbortController();
+          const response = await fetch(`${platform.url}${route}`, {
+            method: "POST",
+            headers: { "content-type": "application/json", authorization: user.authorization },
+            body: JSON.stringify(body),
+            signal: controller.signal,
+          });
+          if (response.status === 200) {
+            opened++;
+            assert.match(response.headers.get("content-type") ?? "", /^text\/event-stream/);
+            controller.abort();
+            return;
+          }
+          const text = await response.text();
+          const label = `${route} ${JSON.stringify(body).slice(0, 200)} → ${response.status} ${text.slice(0, 200)}`;
+          assert.ok(response.status >= 400 && response.status < 500, label);
+          const error = (JSON.parse(text) as { error: { message: string; type: string; param: string | null; code: string } }).error;
+          assert.ok(isErrorCode(error.code), label);
+          assert.equal(ERRORS[error.code as keyof typeof ERRORS].status, response.status, label);
+          assert.equal(typeof error.message, "string", label);
+          assert.ok(["invalid_request_error", "not_found_error", "authentication_error", "permission_error", "rate_limit_error"].includes(error.type) || error.type.length > 0, label);
+          assert.doesNotMatch(text, /"stack"|\n\s+at |node:internal|\/src\/|\.ts:\d+/, label);
+        }),
+        { numRuns: backend === "servers" ? 80 : 120 },
+      );
+      assert.ok(opened > 0, "some generated bodies were valid");
+      // Every opened stream was walked away from: each is cancelled before it ran, and released.
+      const rows = async () =>
+        (await platform.database.db.query<{ status: string; n: number }>("SELECT status, count(*)::int AS n FROM inference_requests WHERE user_id = $1 GROUP BY status", [user.userId])).rows;
+      for (;;) {
+        const now = await rows();
+        if (now.every((r) => r.status === "cancelled")) {
+          assert.equal(now.reduce((sum, r) => sum + Number(r.n), 0), opened, "one stored request per opened stream, none per refusal");
+          break;
+        }
+        await new Promise((resolve) => setTimeout(resolve, 25));
+      }
+      const usage = await platform.quota.usage(user.userId, new Date());
+      assert.deepEqual([usage.daily.requests, usage.daily.tokensReserved], [0, 0]);
+    });
+  });
+}
