@@ -115,7 +115,7 @@ export function renderReport(f: Figures): string {
   if (b2) {
     lines.push(
       `\n(b2) measures the OpenAI door's admission: a non-streamed /v1/chat/completions holds its connection until the request completes, so admission is timed through POST /v1/responses with background: true, which shares admission.ts and answers "queued" at once.` +
-        ` It runs after (g), with the worker stopped (so the queue fills as in b); its requests are left queued and removed with the run's queues. /v1 ÷ /api/v1 admission: **${fmt(v1AdmissionRatio, 2)}**.`,
+        ` It runs last (after (g), the worker stopped; right after (c) when the drain is skipped), so the queue fills as in (b); its requests are left queued and removed with the run's queues. /v1 ÷ /api/v1 admission: **${fmt(v1AdmissionRatio, 2)}**.`,
     );
   }
   lines.push(`\nAdmission / ceiling: **${fmt(ratio * 100, 1)} %** (${fmt(b.throughput)} vs ${fmt(a.throughput)} per s).`);
