@@ -1,5 +1,6 @@
 /**
- * Platform benchmark (`npm run bench`), on the real servers (issue 3, item 9). One run prints:
+ * Platform benchmark (`npm run bench`), on the real servers (issue 3, item 9; g and b2: issue 7,
+ * item 8). One run prints, in this order (b2 last):
  *
  *  a) the raw ceiling of the same servers, measured now: per request one Redis Lua reserve
  *     (RedisQuotaStore.reserve) + one INSERT (SqlRequestStore.insert) + one confirmed persistent
@@ -13,14 +14,30 @@
  *  e) each child process's peak RSS (VmHWM, sampled from /proc) and CPU use per phase;
  *  f) the ML Service alone: POST /inference with the drained requests' body at the drain's
  *     concurrency (the worker's prefetch), and end to end (d) ÷ ML Service alone; with the platform's
- *     CPU per completed request (every process but the ML Service and the load generator).
+ *     CPU per completed request (every process but the ML Service and the load generator);
+ *  g) streaming (ml-service, worker and collector running): POST /v1/chat/completions with
+ *     `stream: true` through the gateway vs the ML Service's own /v1/chat/completions called directly
+ *     (internal token), same body (one user message, max_tokens BENCH_STREAM_TOKENS, temperature 0,
+ *     include_usage), at 1 and at BENCH_STREAM_CONCURRENCY concurrent streams: TTFT (request written
+ *     → first chunk with content) p50/p99 for both, the added TTFT (difference of percentiles) and
+ *     tokens/s (usage completion_tokens of all streams ÷ wall time) with the ratio at 16;
+ *  b2) the OpenAI door's admission: POST /v1/responses with `background: true` (answered "queued" at
+ *     admission; a non-streamed /v1/chat/completions would hold its connection until completion, and
+ *     both share admission.ts), same raw client, connections and closed loops as (b), and its
+ *     throughput ÷ (b)'s. It runs last, after the worker is stopped, so that the queue fills as in
+ *     (b) and (d)'s exactly-once checks and (f)'s like-for-like comparison keep (b)'s requests
+ *     alone (background responses are token-streamed, which would change the drain's work); its
+ *     requests are never run: the cleanup deletes their queue with the rest. With
+ *     BENCH_SKIP_DRAIN=1 it runs right after (c).
  *
  * Everything is private to the run: a PostgreSQL schema, queue names and a Redis key prefix, all
  * removed at the end (also on error or Ctrl-C); child processes are stopped with SIGTERM.
  *
  * Files by concern (bench/platform/): settings, load (closed loops, latencies), raw-http (the load
  * generator's client), proc (CPU and memory from /proc), children (component processes), setup
- * (what the run owns, and its cleanup), phases (a–c), drain (d), ml-alone (f), report (tables, JSON).
+ * (what the run owns, and its cleanup), phases (a–c, b2), drain (d), ml-alone (f), streaming (g, and
+ * its table), sse-http (g's streaming client: chunked body and SSE parsed as bytes arrive), report
+ * (tables, JSON).
  *
  * The load generator is a minimal HTTP/1.1 keep-alive client on raw sockets (one request in flight
  * per connection), so that on a 2-core machine it takes as little CPU from the servers as possible.
@@ -32,13 +49,21 @@
  *   BENCH_DRAIN_TIMEOUT_S  bound on phase (d) (default 150)
  *   BENCH_MAX_LENGTH       max_length of each request (default 4)
  *   BENCH_PROMPT           the prompt of each request (default "Once upon a time")
- *   BENCH_SKIP_DRAIN=1     stop after (c)
+ *   BENCH_SKIP_DRAIN=1     stop after (c) (then b2; no d, f, g)
+ *   BENCH_STREAM_TOKENS    max_tokens of each stream in (g) (default 64)
+ *   BENCH_STREAM_CONCURRENCY  the larger concurrency of (g); the smaller is 1 (default 16)
+ *   BENCH_STREAM_SECONDS   measured seconds per leg of (g) (default BENCH_SECONDS)
+ *   BENCH_STREAM_MIN_STREAMS  a leg of (g) also runs until this many streams have started, up to
+ *                          4 × BENCH_STREAM_SECONDS, so that p99 is not one sample (default 100)
+ *   BENCH_SKIP_STREAMING=1 leave out (g)
  *   BENCH_CPU_PROF=gateway,api-service,...   run those children with --cpu-prof (profiles in
  *                          BENCH_CPU_PROF_DIR, default ./data/bench-profiles)
  *   BENCH_WORKER_PREFETCH  the worker's prefetch in (d), also the concurrency of (f) (default 32)
  *   BENCH_COLLECTOR_PREFETCH  the collector's prefetch in (d) (default 128)
- *   BENCH_JSON=path        also write the figures as JSON (with platform_cpu_us_per_request and
- *                          drain_vs_ml_alone)
+ *   BENCH_JSON=path        also write the figures as JSON (with platform_cpu_us_per_request,
+ *                          drain_vs_ml_alone, v1_admission_ratio, ttft_added_p50_ms and _p99_ms (at
+ *                          1 stream; _16 at the larger concurrency), stream_tokens_ratio_16, and
+ *                          the raw TTFT and tokens/s figures of each leg)
  *   BENCH_CHILD_NODE_OPTIONS  NODE_OPTIONS for the child processes (e.g. --max-old-space-size=96)
  *   (the components run from dist/, built by the bench first, as the image runs them)
  *   BENCH_DATABASE_URL, BENCH_REDIS_URL, BENCH_AMQP_URL   the servers (defaults: local test servers)
@@ -46,13 +71,14 @@
  */
 import { execFileSync } from "node:child_process";
 import { existsSync, writeFileSync } from "node:fs";
-import { CONNECTIONS, KEY_PREFIX, MAX_LENGTH, MODEL, QUEUES, RUN, SCHEMA, SECONDS, SKIP_DRAIN, WARMUP_SECONDS, fmt, log } from "./platform/settings.js";
-import { children, sampleMemory, startChild } from "./platform/children.js";
+import { CONNECTIONS, KEY_PREFIX, MAX_LENGTH, MODEL, QUEUES, RUN, SCHEMA, SECONDS, SKIP_DRAIN, SKIP_STREAMING, WARMUP_SECONDS, fmt, log } from "./platform/settings.js";
+import { children, sampleMemory, startChild, stopChild } from "./platform/children.js";
 import { cleanup, setup } from "./platform/setup.js";
 import { summarize } from "./platform/load.js";
-import { phaseAdmission, phaseCeiling, phaseStatus } from "./platform/phases.js";
+import { phaseAdmission, phaseCeiling, phaseStatus, phaseV1Admission } from "./platform/phases.js";
 import { phaseDrain, type DrainReport } from "./platform/drain.js";
 import { phaseMlAlone } from "./platform/ml-alone.js";
+import { phaseStreaming, streamingFigures, type StreamingReport } from "./platform/streaming.js";
 import { benchJson, renderReport } from "./platform/report.js";
 
 async function main(): Promise<number> {
@@ -90,16 +116,35 @@ async function main(): Promise<number> {
 
     let drain: DrainReport | undefined;
     let mlAlone;
+    let streaming: StreamingReport | undefined;
     if (ml) {
       log("d) drain: every admitted request must complete exactly once");
       drain = await phaseDrain(s, admission.admitted);
       log("f) the ML Service alone, same requests and concurrency");
       mlAlone = await phaseMlAlone(s, ml);
       log(`f) ${fmt(summarize(mlAlone).throughput)}/s; end to end ÷ ML Service alone ${fmt(drain.rate / summarize(mlAlone).throughput, 2)}`);
+      if (!SKIP_STREAMING) {
+        log("g) streaming: gateway /v1/chat/completions vs the ML Service's own, stream: true");
+        streaming = await phaseStreaming(s, gateway, ml);
+        const g = streamingFigures(streaming);
+        log(`g) added TTFT p50 ${fmt(g.ttft_added_p50_ms ?? Number.NaN, 1)} ms, p99 ${fmt(g.ttft_added_p99_ms ?? Number.NaN, 1)} ms; tokens/s ratio at ${g.stream_concurrency} ${fmt(g.stream_tokens_ratio_16 ?? Number.NaN, 2)}`);
+      }
+      // (b2) needs the queue unconsumed, as (b) had it; the drain's checks are done by now.
+      const worker = children.get("worker");
+      if (worker) {
+        log("stopping the worker for (b2)");
+        await stopChild(worker);
+      }
     }
+
+    // (b2) runs last (see the header): its requests are not drained, the cleanup deletes their queue.
+    log("b2) admission through POST /v1/responses (background: true), workers not running");
+    const v1 = await phaseV1Admission(gateway, s);
+    const b2 = summarize(v1.result);
+    log(`b2) ${fmt(b2.throughput)}/s, p50 ${fmt(b2.p50, 2)} ms, p99 ${fmt(b2.p99, 2)} ms — ${fmt(b2.throughput / b.throughput, 2)} of (b)`);
     sampleMemory();
 
-    const figures = { ceiling, admission: admission.result, status, drain, mlAlone, runSeconds: (performance.now() - runStarted) / 1000 };
+    const figures = { ceiling, admission: admission.result, status, drain, mlAlone, v1Admission: v1.result, streaming, runSeconds: (performance.now() - runStarted) / 1000 };
     process.stdout.write(renderReport(figures));
     if (process.env.BENCH_JSON) writeFileSync(process.env.BENCH_JSON, benchJson(figures));
     return drain && !drain.checks.every((ch) => ch.ok) ? 1 : 0;

@@ -1,4 +1,4 @@
-/** Phases (a) raw ceiling, (b) admission over HTTP and (c) status lookups. */
+/** Phases (a) raw ceiling, (b) admission over HTTP, (b2) the same through /v1/responses, (c) status lookups. */
 import { randomUUID } from "node:crypto";
 import { Redis } from "ioredis";
 import { PgSqlClient } from "../../src/adapters/postgres/sql-client.js";
@@ -47,19 +47,19 @@ export async function phaseCeiling(s: Setup): Promise<LoadResult> {
   }
 }
 
-export async function phaseAdmission(gateway: Child, s: Setup): Promise<{ result: LoadResult; admitted: number }> {
-  setPhase("b");
+/** Closed loops of one admission call on keep-alive connections; counts the requests admitted. */
+async function admissionLoops(gateway: Child, label: string, path: string, body: string, accepted: (status: number, body: Buffer) => boolean, authorization: string) {
   const { port } = new URL(gateway.url);
-  const raw = httpRequest("POST", "/api/v1/inference", { "content-type": "application/json", authorization: s.authorization }, requestBody);
+  const raw = httpRequest("POST", path, { "content-type": "application/json", authorization }, body);
   const connections = Array.from({ length: CONNECTIONS }, () => new RawConnection("127.0.0.1", Number(port)));
   let admitted = 0;
   try {
     const result = await closedLoops(
-      "b) admission: POST /api/v1/inference",
+      label,
       CONNECTIONS,
       async (i) => {
         const response = await connections[i]!.request(raw);
-        return response.status === 202 ? null : `HTTP ${response.status} ${response.body.toString("utf8").slice(0, 80)}`;
+        return accepted(response.status, response.body) ? null : `HTTP ${response.status} ${response.body.toString("utf8").slice(0, 80)}`;
       },
       (failure) => {
         if (failure === null) admitted++;
@@ -69,6 +69,32 @@ export async function phaseAdmission(gateway: Child, s: Setup): Promise<{ result
   } finally {
     for (const c of connections) c.close();
   }
+}
+
+export async function phaseAdmission(gateway: Child, s: Setup): Promise<{ result: LoadResult; admitted: number }> {
+  setPhase("b");
+  return admissionLoops(gateway, "b) admission: POST /api/v1/inference", "/api/v1/inference", requestBody, (status) => status === 202, s.authorization);
+}
+
+/** The same prompt and length as (b), as a background response: answered at admission, `queued`. */
+export const responsesBody = JSON.stringify({ model: "default", input: PROMPT, max_output_tokens: MAX_LENGTH, background: true });
+const QUEUED = Buffer.from('"status":"queued"');
+
+/**
+ * Phase (b2): the OpenAI door's admission. A non-streamed /v1/chat/completions holds its connection
+ * until the request completes, so admission alone is measured through POST /v1/responses with
+ * `background: true`, which goes through the same admission (admission.ts) and answers at once.
+ */
+export async function phaseV1Admission(gateway: Child, s: Setup): Promise<{ result: LoadResult; admitted: number }> {
+  setPhase("b2");
+  return admissionLoops(
+    gateway,
+    "b2) admission: POST /v1/responses (background)",
+    "/v1/responses",
+    responsesBody,
+    (status, body) => status === 200 && body.includes(QUEUED),
+    s.authorization,
+  );
 }
 
 export async function phaseStatus(api: Child, s: Setup): Promise<LoadResult> {

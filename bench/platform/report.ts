@@ -1,9 +1,10 @@
 /** The printed tables. */
-import { CONNECTIONS, DRAIN_TIMEOUT_S, MAX_LENGTH, RUN, SECONDS, WARMUP_SECONDS, WORKER_PREFETCH, fmt } from "./settings.js";
+import { CONNECTIONS, DRAIN_TIMEOUT_S, MAX_LENGTH, RUN, SECONDS, STREAM_MIN_STREAMS, STREAM_SECONDS, WARMUP_SECONDS, WORKER_PREFETCH, fmt } from "./settings.js";
 import { children } from "./children.js";
 import type { DrainReport } from "./drain.js";
 import { summarize, type LoadResult, type Summary } from "./load.js";
 import { machineCores, type CpuSnapshotDelta } from "./proc.js";
+import { streamingFigures, streamingTable, type StreamingReport } from "./streaming.js";
 
 export function loadTable(rows: Summary[]): string {
   const out = ["| phase | ok | errors | throughput (/s) | p50 (ms) | p90 (ms) | p99 (ms) | max (ms) |", "|---|--:|--:|--:|--:|--:|--:|--:|"];
@@ -23,7 +24,7 @@ export function cpuTable(phases: Array<[string, CpuSnapshotDelta | undefined, nu
   out.push(`| **machine busy** (of ${phases[0]?.[1]?.cores ?? "?"}00) | ${phases.map(([, d]) => (d ? fmt(d.machineBusyPct) : "")).join(" | ")} |`);
   // CPU time per request is steadier than throughput when other work shares the machine.
   out.push(`| | ${phases.map(() => "").join(" | ")} |`);
-  out.push(`| **CPU µs per request** (by process) | ${phases.map(() => "").join(" | ")} |`);
+  out.push(`| **CPU µs per request** (by process; per stream in g) | ${phases.map(() => "").join(" | ")} |`);
   const perRequest = (d: CpuSnapshotDelta | undefined, done: number, g: string) =>
     d && done > 0 && d.byGroup[g] !== undefined ? (d.byGroup[g]! / 100) * d.seconds * 1e6 / done : Number.NaN;
   for (const g of order.filter((g) => g !== "other processes")) {
@@ -42,7 +43,7 @@ export function cpuPerRequest(r: LoadResult): number {
 }
 
 export function memoryTable(): string {
-  const phases = ["setup", "a", "b", "c", "d", "f"];
+  const phases = ["setup", "a", "b", "c", "d", "f", "g", "b2"];
   const out = [
     `| component (pid) | peak RSS (VmHWM, MB) | ${phases.map((p) => `max RSS in ${p}`).join(" | ")} | goal ≤ 200 MB |`,
     `|---|--:|${phases.map(() => "--:").join("|")}|:-:|`,
@@ -72,6 +73,9 @@ export interface Figures {
   status: LoadResult;
   drain: DrainReport | undefined;
   mlAlone: LoadResult | undefined;
+  /** (b2), run after (g) with the worker stopped (see platform.ts). */
+  v1Admission: LoadResult | undefined;
+  streaming: StreamingReport | undefined;
   runSeconds: number;
 }
 
@@ -79,9 +83,12 @@ export interface Figures {
 export function derive(f: Figures) {
   const [a, b, c] = [summarize(f.ceiling), summarize(f.admission), summarize(f.status)];
   const f6 = f.mlAlone && summarize(f.mlAlone);
+  const b2 = f.v1Admission && summarize(f.v1Admission);
   return {
     a,
     b,
+    b2,
+    v1AdmissionRatio: b2 ? b2.throughput / b.throughput : Number.NaN,
     c,
     f: f6,
     ratio: b.throughput / a.throughput,
@@ -92,17 +99,24 @@ export function derive(f: Figures) {
 }
 
 export function renderReport(f: Figures): string {
-  const { a, b, c, f: f6, ratio, cpuRatio, platformCpuUsPerRequest, drainVsMlAlone } = derive(f);
+  const { a, b, b2, v1AdmissionRatio, c, f: f6, ratio, cpuRatio, platformCpuUsPerRequest, drainVsMlAlone } = derive(f);
   const drain = f.drain;
   const lines: string[] = [];
   lines.push(`\n## Platform benchmark — ${new Date().toISOString()}`);
   lines.push(`\n${CONNECTIONS} concurrent, ${SECONDS} s measured per phase after ${WARMUP_SECONDS} s warm-up; Node ${process.version}; ${machineCores()} cores.\n`);
   lines.push("### Throughput and latency\n");
-  lines.push(loadTable(f6 ? [a, b, c, f6] : [a, b, c]));
-  const failures = [a, b, c, ...(f6 ? [f6] : [])].filter((r) => r.errors > 0);
+  const rows = [a, b, ...(b2 ? [b2] : []), c, ...(f6 ? [f6] : [])];
+  lines.push(loadTable(rows));
+  const failures = rows.filter((r) => r.errors > 0);
   if (failures.length > 0) {
     lines.push("\nErrors:");
     for (const r of failures) lines.push(`- ${r.label}: ${JSON.stringify(r.failures)}`);
+  }
+  if (b2) {
+    lines.push(
+      `\n(b2) measures the OpenAI door's admission: a non-streamed /v1/chat/completions holds its connection until the request completes, so admission is timed through POST /v1/responses with background: true, which shares admission.ts and answers "queued" at once.` +
+        ` It runs last (after (g), the worker stopped; right after (c) when the drain is skipped), so the queue fills as in (b); its requests are left queued and removed with the run's queues. /v1 ÷ /api/v1 admission: **${fmt(v1AdmissionRatio, 2)}**.`,
+    );
   }
   lines.push(`\nAdmission / ceiling: **${fmt(ratio * 100, 1)} %** (${fmt(b.throughput)} vs ${fmt(a.throughput)} per s).`);
   lines.push(
@@ -114,9 +128,11 @@ export function renderReport(f: Figures): string {
     cpuTable([
       ["a) ceiling", f.ceiling.cpu, f.ceiling.ok],
       ["b) admission", f.admission.cpu, f.admission.ok],
+      ...(f.v1Admission ? [["b2) /v1 admission", f.v1Admission.cpu, f.v1Admission.ok] as [string, CpuSnapshotDelta | undefined, number]] : []),
       ["c) status", f.status.cpu, f.status.ok],
       ["d) drain", drain?.cpu, drain ? drain.rows : 0],
       ["f) ML alone", f.mlAlone?.cpu, f.mlAlone?.ok ?? 0],
+      ...(f.streaming?.legs ?? []).filter((l) => l.concurrency > 1).map((l) => [`g) ${l.target} ×${l.concurrency} streams`, l.cpu, l.streams] as [string, CpuSnapshotDelta | undefined, number]),
     ]),
   );
   if (drain) {
@@ -126,6 +142,10 @@ export function renderReport(f: Figures): string {
     if (f6) lines.push(`ML Service alone, same request body at the drain's concurrency (${WORKER_PREFETCH}): ${fmt(f6.throughput)}/s → end to end ÷ ML Service alone **${fmt(drainVsMlAlone, 2)}**.`);
     lines.push("\n| check | ok | detail |\n|---|:-:|---|");
     for (const ch of drain.checks) lines.push(`| ${ch.check} | ${ch.ok ? "yes" : "**NO**"} | ${ch.detail} |`);
+  }
+  if (f.streaming) {
+    lines.push("\n### Streaming: gateway vs ML Service direct\n");
+    lines.push(streamingTable(f.streaming));
   }
   lines.push("\n### Peak memory per component\n");
   lines.push(memoryTable());
@@ -138,12 +158,19 @@ export function renderReport(f: Figures): string {
   lines.push(`| a) raw ceiling (Lua reserve + INSERT + confirmed publish) | ${fmt(a.throughput)}/s, p50 ${fmt(a.p50, 1)} ms, p99 ${fmt(a.p99, 1)} ms | — | |`);
   lines.push(`| b) admission, POST /api/v1/inference | ${fmt(b.throughput)}/s, p50 ${fmt(b.p50, 1)} ms, p99 ${fmt(b.p99, 1)} ms | ≥ 70 % of (a), p99 ≤ 50 ms | ${yes(ratio >= 0.7 && b.p99 <= 50 && b.errors === 0)} |`);
   lines.push(`| b / a | ${fmt(ratio * 100, 1)} % (by CPU per request: ${fmt(cpuRatio * 100, 1)} %) | ≥ 70 % | ${yes(ratio >= 0.7)} |`);
+  if (b2) lines.push(`| b2) /v1/responses (background) ÷ /api/v1/inference admission | ${fmt(b2.throughput)}/s ÷ ${fmt(b.throughput)}/s = ${fmt(v1AdmissionRatio, 2)} | ≥ 0.9 | ${yes(v1AdmissionRatio >= 0.9 && b2.errors === 0)} |`);
   lines.push(`| c) status lookups | ${fmt(c.throughput)}/s, p50 ${fmt(c.p50, 1)} ms, p99 ${fmt(c.p99, 1)} ms | ≥ 5,000/s, p99 ≤ 10 ms | ${yes(c.throughput >= 5000 && c.p99 <= 10 && c.errors === 0)} |`);
   if (drain) {
     lines.push(`| d) every admitted request completed exactly once | ${fmt(drain.byStatus.completed ?? 0)} of ${fmt(drain.admitted)} in ${fmt(drain.seconds, 1)} s | all, once | ${yes(drain.checks.every((ch) => ch.ok))} |`);
     lines.push(`| d) platform CPU per completed request | ${fmt(platformCpuUsPerRequest)} µs | ≤ 1,000 µs | ${yes(platformCpuUsPerRequest <= 1000)} |`);
   }
   if (drain && f6) lines.push(`| d ÷ f) end to end ÷ ML Service alone | ${fmt(drain.rate)}/s ÷ ${fmt(f6.throughput)}/s = ${fmt(drainVsMlAlone, 2)} | ≥ 0.85 | ${yes(drainVsMlAlone >= 0.85)} |`);
+  if (f.streaming) {
+    const sf = streamingFigures(f.streaming);
+    const le = (v: number | null, max: number) => v !== null && v <= max;
+    lines.push(`| g) added TTFT (gateway − direct), 1 stream | p50 ${fmt(sf.ttft_added_p50_ms ?? Number.NaN, 1)} ms, p99 ${fmt(sf.ttft_added_p99_ms ?? Number.NaN, 1)} ms | p50 ≤ 15 ms, p99 ≤ 40 ms | ${yes(le(sf.ttft_added_p50_ms, 15) && le(sf.ttft_added_p99_ms, 40))} |`);
+    lines.push(`| g) streamed tokens/s gateway ÷ direct, ${sf.stream_concurrency} streams | ${fmt(sf.stream_tokens_ratio_16 ?? Number.NaN, 2)} | ≥ 0.8 | ${yes((sf.stream_tokens_ratio_16 ?? 0) >= 0.8 && sf.stream_errors === 0)} |`);
+  }
   lines.push(`| e) peak RSS, components other than ml-service | max ${fmt(maxOtherMb)} MB (gateway ${fmt(gatewayMb)} MB) | ≤ 200 MB each | ${yes(maxOtherMb <= 200)} |`);
   lines.push(`\nWhole run: ${fmt(f.runSeconds, 1)} s.`);
   return `${lines.join("\n")}\n`;
@@ -151,12 +178,12 @@ export function renderReport(f: Figures): string {
 
 /** What BENCH_JSON holds. */
 export function benchJson(f: Figures): string {
-  const { a, b, c, f: f6, ratio, cpuRatio, platformCpuUsPerRequest, drainVsMlAlone } = derive(f);
+  const { a, b, b2, v1AdmissionRatio, c, f: f6, ratio, cpuRatio, platformCpuUsPerRequest, drainVsMlAlone } = derive(f);
   return JSON.stringify(
     {
       run: RUN,
       at: new Date().toISOString(),
-      settings: { seconds: SECONDS, warmup: WARMUP_SECONDS, connections: CONNECTIONS, maxLength: MAX_LENGTH, workerPrefetch: WORKER_PREFETCH },
+      settings: { seconds: SECONDS, warmup: WARMUP_SECONDS, connections: CONNECTIONS, maxLength: MAX_LENGTH, workerPrefetch: WORKER_PREFETCH, streamSeconds: STREAM_SECONDS, streamMinStreams: STREAM_MIN_STREAMS },
       ceiling: a,
       admission: b,
       ratio,
@@ -165,7 +192,11 @@ export function benchJson(f: Figures): string {
       mlAlone: f6,
       platform_cpu_us_per_request: Number.isFinite(platformCpuUsPerRequest) ? platformCpuUsPerRequest : null,
       drain_vs_ml_alone: Number.isFinite(drainVsMlAlone) ? drainVsMlAlone : null,
-      cpu: { a: f.ceiling.cpu, b: f.admission.cpu, c: f.status.cpu, d: f.drain?.cpu, f: f.mlAlone?.cpu },
+      v1_admission: b2,
+      v1_admission_ratio: Number.isFinite(v1AdmissionRatio) ? v1AdmissionRatio : null,
+      ...streamingFigures(f.streaming),
+      streaming: f.streaming?.legs.map((l) => ({ ...l, cpu: undefined })),
+      cpu: { a: f.ceiling.cpu, b: f.admission.cpu, b2: f.v1Admission?.cpu, c: f.status.cpu, d: f.drain?.cpu, f: f.mlAlone?.cpu, g: f.streaming?.legs.map((l) => l.cpu) },
       drain: f.drain && { ...f.drain, cpu: undefined },
       memoryMb: Object.fromEntries([...children.values()].map((ch) => [ch.name, { peakHwm: ch.peakHwmKb / 1024, byPhase: Object.fromEntries([...ch.phaseRssKb].map(([p, kb]) => [p, kb / 1024])) }])),
     },

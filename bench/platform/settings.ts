@@ -30,6 +30,13 @@ export const PROMPT = process.env.BENCH_PROMPT ?? "Once upon a time";
 // Service alone, so the two are compared like for like.
 export const WORKER_PREFETCH = Math.max(1, Math.round(num("BENCH_WORKER_PREFETCH", 32)));
 export const COLLECTOR_PREFETCH = Math.max(1, Math.round(num("BENCH_COLLECTOR_PREFETCH", 128)));
+// Phase (g), streaming: tokens per stream, the larger concurrency (the smaller is always 1), the
+// measured seconds per leg and a floor on the streams per leg so that p99 is not just the maximum.
+export const STREAM_TOKENS = Math.max(1, Math.round(num("BENCH_STREAM_TOKENS", 64)));
+export const STREAM_CONCURRENCY = Math.max(1, Math.round(num("BENCH_STREAM_CONCURRENCY", 16)));
+export const STREAM_SECONDS = num("BENCH_STREAM_SECONDS", SECONDS);
+export const STREAM_MIN_STREAMS = Math.round(num("BENCH_STREAM_MIN_STREAMS", 100));
+export const SKIP_STREAMING = process.env.BENCH_SKIP_STREAMING === "1" || process.env.BENCH_SKIP_STREAMING === "true";
 export const CHILD_START_TIMEOUT_MS = 60_000;
 export const CLK_TCK = 100; // Linux USER_HZ
 
