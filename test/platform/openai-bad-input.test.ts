@@ -25,17 +25,20 @@ for (const backend of ["servers", "embedded"] as Backend[]) {
     it("property: 200 or a 4xx with OpenAI's error shape; stored = opened; nothing left reserved", async () => {
       const user = await platform.createUser();
       const weird = fc.oneof(fc.constant(null), fc.boolean(), fc.integer({ min: -5, max: 5000 }), fc.double(), fc.string({ maxLength: 8 }), fc.array(fc.integer(), { maxLength: 3 }), fc.object({ maxDepth: 1 }));
-      const field = <T>(good: fc.Arbitrary<T>) => fc.oneof({ weight: 12, arbitrary: good }, { weight: 1, arbitrary: weird });
-      const message = fc.record({ role: field(fc.constantFrom("user", "system", "assistant", "developer", "tool")), content: field(fc.string({ minLength: 1, maxLength: 120, unit: "binary" })) });
+      const field = <T>(good: fc.Arbitrary<T>, ...edges: unknown[]) =>
+        fc.oneof({ weight: 16, arbitrary: good }, { weight: 1, arbitrary: edges.length > 0 ? fc.constantFrom(...edges) : weird }, { weight: 1, arbitrary: weird });
+      // Each field is good most of the time (so some whole bodies are valid) and otherwise anything,
+      // or a value just past its bounds.
+      const message = fc.record({ role: field(fc.constantFrom("user", "system", "assistant", "developer"), "tool"), content: field(fc.string({ minLength: 1, maxLength: 120, unit: "binary" })) });
       const common = {
-        model: field(fc.constantFrom("default", "gpt-4o")),
-        max_tokens: field(fc.integer({ min: 0, max: 600 })),
-        temperature: field(fc.double({ min: -0.5, max: 2.5, noNaN: true })),
-        top_p: field(fc.double({ min: 0, max: 1.2, noNaN: true })),
-        n: field(fc.integer({ min: 0, max: 2 })),
-        stop: field(fc.oneof(fc.string({ minLength: 1, maxLength: 70 }), fc.array(fc.string({ minLength: 1, maxLength: 10 }), { maxLength: 5 }))),
-        seed: field(fc.integer({ min: -2, max: 2 ** 31 })),
-        top_k: field(fc.integer({ min: -1, max: 1001 })),
+        model: field(fc.constant("default"), "gpt-4o"),
+        max_tokens: field(fc.integer({ min: 1, max: 500 }), 0, 501),
+        temperature: field(fc.double({ min: 0, max: 2, noNaN: true }), -0.01, 2.01),
+        top_p: field(fc.double({ min: 0.01, max: 1, noNaN: true }), 0, 1.01),
+        n: field(fc.constant(1), 0, 2),
+        stop: field(fc.oneof(fc.string({ minLength: 1, maxLength: 64 }), fc.array(fc.string({ minLength: 1, maxLength: 10 }), { maxLength: 4 })), "", ["x".repeat(65)]),
+        seed: field(fc.integer({ min: 0, max: 2 ** 31 - 1 }), -1, 2 ** 31),
+        top_k: field(fc.integer({ min: 0, max: 1000 }), -1, 1001),
       };
       const chat = fc.record({ ...common, messages: field(fc.array(message, { maxLength: 3 })) }, { requiredKeys: ["model"] });
       const completion = fc.record({ ...common, prompt: field(fc.string({ maxLength: 120, unit: "binary" })) }, { requiredKeys: ["model"] });
@@ -46,6 +49,7 @@ for (const backend of ["servers", "embedded"] as Backend[]) {
         fc.tuple(fc.constant("/v1/completions"), completion, extra),
       );
       let opened = 0;
+      const refusals = new Map<string, number>();
       await fc.assert(
         fc.asyncProperty(call, async ([route, generated, more]) => {
           // Streamed, so a valid body answers at once (a held call would wait for a worker that is not running).
@@ -68,6 +72,7 @@ for (const backend of ["servers", "embedded"] as Backend[]) {
           assert.ok(response.status >= 400 && response.status < 500, label);
           const error = (JSON.parse(text) as { error: { message: string; type: string; param: string | null; code: string } }).error;
           assert.ok(isErrorCode(error.code), label);
+          refusals.set(error.code, (refusals.get(error.code) ?? 0) + 1);
           assert.equal(ERRORS[error.code as keyof typeof ERRORS].status, response.status, label);
           assert.equal(typeof error.message, "string", label);
           assert.ok(["invalid_request_error", "not_found_error", "authentication_error", "permission_error", "rate_limit_error"].includes(error.type) || error.type.length > 0, label);
@@ -75,7 +80,7 @@ for (const backend of ["servers", "embedded"] as Backend[]) {
         }),
         { numRuns: backend === "servers" ? 80 : 120 },
       );
-      assert.ok(opened > 0, "some generated bodies were valid");
+      assert.ok(opened > 0, `some generated bodies were valid (refusals: ${JSON.stringify([...refusals])})`);
       // Every opened stream was walked away from: each is cancelled before it ran, and released.
       const rows = async () =>
         (await platform.database.db.query<{ status: string; n: number }>("SELECT status, count(*)::int AS n FROM inference_requests WHERE user_id = $1 GROUP BY status", [user.userId])).rows;

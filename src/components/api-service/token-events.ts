@@ -29,6 +29,8 @@ export async function relayTokenEvents(reply: FastifyReply, request: RequestView
     connection: "keep-alive",
     "x-accel-buffering": "no",
   });
+  // The client learns at once that it was admitted, before the first token.
+  raw.flushHeaders();
   const stop = new AbortController();
   const close = () => {
     stop.abort();

@@ -95,6 +95,8 @@ export function openSse(reply: FastifyReply, headers: Record<string, string>, go
     connection: "keep-alive",
     "x-accel-buffering": "no",
   });
+  // The client learns at once that it was admitted, before the first token.
+  raw.flushHeaders();
   // A slow reader holds only its own socket's buffer: the stream waits in the store meanwhile.
   const write = async (text: string) => {
     if (!raw.write(text) && !gone.aborted) await new Promise<void>((resolve) => raw.once("drain", resolve).once("close", resolve));
