@@ -32,8 +32,17 @@ export interface ReserveInput {
   now: Date;
 }
 
+/** A window's counts: requests, and tokens used + reserved. */
+export interface QuotaCounts {
+  dailyRequests: number;
+  dailyTokens: number;
+  monthlyRequests: number;
+  monthlyTokens: number;
+}
+
 export type ReserveResult =
-  | { ok: true; window: QuotaWindow; duplicate: boolean }
+  /** `counts`: the windows with this reservation in them (absent for a duplicate). */
+  | { ok: true; window: QuotaWindow; duplicate: boolean; counts?: QuotaCounts }
   | {
       ok: false;
       limit: QuotaLimitName;

@@ -82,7 +82,13 @@ for (const subject of subjects) {
     it("admits a reservation, in the UTC day and month of now, and usage reports it", async () => {
       const u = user();
       const r = await reserve(u, req(), 120);
-      assert.deepEqual(r, { ok: true, window: { day: "2031-03-10", month: "2031-03" }, duplicate: false });
+      assert.deepEqual(r, {
+        ok: true,
+        window: { day: "2031-03-10", month: "2031-03" },
+        duplicate: false,
+        // The windows with this reservation in them, for OpenAI's rate-limit headers.
+        counts: { dailyRequests: 1, dailyTokens: 120, monthlyRequests: 1, monthlyTokens: 120 },
+      });
       const usage = await store.usage(u, NOW);
       assert.deepEqual(usage, {
         window: { day: "2031-03-10", month: "2031-03" },
@@ -276,6 +282,7 @@ for (const subject of subjects) {
         ok: true,
         window: { day: "2031-01-31", month: "2031-01" },
         duplicate: false,
+        counts: { dailyRequests: 1, dailyTokens: 500, monthlyRequests: 1, monthlyTokens: 500 },
       });
       // a new request after midnight opens February's windows
       const next = req();
@@ -283,6 +290,7 @@ for (const subject of subjects) {
         ok: true,
         window: { day: "2031-02-01", month: "2031-02" },
         duplicate: false,
+        counts: { dailyRequests: 1, dailyTokens: 50, monthlyRequests: 1, monthlyTokens: 50 },
       });
       assert.equal(await store.settle({ userId: u, requestId: id, actualTokens: 321 }), "settled");
       const jan = await store.usage(u, lastSecond);
@@ -404,6 +412,7 @@ for (const subject of subjects) {
         ok: true,
         window: { day: "2031-03-10", month: "2031-03" },
         duplicate: false,
+        counts: { dailyRequests: 2, dailyTokens: 100, monthlyRequests: 2, monthlyTokens: 100 },
       });
     });
 
@@ -633,7 +642,17 @@ describe("QuotaStore property: Redis and memory agree, match the ledger, never e
                 fromRedis,
                 failure
                   ? { ok: false, ...failure, retryAfterSeconds: retryAfterSeconds(failure.limit, now) }
-                  : { ok: true, window: quotaWindow(now), duplicate: false },
+                  : {
+                      ok: true,
+                      window: quotaWindow(now),
+                      duplicate: false,
+                      counts: {
+                        dailyRequests: before.daily.requests + 1,
+                        dailyTokens: before.daily.tokensUsed + before.daily.tokensReserved + op.tokens,
+                        monthlyRequests: before.monthly.requests + 1,
+                        monthlyTokens: before.monthly.tokensUsed + before.monthly.tokensReserved + op.tokens,
+                      },
+                    },
               );
             }
             if (fromRedis.ok && !fromRedis.duplicate) {

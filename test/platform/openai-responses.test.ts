@@ -42,10 +42,14 @@ for (const backend of ["servers", "embedded"] as Backend[]) {
     after(async () => platform?.stop());
 
     it("a background response is queued at once, then retrieved until completed, charged its usage", async () => {
-      const user = await platform.createUser();
+      const user = await platform.createUser({ dailyRequests: 10 });
       const client = clientFor(user.authorization);
-      const created = await client.responses.create({ model, input: "Tom had a red ball.", max_output_tokens: 20, temperature: 0, background: true, metadata: { job: "7" } });
+      const { data: created, response: answer } = await client.responses
+        .create({ model, input: "Tom had a red ball.", max_output_tokens: 20, temperature: 0, background: true, metadata: { job: "7" } })
+        .withResponse();
       assert.equal(created.status, "queued");
+      // Counted from the reservation itself: this request is in them already.
+      assert.equal(answer.headers.get("x-ratelimit-remaining-requests"), "9");
       assert.match(created.id, /^resp_/);
       let response = created;
       while (response.status === "queued" || response.status === "in_progress") response = await client.responses.retrieve(created.id);

@@ -101,7 +101,8 @@ export class MemoryQuotaStore implements QuotaStore {
       state: "reserved",
       expiresAt: reservationExpireAt(window) * 1000,
     });
-    return { ok: true, window, duplicate: false };
+    const counts = { dailyRequests: d.requests, dailyTokens: d.used + d.reserved, monthlyRequests: m.requests, monthlyTokens: m.used + m.reserved };
+    return { ok: true, window, duplicate: false, counts };
   }
 
   async settle(input: { userId: string; requestId: string; actualTokens: number }): Promise<SettleResult> {

@@ -177,10 +177,16 @@ export class RedisQuotaStore implements QuotaStore {
       await this.rebuild(input.userId, window.month);
       reply = await run();
     }
-    if (!Array.isArray(reply) || reply.length !== 4) throw new Error(`unexpected reserve reply: ${JSON.stringify(reply)}`);
-    const [status, a, b, c] = reply as unknown[];
+    if (!Array.isArray(reply) || (reply.length !== 4 && reply.length !== 8)) throw new Error(`unexpected reserve reply: ${JSON.stringify(reply)}`);
+    const [status, a, b, c, ...counts] = reply as unknown[];
     if (Number(status) === 1) {
-      return { ok: true, window: { day: String(b), month: String(c) }, duplicate: Number(a) === 1 };
+      const [dailyRequests, dailyTokens, monthlyRequests, monthlyTokens] = counts.map(Number);
+      return {
+        ok: true,
+        window: { day: String(b), month: String(c) },
+        duplicate: Number(a) === 1,
+        ...(counts.length === 4 ? { counts: { dailyRequests: dailyRequests!, dailyTokens: dailyTokens!, monthlyRequests: monthlyRequests!, monthlyTokens: monthlyTokens! } } : {}),
+      };
     }
     const limit = String(a);
     if (!LIMIT_NAMES.has(limit)) throw new Error(`unexpected reserve reply: ${JSON.stringify(reply)}`);

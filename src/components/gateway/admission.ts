@@ -10,7 +10,7 @@ import { encodeMessage, type ChatMessage } from "../../domain/contracts.js";
 import type { GenerationParams } from "../../domain/generation-params.js";
 import { estimateTokens } from "../../domain/inference-request.js";
 import { requestMessageOf } from "../../domain/request-message.js";
-import type { MessageQueue, NewRequest, Outbox, QuotaStore, RequestApi, RequestStore, RequestView } from "../../domain/ports.js";
+import type { MessageQueue, NewRequest, Outbox, QuotaCounts, QuotaStore, RequestApi, RequestStore, RequestView } from "../../domain/ports.js";
 import type { AuthenticatedUser } from "../../http/authenticator.js";
 import type { Logger } from "../../observability/logger.js";
 import type { PublishedMarker } from "./published-marker.js";
@@ -35,6 +35,8 @@ export interface Admitted {
   estimatedTokens: number;
   /** Set when an Idempotency-Key found the request an earlier call admitted (nothing new was reserved). */
   existing?: RequestView;
+  /** The user's windows with this reservation in them (for the rate-limit headers); absent for a repeat. */
+  counts?: QuotaCounts;
 }
 
 export interface AdmissionDeps {
@@ -192,7 +194,7 @@ export function createAdmission(deps: AdmissionDeps) {
       throw error;
     }
     log.info({ request_id: requestId, user_id: user.userId, estimated_tokens: estimatedTokens, api: input.api }, "request admitted");
-    return { requestId, createdAt, estimatedTokens };
+    return { requestId, createdAt, estimatedTokens, ...(reservation.counts ? { counts: reservation.counts } : {}) };
   };
 }
 

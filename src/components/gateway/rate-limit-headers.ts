@@ -3,7 +3,8 @@
  * {requests,tokens}`. The window reported is the tightest one that has a limit (the day, else the
  * month); a user without limits gets none of the headers. Pure.
  */
-import type { QuotaLimits, QuotaUsage } from "../../domain/ports.js";
+import type { QuotaCounts, QuotaLimits, QuotaUsage } from "../../domain/ports.js";
+import { dailyResetAt, monthlyResetAt } from "../../domain/quota-windows.js";
 
 /** OpenAI's duration format: "20ms", "1s", "6m0s", "2h3m4s". */
 export function formatResetDuration(ms: number): string {
@@ -19,19 +20,35 @@ export function formatResetDuration(ms: number): string {
 }
 
 export function rateLimitHeaders(limits: QuotaLimits, usage: QuotaUsage, now: Date): Record<string, string> {
+  const counts: QuotaCounts = {
+    dailyRequests: usage.daily.requests,
+    dailyTokens: usage.daily.tokensUsed + usage.daily.tokensReserved,
+    monthlyRequests: usage.monthly.requests,
+    monthlyTokens: usage.monthly.tokensUsed + usage.monthly.tokensReserved,
+  };
+  return rateLimitHeadersOf(limits, counts, now, { daily: usage.dailyResetAt, monthly: usage.monthlyResetAt });
+}
+
+/** The same from counts (say, the ones a reservation answers with), resetting at the windows' ends. */
+export function rateLimitHeadersOf(
+  limits: QuotaLimits,
+  counts: QuotaCounts,
+  now: Date,
+  resets = { daily: dailyResetAt(now), monthly: monthlyResetAt(now) },
+): Record<string, string> {
   const headers: Record<string, string> = {};
-  const daily = { reset: usage.dailyResetAt.getTime() - now.getTime(), used: usage.daily };
-  const monthly = { reset: usage.monthlyResetAt.getTime() - now.getTime(), used: usage.monthly };
+  const daily = { reset: resets.daily.getTime() - now.getTime(), requests: counts.dailyRequests, tokens: counts.dailyTokens };
+  const monthly = { reset: resets.monthly.getTime() - now.getTime(), requests: counts.monthlyRequests, tokens: counts.monthlyTokens };
   const requests = limits.dailyRequests !== null ? { limit: limits.dailyRequests, ...daily } : limits.monthlyRequests !== null ? { limit: limits.monthlyRequests, ...monthly } : null;
   const tokens = limits.dailyTokens !== null ? { limit: limits.dailyTokens, ...daily } : limits.monthlyTokens !== null ? { limit: limits.monthlyTokens, ...monthly } : null;
   if (requests) {
     headers["x-ratelimit-limit-requests"] = String(requests.limit);
-    headers["x-ratelimit-remaining-requests"] = String(Math.max(0, requests.limit - requests.used.requests));
+    headers["x-ratelimit-remaining-requests"] = String(Math.max(0, requests.limit - requests.requests));
     headers["x-ratelimit-reset-requests"] = formatResetDuration(requests.reset);
   }
   if (tokens) {
     headers["x-ratelimit-limit-tokens"] = String(tokens.limit);
-    headers["x-ratelimit-remaining-tokens"] = String(Math.max(0, tokens.limit - tokens.used.tokensUsed - tokens.used.tokensReserved));
+    headers["x-ratelimit-remaining-tokens"] = String(Math.max(0, tokens.limit - tokens.tokens));
     headers["x-ratelimit-reset-tokens"] = formatResetDuration(tokens.reset);
   }
   return headers;

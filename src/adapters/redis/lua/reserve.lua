@@ -13,6 +13,8 @@
 --          Redis lost them), 0 when Redis is the only record
 --
 -- Returns {1, duplicate (0|1), day, month} when admitted (for a duplicate: the recorded window),
+-- followed, for a new reservation, by the window's counts with it: day requests, day tokens (used +
+-- reserved), month requests, month tokens (what OpenAI's rate-limit headers report),
 -- or {0, limit name, current, limit value} when a limit would be exceeded (nothing changed),
 -- or {2, 0, 0, 0} when the user's counters must be rebuilt first (nothing changed).
 
@@ -55,4 +57,4 @@ redis.call('EXPIREAT', KEYS[1], ARGV[8])
 redis.call('EXPIREAT', KEYS[2], ARGV[9])
 redis.call('HSET', KEYS[3], 'tokens', ARGV[1], 'day', ARGV[6], 'month', ARGV[7], 'state', 'reserved')
 redis.call('EXPIREAT', KEYS[3], ARGV[10])
-return {1, 0, ARGV[6], ARGV[7]}
+return {1, 0, ARGV[6], ARGV[7], dRequests + 1, dTokens + tokens, mRequests + 1, mTokens + tokens}

@@ -23,7 +23,7 @@ import {
   sseEvent,
   type ResponseFacts,
 } from "./responses-shapes.js";
-import { cancelAbandonedFor, clientGone, limitHeadersFor, openSse, type OpenAiRouteContext } from "./routes.js";
+import { admissionHeaders, cancelAbandonedFor, clientGone, limitHeadersFor, openSse, type OpenAiRouteContext } from "./routes.js";
 
 interface Limits {
   maxLength: number;
@@ -70,8 +70,8 @@ export function responseOf(view: RequestView) {
 
 export function registerResponsesRoutes(app: FastifyInstance, ctx: OpenAiRouteContext, limits: Limits): void {
   /** Relays the request's events after `startingAfter`, from the stored ones on, until the final. */
-  async function relay(reply: FastifyReply, user: AuthenticatedUser, facts: ResponseFacts, startingAfter: number, gone: AbortSignal, cancelOnLeave: boolean) {
-    const sse = openSse(reply, await limitHeadersFor(ctx, user), gone);
+  async function relay(reply: FastifyReply, user: AuthenticatedUser, facts: ResponseFacts, startingAfter: number, gone: AbortSignal, cancelOnLeave: boolean, headers?: Record<string, string>) {
+    const sse = openSse(reply, headers ?? (await limitHeadersFor(ctx, user)), gone);
     const send = async (events: Array<{ sequence_number: number }>) => {
       for (const event of events) if (event.sequence_number > startingAfter) await sse.write(sseEvent(event as never));
     };
@@ -139,9 +139,10 @@ export function registerResponsesRoutes(app: FastifyInstance, ctx: OpenAiRouteCo
       });
       const facts = factsOf({ requestId: admitted.requestId, createdAt: admitted.existing?.createdAt ?? admitted.createdAt, model: requested === "default" ? limits.defaultModel : requested, apiOptions: { ...options } });
       const gone = clientGone(reply);
-      if (body.stream) return await relay(reply, user, facts, -1, gone, !background);
+      if (body.stream) return await relay(reply, user, facts, -1, gone, !background, await admissionHeaders(ctx, user, admitted));
       if (background && !admitted.existing) {
-        reply.headers(await limitHeadersFor(ctx, user));
+        // The reservation's own counts: no second round trip to the quota store on this path.
+        reply.headers(await admissionHeaders(ctx, user, admitted));
         return responseObject({ ...facts, status: "queued", text: null, usage: null, error: null });
       }
       let view: RequestView;

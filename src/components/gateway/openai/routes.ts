@@ -16,7 +16,7 @@ import type { AdmissionInput, Admitted } from "../admission.js";
 import { idempotencyKeyOf } from "../admission.js";
 import type { Cancel } from "../cancel.js";
 import { isFinal, waitForFinal, WaitAborted } from "../../../domain/wait-for-final.js";
-import { rateLimitHeaders } from "../rate-limit-headers.js";
+import { rateLimitHeaders, rateLimitHeadersOf } from "../rate-limit-headers.js";
 import { registerResponsesRoutes } from "./responses-routes.js";
 import { parseChatBody, parseCompletionBody, type ParsedOpenAiBody } from "./bodies.js";
 import {
@@ -82,6 +82,11 @@ export async function limitHeadersFor(ctx: Pick<OpenAiRouteContext, "quota" | "n
   } catch {
     return {};
   }
+}
+
+/** The headers of an answer sent right at admission: from the reservation's own counts when it has them. */
+export async function admissionHeaders(ctx: Pick<OpenAiRouteContext, "quota" | "now">, user: AuthenticatedUser, admitted: Admitted): Promise<Record<string, string>> {
+  return admitted.counts ? rateLimitHeadersOf(user.limits, admitted.counts, ctx.now()) : limitHeadersFor(ctx, user);
 }
 
 /** Starts an SSE answer on the raw socket; `write` waits while a slow reader's socket is full. */
@@ -190,7 +195,7 @@ export function registerOpenAiRoutes(app: FastifyInstance, ctx: OpenAiRouteConte
   const cancelAbandoned = (requestId: string, user: AuthenticatedUser) => cancelAbandonedFor(ctx, requestId, user);
 
   async function relayStream(kind: Kind, reply: FastifyReply, user: AuthenticatedUser, body: ParsedOpenAiBody, admitted: Admitted, gone: AbortSignal) {
-    const sse = openSse(reply, await limitHeaders(user), gone);
+    const sse = openSse(reply, await admissionHeaders(ctx, user, admitted), gone);
     const chunkContext: ChunkContext = {
       requestId: admitted.requestId,
       createdAt: admitted.existing?.createdAt ?? admitted.createdAt,
