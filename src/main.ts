@@ -2,13 +2,15 @@
 /**
  * ml-inference command line. One binary, the argument picks the component (as Bento's one binary
  * runs any config): gateway | worker | collector | api-service | ml-service | all | migrate, plus
- * user, key and tier management.
+ * user, key and tier management, and the user-facing commands (submit, status, cancel, quota) that
+ * talk HTTP to a running platform through the typed client (src/cli, src/client).
  */
 import { loadConfig, type Config } from "./config.js";
 import { AppError, isAppError } from "./errors.js";
 import { createLogger, type Logger } from "./observability/logger.js";
 import { startComponent, type ComponentName, type Running } from "./components/start.js";
 import { runAdminCommand, ADMIN_HELP } from "./admin.js";
+import { CLIENT_HELP, isClientCommand, runClientCommand } from "./cli/index.js";
 
 const COMPONENTS: ComponentName[] = ["gateway", "worker", "collector", "api-service", "ml-service", "all"];
 
@@ -28,6 +30,7 @@ Database:
   migrate        apply the SQL migrations (running it twice changes nothing)
 
 ${ADMIN_HELP}
+${CLIENT_HELP}
 Settings come from environment variables; see README.md.
 `;
 
@@ -43,6 +46,8 @@ async function main(argv: string[]): Promise<number> {
     // Handlers go in before start-up, so a SIGTERM during start-up drains instead of killing.
     return waitForSignal(startComponent(command as ComponentName, config, logger), config, logger);
   }
+  // Before loadConfig: these only need ML_INFERENCE_URL / ML_INFERENCE_API_KEY, not the platform's settings.
+  if (isClientCommand(command)) return runClientCommand(command, rest);
   const config = loadConfig(process.env, "cli");
   const logger = createLogger({ level: process.env.LOG_LEVEL ?? "warn" });
   return runAdminCommand(command, rest, config, logger);
