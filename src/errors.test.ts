@@ -21,9 +21,16 @@ interface Found {
   where: string;
 }
 
+/**
+ * The client and its CLI (src/client, src/cli) run on the caller's side: their own codes
+ * (CLIENT_ERROR_CODES, "usage") never come from the platform, so they are not the table's.
+ */
+const CALLER_SIDE = new Set(["client", "cli"]);
+
 function sourceFiles(dir: string, out: string[] = []): string[] {
   for (const name of readdirSync(dir)) {
     const full = join(dir, name);
+    if (dir === SRC && CALLER_SIDE.has(name)) continue;
     if (statSync(full).isDirectory()) sourceFiles(full, out);
     else if (name.endsWith(".ts") && !name.endsWith(".test.ts") && !name.endsWith(".d.ts")) out.push(full);
   }
@@ -151,4 +158,9 @@ test("AppError takes its status and retryability from the table; OpenAI's shape 
   assert.equal(openAiErrorBody(new AppError("queue_full", "busy")).error.param, null);
   assert.equal(isErrorCode("toString"), false);
   assert.equal(isErrorCode("timeout"), true);
+});
+
+test("the client's own codes are not the platform's (a caller can tell them apart)", async () => {
+  const { CLIENT_ERROR_CODES } = await import("./client/errors.js");
+  for (const code of [...CLIENT_ERROR_CODES, "usage"]) assert.equal(isErrorCode(code), false, `${code} is also a platform code`);
 });
