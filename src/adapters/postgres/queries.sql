@@ -123,13 +123,15 @@ FROM inference_requests WHERE status IN ('queued', 'processing');
 SELECT COALESCE(SUM(total_tokens), 0)::bigint AS tokens, COUNT(*)::bigint AS requests
 FROM usage_ledger WHERE user_id = $1 AND quota_day = $2;
 
--- name: usersLedgerDays
--- Some users' settled usage of a month, by the day each request was reserved in (rebuilds Redis).
-SELECT user_id, quota_day::text AS quota_day, COUNT(*)::int AS requests, COALESCE(SUM(total_tokens), 0)::bigint AS tokens
-FROM usage_ledger WHERE user_id = ANY($1::text[]) AND quota_month = $2 GROUP BY user_id, quota_day;
-
--- name: usersOpenReservations
-SELECT request_id, user_id, quota_day::text AS quota_day, estimated_tokens AS tokens
+-- name: usersQuotaSnapshot
+-- Some users' settled usage of a month by the day each request was reserved in, and their open
+-- reservations, in ONE statement: one snapshot, so a request finishing meanwhile (its ledger row and
+-- its status change commit together) is either open or settled here, never both and never neither.
+SELECT 'settled' AS kind, NULL::uuid AS request_id, user_id, quota_day::text AS quota_day,
+       COUNT(*)::int AS requests, COALESCE(SUM(total_tokens), 0)::bigint AS tokens
+FROM usage_ledger WHERE user_id = ANY($1::text[]) AND quota_month = $2 GROUP BY user_id, quota_day
+UNION ALL
+SELECT 'open', request_id, user_id, quota_day::text, 1, estimated_tokens::bigint
 FROM inference_requests WHERE status IN ('queued', 'processing') AND user_id = ANY($1::text[]);
 
 -- name: findUserByKeyHash
