@@ -35,9 +35,9 @@ const pct = (part: number, whole: number) => `${Math.min(100, (part / whole) * 1
 function Bar(props: { label: string; used: number; reserved?: number; limit: number | null; unit: string; testId: string }) {
   const reserved = props.reserved ?? 0;
   const numbers =
-    `${props.used.toLocaleString()} ${props.unit} used` +
-    (props.reserved !== undefined ? `, ${reserved.toLocaleString()} reserved` : "") +
-    (props.limit === null ? " (no limit)" : ` of ${props.limit.toLocaleString()}`);
+    `${props.used.toLocaleString()} used` +
+    (props.reserved !== undefined ? ` + ${reserved.toLocaleString()} reserved` : "") +
+    (props.limit === null ? ` ${props.unit} (no limit)` : ` of ${props.limit.toLocaleString()} ${props.unit}`);
   return (
     <div class="quota-bar" data-testid={props.testId} data-used={props.used} data-reserved={reserved} data-limit={props.limit ?? ""}>
       <div class="quota-bar-label" id={`${props.testId}-label`}>
