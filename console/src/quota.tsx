@@ -34,10 +34,8 @@ const pct = (part: number, whole: number) => `${Math.min(100, (part / whole) * 1
  */
 function Bar(props: { label: string; used: number; reserved?: number; limit: number | null; unit: string; testId: string }) {
   const reserved = props.reserved ?? 0;
-  const numbers =
-    `${props.used.toLocaleString()} used` +
-    (props.reserved !== undefined ? ` + ${reserved.toLocaleString()} reserved` : "") +
-    (props.limit === null ? ` ${props.unit} (no limit)` : ` of ${props.limit.toLocaleString()} ${props.unit}`);
+  const used = props.reserved !== undefined ? `${props.used.toLocaleString()} used + ${reserved.toLocaleString()} reserved` : props.used.toLocaleString();
+  const numbers = props.limit === null ? `${used} ${props.unit} (no limit)` : `${used} of ${props.limit.toLocaleString()} ${props.unit}`;
   return (
     <div class="quota-bar" data-testid={props.testId} data-used={props.used} data-reserved={reserved} data-limit={props.limit ?? ""}>
       <div class="quota-bar-label" id={`${props.testId}-label`}>
