@@ -55,7 +55,7 @@ function SignIn(props: { onSignedIn: (userId: string) => void }) {
     }
   };
   return (
-    <main id="main" class="sign-in">
+    <main id="main" tabIndex={-1} class="sign-in">
       <h2>Sign in</h2>
       <form onSubmit={submit}>
         <label for="api-key">API key</label>
@@ -108,7 +108,15 @@ function App() {
 
   return (
     <>
-      <a class="skip" href="#main">
+      {/* Not a plain #main link: the hash is the router's, so the link moves the focus itself. */}
+      <a
+        class="skip"
+        href="#main"
+        onClick={(event) => {
+          event.preventDefault();
+          document.getElementById("main")?.focus();
+        }}
+      >
         Skip to content
       </a>
       <header class="banner">
@@ -136,13 +144,13 @@ function App() {
         )}
       </header>
       {checking ? (
-        <main id="main">
+        <main id="main" tabIndex={-1}>
           <p role="status">Checking your key…</p>
         </main>
       ) : userId === null ? (
         <SignIn onSignedIn={setUserId} />
       ) : (
-        <main id="main">
+        <main id="main" tabIndex={-1}>
           {route.page === "playground" && <Playground />}
           {route.page === "requests" && <Requests />}
           {route.page === "detail" && <RequestDetail id={route.id} />}

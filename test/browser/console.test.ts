@@ -263,6 +263,25 @@ describe("web console in Chromium", { skip, timeout: 180_000 }, () => {
     });
   });
 
+  it("is operable with the keyboard: the page heading takes the focus, the skip link keeps the page", async () => {
+    await withPage(browser.context, "keyboard", async (page) => {
+      await signIn(page, consoleUrl, user.authorization);
+      const focused = () => page.evaluate(() => `${document.activeElement?.tagName} ${document.activeElement?.textContent?.slice(0, 20)}`);
+      await page.getByRole("link", { name: "My requests" }).focus();
+      await page.keyboard.press("Enter");
+      await page.getByRole("heading", { level: 2, name: "My requests" }).waitFor();
+      await page.waitForFunction(() => document.activeElement?.tagName === "H2");
+      assert.equal(await focused(), "H2 My requests");
+      await page.keyboard.press("Tab");
+      assert.equal(await page.evaluate(() => document.activeElement?.id), "status-filter", "Tab goes from the heading to the first control");
+      await page.keyboard.press("End"); // the last option of the select: cancelled
+      await page.waitForFunction(() => (document.getElementById("status-filter") as HTMLSelectElement).value === "cancelled");
+      await page.evaluate(() => (document.querySelector(".skip") as HTMLElement).focus());
+      await page.keyboard.press("Enter");
+      assert.equal(await page.evaluate(() => [document.activeElement?.id, location.hash].join(" ")), "main #/requests");
+    });
+  });
+
   it("fits a phone's width on every page", async () => {
     await withPage(browser.context, "phone", async (page) => {
       await page.setViewportSize({ width: 360, height: 740 });

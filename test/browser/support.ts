@@ -106,6 +106,11 @@ export async function withPage(context: BrowserContext, name: string, body: (pag
   const page = await context.newPage();
   const problems: string[] = [];
   page.on("pageerror", (error) => problems.push(`page error: ${error.message}`));
+  // A CSP violation (an inline style or script, a file from elsewhere) is a console error too. An
+  // API's 4xx is one as well ("Failed to load resource"): those are the tests' own doing.
+  page.on("console", (message) => {
+    if (message.type() === "error" && !message.text().startsWith("Failed to load resource")) problems.push(`console error: ${message.text()}`);
+  });
   try {
     await body(page);
     if (problems.length > 0) throw new Error(problems.join("\n"));
