@@ -128,6 +128,11 @@ describe("web console in Chromium", { skip, timeout: 180_000 }, () => {
       await page.getByRole("button", { name: "Sign in" }).click();
       const expected = (await (await fetch(`${platform.url}/api/v1/quota`, { headers: { authorization: "Bearer not-a-real-key" } })).json()).error.message;
       await page.getByRole("alert").filter({ hasText: expected }).waitFor();
+      // An empty key is sent as no key at all: the platform decides (anonymous access is off here).
+      await page.getByLabel("API key").fill("");
+      await page.getByRole("button", { name: "Sign in" }).click();
+      const anonymous = (await (await fetch(`${platform.url}/api/v1/quota`)).json()).error.message;
+      await page.getByRole("alert").filter({ hasText: anonymous }).waitFor();
     });
     await withPage(browser.context, "sign-in-right", async (page) => {
       await signIn(page, consoleUrl, user.authorization);

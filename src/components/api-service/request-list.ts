@@ -16,7 +16,7 @@ const STATUSES: readonly RequestStatus[] = ["queued", "processing", "completed",
 const UUID = /^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/;
 
 export interface RequestListDeps {
-  auth: Authenticator;
+  auth: Pick<Authenticator, "authenticate">;
   requests: Pick<RequestStore, "listByUser">;
   statusBody: (view: RequestView) => Record<string, unknown>;
   /** Answers a failure in the service's error shape (a backing service down is a 503). */
