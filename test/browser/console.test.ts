@@ -78,6 +78,7 @@ describe("web console in Chromium", { skip, timeout: 180_000 }, () => {
     const escape = await fetch(`${consoleUrl}/console/..%2F..%2Fpackage.json`);
     assert.equal(escape.status, 404);
     assert.equal((await escape.json()).error.code, "not_found");
+    assert.equal((await fetch(`${consoleUrl}/console/`, { method: "POST" })).status, 405);
     const root = await fetch(`${consoleUrl}/`, { redirect: "manual" });
     assert.equal(root.status, 302);
     assert.equal(root.headers.get("location"), "/console/");

@@ -8,9 +8,11 @@ import { tmpdir } from "node:os";
 import { join, resolve } from "node:path";
 import { Readable } from "node:stream";
 import { promisify } from "node:util";
-import Fastify, { type FastifyInstance, type FastifyReply, type FastifyRequest } from "fastify";
+import type { FastifyInstance, FastifyReply, FastifyRequest } from "fastify";
 import { chromium, type BrowserContext, type Page } from "playwright-core";
 import { registerConsole } from "../../src/http/console.js";
+import { createHttpApp } from "../../src/http/server.js";
+import { silentLogger } from "../../src/observability/logger.js";
 
 const ROOT = resolve(import.meta.dirname, "..", "..");
 export const CHROMIUM_PATH = process.env.CHROMIUM_PATH ?? "/usr/bin/chromium";
@@ -51,7 +53,8 @@ const HOP_BY_HOP = new Set(["connection", "keep-alive", "transfer-encoding", "co
  * assembly; then the test can serve from the platform's own app instead.
  */
 export async function startConsoleServer(platformUrl: string, root: string, options: { redirectRoot?: boolean } = {}): Promise<{ url: string; app: FastifyInstance }> {
-  const app = Fastify();
+  // The HTTP shell the gateway's app is made with (error shapes, 404 and 405 answers), as there.
+  const app = createHttpApp({ logger: silentLogger, registries: [], health: false });
   registerConsole(app, { redirectRoot: options.redirectRoot ?? true, root });
   // Bodies pass through untouched, whatever their type.
   app.removeAllContentTypeParsers();
