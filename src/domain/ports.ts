@@ -226,6 +226,13 @@ export interface FinishInput {
   charged?: boolean;
 }
 
+/** Which of a user's requests `RequestStore.listByUser` answers. */
+export interface RequestPage {
+  status?: RequestStatus;
+  limit: number;
+  after?: { createdAt: Date; requestId: string };
+}
+
 export interface RequestStore {
   /** Stores one request; an id that is already stored is an error. */
   insert(request: NewRequest): Promise<void>;
@@ -250,6 +257,13 @@ export interface RequestStore {
   view(requestId: string): Promise<RequestView | null>;
   /** Several views in one round trip; ids not found are absent from the answer. */
   viewMany(requestIds: string[]): Promise<RequestView[]>;
+  /**
+   * One page of a user's requests, newest first (by created_at, then request_id, both descending),
+   * of one status when given. `after` is the last request of the previous page: the page holds only
+   * requests strictly older in that order (a keyset, so a page never repeats or skips a row while
+   * new requests arrive). At most `limit` views.
+   */
+  listByUser(userId: string, page: RequestPage): Promise<RequestView[]>;
   /**
    * What the quota counters are made of: settled usage of the given month (one entry per ledger
    * row) and the reservations of every open request. Rebuilds an in-process quota store.

@@ -396,6 +396,31 @@ for (const [name, open, skip] of backends) {
       assert.ok(!idsOf(await outbox.claim(minutesAgo(30), 1000, lease)).includes(b.requestId));
     });
 
+    it("lists one user's requests newest first in keyset pages, of one status when asked", async () => {
+      // Two share a created_at, so the request id breaks the tie; another user's never shows.
+      const userId = `lister-${randomUUID()}`;
+      const at = (s: number) => new Date(Date.UTC(2026, 10, 25, 12, 0, s));
+      const mine = [at(1), at(2), at(2), at(3), at(4)].map((createdAt) => newRequest({ userId, createdAt }));
+      await store.insertMany([...mine, newRequest({ userId: `${userId}-other`, createdAt: at(5) })]);
+      const failed = mine[1] as NewRequest;
+      await store.finish({ requestId: failed.requestId, status: "failed", at: at(6), outputText: null, outputs: null, usage: null, error: { code: "timeout", message: "late" }, attempt: 1 });
+      const newestFirst = [...mine].sort((a, b) => b.createdAt.getTime() - a.createdAt.getTime() || (a.requestId < b.requestId ? 1 : -1)).map((r) => r.requestId);
+      const pages: string[][] = [];
+      let after: { createdAt: Date; requestId: string } | undefined;
+      for (;;) {
+        const page = await store.listByUser(userId, { limit: 2, ...(after ? { after } : {}) });
+        if (page.length === 0) break;
+        pages.push(page.map((v) => v.requestId));
+        const last = page[page.length - 1]!;
+        after = { createdAt: last.createdAt, requestId: last.requestId };
+      }
+      assert.deepEqual(pages.map((p) => p.length), [2, 2, 1]);
+      assert.deepEqual(pages.flat(), newestFirst);
+      const onlyFailed = await store.listByUser(userId, { limit: 10, status: "failed" });
+      assert.deepEqual(onlyFailed.map((v) => [v.requestId, v.status, v.error?.code]), [[failed.requestId, "failed", "timeout"]]);
+      assert.equal((await store.listByUser(userId, { limit: 10, status: "queued" })).length, 4);
+    });
+
     it("users, keys and tiers", async () => {
       await users.upsertTier({ name: "gold", limits: { dailyRequests: 5, dailyTokens: null, monthlyRequests: 50, monthlyTokens: 1000 } });
       await users.createUser("bob", "gold");

@@ -111,6 +111,19 @@ SELECT request_id, user_id, model, estimated_tokens, quota_day, quota_month, sta
        error_code, error_message, api, api_options, stream_tokens, finish_reason, idempotency_hash
 FROM inference_requests WHERE request_id = ANY($1::uuid[]);
 
+-- One page of a user's requests, newest first, keyset on (created_at, request_id) ($4, $5: the last
+-- row of the previous page, or NULL for the first page; $2: a status or NULL). created_at is compared
+-- at millisecond precision, the precision of the cursor a client gets back (a JavaScript Date).
+-- name: listUserRequests
+SELECT request_id, user_id, model, estimated_tokens, quota_day, quota_month, status, published,
+       created_at, started_at, completed_at, result, outputs, prompt_tokens, completion_tokens, total_tokens,
+       error_code, error_message, api, api_options, stream_tokens, finish_reason, idempotency_hash
+FROM inference_requests
+WHERE user_id = $1 AND ($2::text IS NULL OR status = $2::text)
+  AND ($4::timestamptz IS NULL OR (date_trunc('milliseconds', created_at), request_id) < ($4::timestamptz, $5::uuid))
+ORDER BY date_trunc('milliseconds', created_at) DESC, request_id DESC
+LIMIT $3;
+
 -- name: replaySettled
 SELECT request_id, user_id, quota_day::text AS quota_day, total_tokens AS tokens
 FROM usage_ledger WHERE quota_month = $1;

@@ -5,6 +5,7 @@ import type {
   FinishReason,
   QuotaReplayEntry,
   RequestApi,
+  RequestPage,
   RequestStatus,
   RequestStore,
   RequestView,
@@ -174,6 +175,17 @@ export class SqlRequestStore implements RequestStore {
   async viewMany(requestIds: string[]): Promise<RequestView[]> {
     if (requestIds.length === 0) return [];
     const result = await this.db.query<Omit<RequestRow, "prompt" | "params" | "messages">>(sql("viewRequests"), [requestIds]);
+    return result.rows.map(toView);
+  }
+
+  async listByUser(userId: string, page: RequestPage): Promise<RequestView[]> {
+    const result = await this.db.query<Omit<RequestRow, "prompt" | "params" | "messages">>(sql("listUserRequests"), [
+      userId,
+      page.status ?? null,
+      page.limit,
+      page.after?.createdAt ?? null,
+      page.after?.requestId ?? null,
+    ]);
     return result.rows.map(toView);
   }
 

@@ -9,6 +9,7 @@ import type { ApiServiceConfig } from "../../config.js";
 import type { RequestEvent } from "../../domain/contracts.js";
 import type { EventBus, QuotaLimits, QuotaStore, RequestStore, RequestStreams, RequestView } from "../../domain/ports.js";
 import { relayTokenEvents } from "./token-events.js";
+import { registerRequestList } from "./request-list.js";
 import type { AuthenticatedUser, Authenticator } from "../../http/authenticator.js";
 import { probeDependencies, sendError } from "../../http/server.js";
 import { BatchLoader } from "../../domain/batching.js";
@@ -196,6 +197,8 @@ export function createApiService(config: ApiServiceConfig, deps: ApiServiceDeps)
           return sendError(reply, unavailable(error));
         }
       });
+
+      registerRequestList(app, { auth: deps.auth, requests: deps.requests, statusBody, fail: (reply, error) => sendError(reply, unavailable(error)) });
 
       app.get("/api/v1/quota", async (request, reply) => {
         try {

@@ -1,0 +1,169 @@
+/**
+ * The console's only way to the platform: same-origin fetch with the signed-in key. Every failure
+ * becomes an ApiError whose message is a sentence a person can read (the API's own
+ * `{error:{message}}` when it sent one), so pages show `error.message` and nothing else.
+ */
+
+export class ApiError extends Error {
+  constructor(
+    message: string,
+    readonly status: number,
+    readonly code: string | undefined,
+  ) {
+    super(message);
+    this.name = "ApiError";
+  }
+}
+
+const KEY_STORAGE = "ml-inference.console.key";
+
+/** The key lives in sessionStorage: it goes away with the tab, and no other site can read it. */
+export const session = {
+  key(): string | null {
+    return sessionStorage.getItem(KEY_STORAGE);
+  },
+  signIn(key: string): void {
+    sessionStorage.setItem(KEY_STORAGE, key.trim());
+  },
+  signOut(): void {
+    sessionStorage.removeItem(KEY_STORAGE);
+  },
+};
+
+function headers(extra: Record<string, string> = {}): Record<string, string> {
+  const key = session.key();
+  // An empty key is anonymous access (allowed when the platform runs with ANONYMOUS_ACCESS).
+  return { ...(key ? { authorization: `Bearer ${key}` } : {}), ...extra };
+}
+
+async function failure(response: Response): Promise<ApiError> {
+  let message = `the server answered ${response.status} ${response.statusText}`.trim();
+  let code: string | undefined;
+  try {
+    const body = (await response.json()) as { error?: { message?: unknown; code?: unknown } };
+    if (typeof body.error?.message === "string") message = body.error.message;
+    if (typeof body.error?.code === "string") code = body.error.code;
+  } catch {
+    // Not our JSON (a proxy's page, say): the status line is all there is.
+  }
+  return new ApiError(message, response.status, code);
+}
+
+async function call(path: string, init: RequestInit = {}): Promise<Response> {
+  let response: Response;
+  try {
+    response = await fetch(path, { ...init, headers: headers(init.headers as Record<string, string> | undefined) });
+  } catch (error) {
+    if (error instanceof DOMException && error.name === "AbortError") throw error;
+    throw new ApiError("the platform could not be reached; check your connection and try again", 0, undefined);
+  }
+  if (!response.ok) throw await failure(response);
+  return response;
+}
+
+export async function getJson<T>(path: string, signal?: AbortSignal): Promise<T> {
+  return (await (await call(path, signal ? { signal } : {})).json()) as T;
+}
+
+export async function postJson<T>(path: string, body: unknown): Promise<T> {
+  const response = await call(path, { method: "POST", headers: { "content-type": "application/json" }, body: JSON.stringify(body) });
+  return (await response.json()) as T;
+}
+
+export interface SseEvent {
+  event: string;
+  data: string;
+  id?: string;
+}
+
+/**
+ * Server-Sent Events read with fetch's body reader (EventSource cannot send the Authorization
+ * header). Yields each event as it arrives; ends when the server closes the stream.
+ */
+export async function* events(path: string, signal: AbortSignal): AsyncGenerator<SseEvent> {
+  const response = await call(path, { headers: { accept: "text/event-stream" }, signal });
+  if (!response.body) throw new ApiError("the browser gave no stream to read", 0, undefined);
+  const reader = response.body.pipeThrough(new TextDecoderStream()).getReader();
+  let buffer = "";
+  try {
+    for (;;) {
+      const { value, done } = await reader.read();
+      if (done) break;
+      buffer += value.replace(/\r\n?/g, "\n");
+      let end: number;
+      while ((end = buffer.indexOf("\n\n")) >= 0) {
+        const block = buffer.slice(0, end);
+        buffer = buffer.slice(end + 2);
+        const parsed = parseBlock(block);
+        if (parsed) yield parsed;
+      }
+    }
+  } finally {
+    reader.releaseLock();
+  }
+}
+
+function parseBlock(block: string): SseEvent | undefined {
+  const event: SseEvent = { event: "message", data: "" };
+  const data: string[] = [];
+  for (const line of block.split("\n")) {
+    if (line === "" || line.startsWith(":")) continue; // comments are heartbeats
+    const colon = line.indexOf(":");
+    const field = colon < 0 ? line : line.slice(0, colon);
+    const value = colon < 0 ? "" : line.slice(colon + 1).replace(/^ /, "");
+    if (field === "event") event.event = value;
+    else if (field === "data") data.push(value);
+    else if (field === "id") event.id = value;
+  }
+  if (data.length === 0) return undefined;
+  event.data = data.join("\n");
+  return event;
+}
+
+// ---------------------------------------------------------------- the API's shapes the console reads
+
+export interface Usage {
+  prompt_tokens: number;
+  completion_tokens: number;
+  total_tokens: number;
+}
+
+export type Status = "queued" | "processing" | "completed" | "failed" | "cancelled";
+export const FINAL_STATUSES: readonly Status[] = ["completed", "failed", "cancelled"];
+
+export interface RequestItem {
+  request_id: string;
+  status: Status;
+  model: string;
+  created_at: string;
+  started_at: string | null;
+  completed_at: string | null;
+  estimated_tokens: number;
+  usage: Usage | null;
+  error: { code: string; message: string } | null;
+  result?: { output_text: string | null; outputs?: string[] } | null;
+}
+
+export interface RequestPage {
+  data: RequestItem[];
+  has_more: boolean;
+  next_cursor: string | null;
+}
+
+export interface QuotaWindow {
+  requests: number;
+  tokens_used: number;
+  tokens_reserved: number;
+}
+
+export interface Quota {
+  user_id: string;
+  limits: { daily: { requests: number | null; tokens: number | null }; monthly: { requests: number | null; tokens: number | null } };
+  daily: QuotaWindow;
+  monthly: QuotaWindow;
+  resets: { daily: string; monthly: string };
+}
+
+/** Pages tell each other that a request settled (the quota view then reads the quota again). */
+export const settled = new EventTarget();
+export const announceSettled = () => settled.dispatchEvent(new Event("settled"));
