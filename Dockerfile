@@ -19,6 +19,7 @@ RUN npm ci --ignore-scripts --no-audit --no-fund
 COPY tsconfig.json tsconfig.build.json ./
 COPY scripts/copy-assets.mjs ./scripts/
 COPY src ./src
+COPY console ./console
 # tsc, then scripts/copy-assets.mjs puts the SQL and Lua files next to their compiled modules.
 RUN npm run build
 

@@ -8,6 +8,7 @@ import type { FastifyInstance } from "fastify";
 import type { Config } from "../config.js";
 import { createHttpApp, NotReady } from "../http/server.js";
 import { createMetricsApp, listenMetrics } from "../http/metrics-app.js";
+import { registerConsole } from "../http/console.js";
 import type { Logger } from "../observability/logger.js";
 import { createRegistry, type Registry } from "../observability/metrics.js";
 import type { AdapterName, Adapters, Infrastructure } from "../runtime.js";
@@ -167,6 +168,8 @@ export async function assemble<C extends ComponentName>(component: C, config: Co
       const gateway = await startGateway(config, httpDeps);
       running.push({ name: "gateway", ...gateway });
       assembly.parts.gateway = gateway.gateway;
+      // The web console is served where people reach the platform: the gateway (`/` leads there in `all`).
+      registerConsole(http, { redirectRoot: component === "all" });
     }
     if (parts.has("api-service")) {
       const api = await startApiService(config, httpDeps);

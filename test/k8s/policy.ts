@@ -424,7 +424,15 @@ export const RULES: Rule[] = [
     id: "ingress-routes",
     mirrors: "project rule (the Ingress routes by prefix as DESIGN.md splits the paths)",
     check: (b) => {
-      const want: Record<string, string> = { "/api/v1/inference": "api-gateway", "/api/v1/status": "api-service", "/api/v1/quota": "api-service", "/events": "api-service" };
+      const want: Record<string, string> = {
+        "/api/v1/inference": "api-gateway",
+        "/v1": "api-gateway",
+        "/console": "api-gateway",
+        "/api/v1/status": "api-service",
+        "/api/v1/requests": "api-service",
+        "/api/v1/quota": "api-service",
+        "/events": "api-service",
+      };
       const ing = b.objects.find((o) => o.kind === "Ingress");
       if (!ing) return ["no Ingress"];
       const paths = (ing.spec?.rules ?? []).flatMap((r: Json) => r.http?.paths ?? []) as Json[];
