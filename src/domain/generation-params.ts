@@ -97,7 +97,10 @@ function numberField(spec: NumberSpec) {
     if (belowMin || value > spec.max) {
       ctx.addIssue({ code: "custom", message: `must be in ${spec.minExclusive ? "(" : "["}${spec.min}, ${spec.max}], got ${value}` });
     }
-  });
+  })
+    // The same bounds for JSON Schema (the OpenAPI document is generated from these schemas, and a
+    // refinement is invisible to z.toJSONSchema). Metadata only: parsing is unchanged.
+    .meta({ type: spec.integer ? "integer" : "number", ...(spec.minExclusive ? { exclusiveMinimum: spec.min } : { minimum: spec.min }), maximum: spec.max });
 }
 
 /** A string or a list of strings; the result is always the list. */
@@ -116,6 +119,12 @@ const stopField = z.unknown().transform((value, ctx): string[] => {
     return z.NEVER;
   }
   return list as string[];
+}).meta({
+  // What the transform accepts, for JSON Schema (see numberField).
+  anyOf: [
+    { type: "string", minLength: 1, maxLength: MAX_STOP_CHARS },
+    { type: "array", maxItems: MAX_STOP_SEQUENCES, items: { type: "string", minLength: 1, maxLength: MAX_STOP_CHARS } },
+  ],
 });
 
 /**

@@ -24,7 +24,8 @@ export interface InferenceInput {
   stream: boolean;
 }
 
-const KNOWN_FIELDS = new Set<string>(["prompt", "model", "stream", ...GENERATION_FIELD_NAMES]);
+/** Every top-level field the body may carry (the OpenAPI document's schema is checked against it). */
+export const KNOWN_FIELDS = new Set<string>(["prompt", "model", "stream", ...GENERATION_FIELD_NAMES]);
 
 export interface ValidationLimits extends GenerationLimits {
   maxPromptChars: number;

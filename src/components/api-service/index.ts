@@ -39,7 +39,7 @@ const usageSchema = {
   properties: { prompt_tokens: { type: "integer" }, completion_tokens: { type: "integer" }, total_tokens: { type: "integer" } },
 };
 /** Response schema of the status route: fastify compiles it into a serializer (faster than JSON.stringify). */
-const STATUS_SCHEMA = {
+export const STATUS_SCHEMA = {
   type: "object",
   properties: {
     request_id: { type: "string" },

@@ -33,14 +33,19 @@ const OPENAI_DEFAULTS = { temperature: 1, topP: 1, topK: 0, repetitionPenalty: 1
 /** OpenAI's default max_tokens for /v1/completions. */
 const COMPLETION_DEFAULT_MAX_TOKENS = 16;
 
-const neutral = (what: string, isNeutral: (v: unknown) => boolean) =>
-  z.unknown().optional().refine((v) => v === undefined || v === null || isNeutral(v), `${what} is not supported here`);
+/** `json`: the neutral value as JSON Schema, for the OpenAPI document (a refinement is invisible to it). */
+const neutral = (what: string, isNeutral: (v: unknown) => boolean, json: Record<string, unknown>) =>
+  z
+    .unknown()
+    .optional()
+    .refine((v) => v === undefined || v === null || isNeutral(v), `${what} is not supported here`)
+    .meta({ description: `Not supported here: only null or its neutral value is accepted.`, anyOf: [json, { type: "null" }] });
 const unsupported = {
-  presence_penalty: neutral("presence_penalty", (v) => v === 0),
-  frequency_penalty: neutral("frequency_penalty", (v) => v === 0),
-  logit_bias: neutral("logit_bias", (v) => typeof v === "object" && v !== null && Object.keys(v).length === 0),
-  logprobs: neutral("logprobs", (v) => v === false || v === 0),
-  top_logprobs: neutral("top_logprobs", (v) => v === 0),
+  presence_penalty: neutral("presence_penalty", (v) => v === 0, { const: 0 }),
+  frequency_penalty: neutral("frequency_penalty", (v) => v === 0, { const: 0 }),
+  logit_bias: neutral("logit_bias", (v) => typeof v === "object" && v !== null && Object.keys(v).length === 0, { type: "object", maxProperties: 0 }),
+  logprobs: neutral("logprobs", (v) => v === false || v === 0, { enum: [false, 0] }),
+  top_logprobs: neutral("top_logprobs", (v) => v === 0, { const: 0 }),
 };
 
 function commonFields(limits: OpenAiBodyLimits) {
@@ -73,7 +78,8 @@ const cached = (map: Map<string, z.ZodType>, limits: OpenAiBodyLimits, build: ()
   return schema;
 };
 
-function chatSchema(limits: OpenAiBodyLimits) {
+/** The zod schema of the chat body (exported for the OpenAPI document, which is generated from it). */
+export function chatSchema(limits: OpenAiBodyLimits) {
   return cached(chatSchemas, limits, () =>
     z
       .object({
@@ -85,15 +91,16 @@ function chatSchema(limits: OpenAiBodyLimits) {
   );
 }
 
-function completionSchema(limits: OpenAiBodyLimits) {
+/** The zod schema of the completion body (exported for the OpenAPI document). */
+export function completionSchema(limits: OpenAiBodyLimits) {
   return cached(completionSchemas, limits, () =>
     z
       .object({
         ...commonFields(limits),
         prompt: z.union([text, z.array(text).length(1, "one prompt per request")]),
-        echo: neutral("echo", (v) => v === false),
-        suffix: neutral("suffix", (v) => v === ""),
-        best_of: neutral("best_of", (v) => v === 1),
+        echo: neutral("echo", (v) => v === false, { const: false }),
+        suffix: neutral("suffix", (v) => v === "", { const: "" }),
+        best_of: neutral("best_of", (v) => v === 1, { const: 1 }),
       })
       .strict(),
   );

@@ -48,7 +48,9 @@ const metadata = z
     z.string().max(METADATA_MAX_KEY_CHARS, `keys must be at most ${METADATA_MAX_KEY_CHARS} characters`).refine(isStorable, "keys must be well-formed Unicode"),
     text.refine((v) => v.length <= METADATA_MAX_VALUE_CHARS, `values must be at most ${METADATA_MAX_VALUE_CHARS} characters`),
   )
-  .refine((m) => Object.keys(m).length <= METADATA_MAX_KEYS, `at most ${METADATA_MAX_KEYS} keys`);
+  .refine((m) => Object.keys(m).length <= METADATA_MAX_KEYS, `at most ${METADATA_MAX_KEYS} keys`)
+  // Refinements are invisible to JSON Schema: the bounds again as metadata, for the OpenAPI document.
+  .meta({ maxProperties: METADATA_MAX_KEYS, additionalProperties: { type: "string", maxLength: METADATA_MAX_VALUE_CHARS } });
 
 const STORE_FALSE =
   "store: false is not supported: every response is stored, since GET /v1/responses/{id} and resuming a stream " +
@@ -59,7 +61,7 @@ export function responsesBodySchema(limits: GenerationLimits) {
   // OpenAI clients send null for "not given", as for the chat and completion bodies.
   return z.strictObject({
     model: z.string().max(MAX_NAME_CHARS).nullish(),
-    input: z.union([text.refine((v) => v.length > 0, "must not be empty"), z.array(message).min(1, "must not be empty").max(MAX_MESSAGES)]),
+    input: z.union([text.refine((v) => v.length > 0, "must not be empty").meta({ minLength: 1 }), z.array(message).min(1, "must not be empty").max(MAX_MESSAGES)]),
     instructions: text.nullish(),
     max_output_tokens: f.max_length.nullish(),
     temperature: f.temperature.nullish(),
@@ -67,8 +69,8 @@ export function responsesBodySchema(limits: GenerationLimits) {
     metadata: metadata.nullish(),
     background: z.boolean().nullish(),
     stream: z.boolean().nullish(),
-    store: z.boolean().nullish().refine((v) => v !== false, STORE_FALSE),
-    user: text.refine((v) => v.length <= MAX_NAME_CHARS, `must be at most ${MAX_NAME_CHARS} characters`).nullish(),
+    store: z.boolean().nullish().refine((v) => v !== false, STORE_FALSE).meta({ enum: [true, null], description: STORE_FALSE }),
+    user: text.refine((v) => v.length <= MAX_NAME_CHARS, `must be at most ${MAX_NAME_CHARS} characters`).meta({ maxLength: MAX_NAME_CHARS }).nullish(),
   });
 }
 export type ResponsesBody = z.infer<ReturnType<typeof responsesBodySchema>>;

@@ -1,0 +1,181 @@
+/**
+ * The answer schemas of the OpenAPI document. The two error shapes are generated from the error
+ * table (errors.ts), and the status answer is the route's own fastify response schema. The other
+ * answers have no schema in code (the routes build them with typed functions: chat-shapes.ts,
+ * responses-shapes.ts, the handlers), so they are written here, in this one module, and the test
+ * checks them against what those functions really return.
+ */
+import { ERROR_CODES, ERRORS } from "../../errors.js";
+import { STATUS_SCHEMA } from "../../components/api-service/index.js";
+import type { JsonSchema } from "./requests.js";
+
+const ref = (name: string): JsonSchema => ({ $ref: `#/components/schemas/${name}` });
+const nullable = (schema: JsonSchema): JsonSchema => ({ anyOf: [schema, { type: "null" }] });
+const str = { type: "string" };
+const int = { type: "integer" };
+/** An object whose listed properties are all required (OpenAI's shapes always carry them). */
+const obj = (properties: Record<string, JsonSchema>, optional: string[] = []): JsonSchema => ({
+  type: "object",
+  properties,
+  required: Object.keys(properties).filter((k) => !optional.includes(k)),
+});
+
+const REQUEST_STATUSES = ["queued", "processing", "completed", "failed", "cancelled"];
+const FINISH = { enum: ["stop", "length"], description: "A cancelled generation ends with stop (its text is what was generated)." };
+/** OpenAI's error `type`s, one per status class (errors.ts `openAiType`). */
+const OPENAI_TYPES = ["invalid_request_error", "authentication_error", "permission_error", "rate_limit_error", "server_error"];
+
+/** The stable codes of errors.ts, each with its status and doc (the docs page renders the table from it). */
+export function errorCodeSchema(): JsonSchema {
+  return {
+    type: "string",
+    enum: [...ERROR_CODES],
+    description: "The stable error code. The table lists each code's HTTP status, whether a retry can succeed, and what it means.",
+    "x-errors": Object.fromEntries(
+      ERROR_CODES.map((code) => [code, { status: ERRORS[code].status, retryable: ERRORS[code].retryable, doc: ERRORS[code].doc }]),
+    ),
+  };
+}
+
+const usage = obj({ prompt_tokens: int, completion_tokens: int, total_tokens: int });
+const modelObject = obj({ id: str, object: { const: "model" }, created: int, owned_by: str });
+
+const chatChoice = obj({
+  index: int,
+  message: obj({ role: { const: "assistant" }, content: str, refusal: { type: "null" } }),
+  logprobs: { type: "null" },
+  finish_reason: FINISH,
+});
+const chunkChoice = obj({
+  index: int,
+  delta: obj({ role: { const: "assistant" }, content: str }, ["role", "content"]),
+  logprobs: { type: "null" },
+  finish_reason: nullable(FINISH),
+});
+const completionChoice = (finish: JsonSchema) => obj({ index: int, text: str, logprobs: { type: "null" }, finish_reason: finish });
+const openAiHead = (object: string, idPrefix: string) => ({
+  id: { type: "string", pattern: `^${idPrefix}` },
+  object: { const: object },
+  created: { type: "integer", description: "Unix seconds." },
+  model: str,
+});
+
+const outputText = obj({ type: { const: "output_text" }, text: str, annotations: { type: "array", maxItems: 0 }, logprobs: { type: "array" } });
+const messageItem = obj({
+  id: { type: "string", pattern: "^msg_" },
+  type: { const: "message" },
+  role: { const: "assistant" },
+  status: { enum: ["in_progress", "completed", "incomplete"] },
+  content: { type: "array", items: outputText },
+});
+const responseUsage = obj({
+  input_tokens: int,
+  input_tokens_details: obj({ cached_tokens: int, cache_write_tokens: int }),
+  output_tokens: int,
+  output_tokens_details: obj({ reasoning_tokens: int }),
+  total_tokens: int,
+});
+const responseObject = obj(
+  {
+    id: { type: "string", pattern: "^resp_[0-9a-f]{32}$" },
+    object: { const: "response" },
+    created_at: int,
+    status: { enum: ["queued", "in_progress", "completed", "failed", "cancelled", "incomplete"] },
+    background: { type: "boolean" },
+    model: str,
+    output: { type: "array", items: messageItem, maxItems: 1 },
+    error: nullable(obj({ code: { enum: ["rate_limit_exceeded", "invalid_prompt", "server_error"] }, message: str, type: { type: "string", description: "The stable code of the error table (ErrorCode)." } })),
+    incomplete_details: nullable(obj({ reason: { const: "max_output_tokens" } })),
+    instructions: nullable(str),
+    metadata: { type: "object", additionalProperties: str },
+    max_output_tokens: nullable(int),
+    temperature: nullable({ type: "number" }),
+    top_p: nullable({ type: "number" }),
+    parallel_tool_calls: { const: false },
+    tool_choice: { const: "none" },
+    tools: { type: "array", maxItems: 0 },
+    text: obj({ format: obj({ type: { const: "text" } }) }),
+    truncation: { const: "disabled" },
+    access_programs: { type: "null" },
+    usage: responseUsage,
+    completed_at: { type: "integer", description: "Unix seconds; a completed response only." },
+  },
+  ["usage", "completed_at"],
+);
+
+const seq = { type: "integer", minimum: 0, description: "Depends only on the request's stream: resume with starting_after." };
+const at = { output_index: { const: 0 }, content_index: { const: 0 }, item_id: { type: "string", pattern: "^msg_" } };
+/** Every event the Responses stream emits (responses-shapes.ts `EmittedEvent`), by `type`. */
+const responseEvents: JsonSchema[] = [
+  ...["response.created", "response.in_progress", "response.completed", "response.failed", "response.incomplete"].map((type) =>
+    obj({ type: { const: type }, sequence_number: seq, response: ref("Response") }),
+  ),
+  obj({ type: { const: "response.output_item.added" }, sequence_number: seq, output_index: { const: 0 }, item: messageItem }),
+  obj({ type: { const: "response.output_item.done" }, sequence_number: seq, output_index: { const: 0 }, item: messageItem }),
+  obj({ type: { const: "response.content_part.added" }, sequence_number: seq, ...at, part: outputText }),
+  obj({ type: { const: "response.content_part.done" }, sequence_number: seq, ...at, part: outputText }),
+  obj({ type: { const: "response.output_text.delta" }, sequence_number: seq, ...at, delta: str, logprobs: { type: "array" } }),
+  obj({ type: { const: "response.output_text.done" }, sequence_number: seq, ...at, text: str, logprobs: { type: "array" } }),
+];
+
+/** Every named schema of `components.schemas`. */
+export function answerSchemas(): Record<string, JsonSchema> {
+  return {
+    ErrorCode: errorCodeSchema(),
+    Error: {
+      ...obj({ error: obj({ code: ref("ErrorCode"), message: str, details: { type: "object", description: "e.g. `field`: the field at fault." } }, ["details"]) }),
+      description: "Every error answer outside /v1.",
+    },
+    OpenAIError: {
+      ...obj({ error: obj({ message: str, type: { enum: OPENAI_TYPES }, param: nullable(str), code: ref("ErrorCode") }) }),
+      description: "Every error answer of a /v1 route, in OpenAI's shape; `code` is the stable code, `param` the field at fault.",
+    },
+    Usage: usage,
+    Accepted: obj({
+      request_id: { type: "string", format: "uuid" },
+      status: { enum: REQUEST_STATUSES, description: "queued when new; a replayed Idempotency-Key answers 200 with the request's status now." },
+      status_url: str,
+      events_url: str,
+      sse_endpoint: { type: "string", description: "The same as events_url (kept for the first version's clients)." },
+      cancel_url: str,
+      model: str,
+      estimated_tokens: { type: "integer", description: "Tokens reserved against the quota until the request settles." },
+      user_id: str,
+      timestamp: { type: "string", format: "date-time" },
+    }),
+    CancelResult: obj({ request_id: str, status: { enum: REQUEST_STATUSES }, usage: nullable(usage), error: nullable(obj({ code: str, message: str })) }),
+    Status: STATUS_SCHEMA as unknown as JsonSchema,
+    Quota: obj({
+      user_id: str,
+      limits: obj({ daily: obj({ requests: nullable(int), tokens: nullable(int) }), monthly: obj({ requests: nullable(int), tokens: nullable(int) }) }),
+      window: { type: "object", description: "The quota windows now (day and month)." },
+      daily: obj({ requests: int, tokens_used: int, tokens_reserved: int }),
+      monthly: obj({ requests: int, tokens_used: int, tokens_reserved: int }),
+      resets: obj({ daily: { type: "string", format: "date-time" }, monthly: { type: "string", format: "date-time" } }),
+    }),
+    Model: modelObject,
+    ModelList: obj({ object: { const: "list" }, data: { type: "array", items: ref("Model") } }),
+    ChatCompletion: obj({ ...openAiHead("chat.completion", "chatcmpl-"), choices: { type: "array", items: chatChoice }, usage }, ["usage"]),
+    ChatCompletionChunk: {
+      ...obj({ ...openAiHead("chat.completion.chunk", "chatcmpl-"), choices: { type: "array", items: chunkChoice }, usage: nullable(usage) }, ["usage"]),
+      description: "One `data:` line of the stream; the stream ends with `data: [DONE]`. With include_usage a last chunk has no choices and the usage.",
+    },
+    TextCompletion: obj({ ...openAiHead("text_completion", "cmpl-"), choices: { type: "array", items: completionChoice(FINISH) }, usage }, ["usage"]),
+    TextCompletionChunk: {
+      ...obj({ ...openAiHead("text_completion", "cmpl-"), choices: { type: "array", items: completionChoice(nullable(FINISH)) }, usage: nullable(usage) }, ["usage"]),
+      description: "One `data:` line of a streamed /v1/completions; the stream ends with `data: [DONE]`.",
+    },
+    Response: responseObject,
+    ResponseStreamEvent: {
+      oneOf: responseEvents,
+      description: "One SSE message, `event: <type>` then `data: <event>`; no [DONE]. An interrupted stream ends with `event: error` and an OpenAIError.",
+    },
+    RequestEvent: {
+      description:
+        "`event: queued|processing` with `{request_id, status}`; the final event (`completed`, `failed`, `cancelled`) carries the Status body, then the stream closes. " +
+        "With tokens=true: `event: token` with `{request_id, seq, text}` and `id: <seq>` (resume with Last-Event-ID). `event: error` carries an Error.",
+      anyOf: [obj({ request_id: str, status: { enum: REQUEST_STATUSES } }), ref("Status"), obj({ request_id: str, seq: int, text: str }), ref("Error")],
+    },
+    Health: { type: "object", properties: { status: { enum: ["ok", "unavailable"] }, down: { type: "array", items: str } }, required: ["status"] },
+  };
+}
