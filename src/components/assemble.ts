@@ -9,6 +9,7 @@ import type { Config } from "../config.js";
 import { createHttpApp, NotReady } from "../http/server.js";
 import { createMetricsApp, listenMetrics } from "../http/metrics-app.js";
 import { registerConsole } from "../http/console.js";
+import { openApiDocument, registerApiDocs } from "../http/openapi/index.js";
 import type { Logger } from "../observability/logger.js";
 import { createRegistry, type Registry } from "../observability/metrics.js";
 import type { AdapterName, Adapters, Infrastructure } from "../runtime.js";
@@ -175,6 +176,13 @@ export async function assemble<C extends ComponentName>(component: C, config: Co
       const api = await startApiService(config, httpDeps);
       running.push({ name: "api-service", ...api });
       assembly.parts.api = api.api;
+    }
+    // The API reference of what this app serves, once per app (in `all`, gateway and API service share it).
+    if (parts.has("gateway") || parts.has("api-service")) {
+      const documented = parts.has("gateway") && parts.has("api-service") ? "all" : parts.has("gateway") ? "gateway" : "api-service";
+      const g = config.gateway;
+      const limits = { maxLengthLimit: g.maxLengthLimit, maxPromptChars: g.maxPromptChars, bodyLimitBytes: g.bodyLimitBytes, defaultModel: g.defaultModel };
+      registerApiDocs(http, { document: openApiDocument({ component: documented, limits }) });
     }
     urls[component === "all" ? "gateway" : component] = await listen(http, config.common.host, portOf(component, config));
     if (config.common.metricsPort !== undefined) {

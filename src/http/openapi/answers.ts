@@ -145,6 +145,16 @@ export function answerSchemas(): Record<string, JsonSchema> {
     }),
     CancelResult: obj({ request_id: str, status: { enum: REQUEST_STATUSES }, usage: nullable(usage), error: nullable(obj({ code: str, message: str })) }),
     Status: STATUS_SCHEMA as unknown as JsonSchema,
+    RequestList: {
+      type: "object",
+      required: ["object", "data", "has_more", "next_cursor"],
+      properties: {
+        object: { const: "list" },
+        data: { type: "array", items: { type: "object", properties: { request_id: { type: "string" }, status: { type: "string" }, api: { type: "string" } } } },
+        has_more: { type: "boolean" },
+        next_cursor: { anyOf: [{ type: "string" }, { type: "null" }] },
+      },
+    },
     Quota: obj({
       user_id: str,
       limits: obj({ daily: obj({ requests: nullable(int), tokens: nullable(int) }), monthly: obj({ requests: nullable(int), tokens: nullable(int) }) }),

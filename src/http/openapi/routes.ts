@@ -130,6 +130,12 @@ export const ROUTES: RouteDoc[] = [
     errors: ["invalid_request_id", "request_not_found"],
   },
   {
+    method: "get", path: "/api/v1/requests", part: "api-service", tag: "Requests", auth: "bearer", parameters: ["ListStatus", "ListLimit", "ListCursor"],
+    summary: "The caller's own requests, newest first, a page at a time",
+    success: { 200: { description: "A page: `data` (status bodies without `result`), `has_more`, `next_cursor`.", content: json("RequestList") } },
+    errors: ["invalid_parameter"],
+  },
+  {
     method: "get", path: "/api/v1/quota", part: "api-service", tag: "Requests", auth: "bearer",
     summary: "The caller's quota", success: { 200: { description: "Limits, usage and when the windows reset.", content: json("Quota") } }, errors: [],
   },
@@ -176,6 +182,9 @@ export const PARAMETERS: Record<string, JsonSchema> = {
   RequestId: { name: "id", in: "path", required: true, description: "The request id (request_id).", schema: { type: "string", format: "uuid" } },
   ResponseId: { name: "id", in: "path", required: true, description: "The response id (`resp_…`).", schema: { type: "string", pattern: "^resp_[0-9a-fA-F]{32}$" } },
   ModelName: { name: "model", in: "path", required: true, schema: { type: "string" } },
+  ListStatus: { name: "status", in: "query", required: false, description: "Only requests in this status.", schema: { enum: ["queued", "processing", "completed", "failed", "cancelled"] } },
+  ListLimit: { name: "limit", in: "query", required: false, description: "Requests per page, 1–100 (20).", schema: { type: "integer", minimum: 1, maximum: 100 } },
+  ListCursor: { name: "cursor", in: "query", required: false, description: "The `next_cursor` of the page before, as it came.", schema: { type: "string" } },
   ResponseStream: { name: "stream", in: "query", required: false, description: "true: the events as Server-Sent Events.", schema: { enum: ["true", "false"] } },
   StartingAfter: { name: "starting_after", in: "query", required: false, description: "With stream=true: only the events whose sequence_number is greater.", schema: { type: "integer", minimum: -1 } },
   AccessToken: { name: "access_token", in: "query", required: false, description: "The API key, for clients (EventSource) that cannot send Authorization.", schema: { type: "string" } },
