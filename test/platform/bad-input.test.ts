@@ -302,7 +302,7 @@ for (const backend of ["servers", "embedded"] as Backend[]) {
 
     it("unknown routes are 404 not_found; known routes with another method 405 method_not_allowed", async () => {
       const routes: Array<["GET" | "POST" | "PUT" | "DELETE", string, 404 | 405]> = [
-        ["GET", "/", 404],
+        ["GET", "/nope", 404],
         ["GET", "/api/v1/nope", 404],
         ["GET", "/api/v2/inference", 404],
         ["GET", "/api/v1/inference", 405],
@@ -320,6 +320,10 @@ for (const backend of ["servers", "embedded"] as Backend[]) {
         if (status === 405) assert.match(String(answer.headers.allow), /^(GET|POST)/, "Allow names the route's methods");
         assert.ok(answer.text.length < 600, "the message does not echo a huge path");
       }
+      // In `all`, `/` leads to the web console.
+      const root = await inject(platform, { url: "/" });
+      assert.equal(root.status, 302);
+      assert.match(String(root.headers.location), /^\/console\/?$/);
     });
 
     it("malformed request ids are 400 invalid_request_id; unknown or foreign ones 404 request_not_found", async () => {
