@@ -118,7 +118,7 @@ export async function withSpan<T>(name: string, options: SpanOptions, work: (spa
 }
 
 /** Writes the span's `traceparent` into headers (nothing while tracing is off); returns headers. */
-export function inject<H extends Record<string, string>>(headers: H, span: Span): H {
+export function inject<H extends Record<string, string>>(headers: H, span: Span): H & { traceparent?: string } {
   if (!active) return headers;
   const context = span.spanContext();
   if (!trace.isSpanContextValid(context)) return headers;
@@ -130,9 +130,21 @@ export function inject<H extends Record<string, string>>(headers: H, span: Span)
  * Queue publish options carrying the span's traceparent: `options` itself (undefined stays
  * undefined) while tracing is off, so a message then gets no header it did not have.
  */
-export function withTraceHeaders<O extends { headers?: Record<string, string> }>(span: Span, options?: O): O | undefined {
+export function withTraceHeaders(span: Span, options?: PublishOptions): PublishOptions | undefined {
   if (!active) return options;
-  return { ...options, headers: inject({ ...options?.headers }, span) } as O;
+  return { ...options, headers: inject({ ...options?.headers }, span) };
+}
+
+/** MessageQueue.publish's options (src/domain/ports.ts), restated: the domain's types stay its own. */
+export interface PublishOptions {
+  delayMs?: number;
+  headers?: Record<string, string>;
+}
+
+/** `to` with the traceparent `from` has (a message published again, as the same step of its trace); `to` itself while off. */
+export function carryTraceparent(from: Record<string, string> | undefined, to: Record<string, string>): Record<string, string> {
+  const traceparent = active ? from?.[TRACEPARENT] : undefined;
+  return traceparent === undefined ? to : { ...to, [TRACEPARENT]: traceparent };
 }
 
 /** The Context a `traceparent` header names (ROOT_CONTEXT, a new trace, when absent, invalid or tracing is off). */
