@@ -32,8 +32,9 @@ const envSchema = z.object({
   SHUTDOWN_TIMEOUT_MS: int(0, 600_000).default(25_000),
   METRICS_PORT: int(0, 65535).optional(),
   CORS_ORIGINS: z.string().default(""),
-  OTEL_EXPORTER_OTLP_ENDPOINT: z.string().url().optional(),
-  OTEL_SERVICE_NAME: z.string().min(1).optional(),
+  // Empty is unset for these two (as OpenTelemetry's own SDKs read them).
+  OTEL_EXPORTER_OTLP_ENDPOINT: z.preprocess((v) => (v === "" ? undefined : v), z.string().url().optional()),
+  OTEL_SERVICE_NAME: z.preprocess((v) => (v === "" ? undefined : v), z.string().optional()),
 
   // gateway
   ANONYMOUS_ACCESS: bool.optional(),
