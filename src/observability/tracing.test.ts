@@ -89,3 +89,42 @@ describe("tracing on (in-memory exporter)", () => {
     }
   });
 });
+
+describe("tracing off loads no SDK", () => {
+  // A child process whose module resolution refuses every OpenTelemetry SDK package: tracing off
+  // must start and run without touching one; with an endpoint the same child must hit the refusal
+  // (which shows the guard works).
+  const hooks = `export async function resolve(specifier, context, next) {
+    if (/@opentelemetry\\/(sdk-|exporter-|resources)/.test(specifier)) throw new Error("SDK loaded: " + specifier);
+    return next(specifier, context);
+  }`;
+  const guard = `import { register } from "node:module"; register("data:text/javascript," + encodeURIComponent(${JSON.stringify(hooks)}));`;
+  const script = (endpoint: string | undefined) => `
+    const t = await import(${JSON.stringify(new URL("./tracing.ts", import.meta.url).href)});
+    const tracing = await t.startTracing({ otlpEndpoint: ${JSON.stringify(endpoint)}, serviceName: undefined }, "gateway");
+    const span = t.startSpan("admission", { parent: t.extract({ traceparent: "${CLIENT}" }) });
+    t.endSpan(span);
+    await tracing.shutdown();
+    console.log(JSON.stringify({ enabled: tracing.enabled, headers: t.withTraceHeaders(span) ?? null }));`;
+  const run = async (endpoint: string | undefined) => {
+    const { spawn } = await import("node:child_process");
+    const child = spawn(process.execPath, ["--import", "tsx", "--import", `data:text/javascript,${encodeURIComponent(guard)}`, "--input-type=module", "-e", script(endpoint)], { stdio: ["ignore", "pipe", "pipe"] });
+    let out = "";
+    child.stdout.on("data", (d: Buffer) => (out += d.toString()));
+    child.stderr.on("data", (d: Buffer) => (out += d.toString()));
+    const code = await new Promise<number | null>((resolve) => child.once("exit", resolve));
+    return { code, out };
+  };
+
+  it("no endpoint: runs with every SDK package refused, and writes no header", async () => {
+    const off = await run(undefined);
+    assert.equal(off.code, 0, off.out);
+    assert.deepEqual(JSON.parse(off.out.trim().split("\n").at(-1)!), { enabled: false, headers: null });
+  });
+
+  it("with an endpoint the same guard trips (the SDK is imported only then)", async () => {
+    const on = await run("http://127.0.0.1:9/");
+    assert.notEqual(on.code, 0);
+    assert.match(on.out, /SDK loaded: @opentelemetry\/sdk-trace-base/);
+  });
+});
