@@ -32,6 +32,9 @@ const envSchema = z.object({
   SHUTDOWN_TIMEOUT_MS: int(0, 600_000).default(25_000),
   METRICS_PORT: int(0, 65535).optional(),
   CORS_ORIGINS: z.string().default(""),
+  // Empty is unset for these two (as OpenTelemetry's own SDKs read them).
+  OTEL_EXPORTER_OTLP_ENDPOINT: z.preprocess((v) => (v === "" ? undefined : v), z.string().url().optional()),
+  OTEL_SERVICE_NAME: z.preprocess((v) => (v === "" ? undefined : v), z.string().optional()),
 
   // gateway
   ANONYMOUS_ACCESS: bool.optional(),
@@ -103,6 +106,10 @@ export interface CommonConfig {
   metricsPort: number | undefined;
   /** Origins allowed by CORS (`*` for any; empty: no CORS), the same for every component's HTTP shell. */
   corsOrigins: string[];
+  /** OTLP/HTTP base URL (spans go to `<it>/v1/traces`); unset: tracing is off and its SDK never loads. */
+  otlpEndpoint: string | undefined;
+  /** The traces' service.name; unset: the component's name. */
+  serviceName: string | undefined;
 }
 
 export interface GatewayConfig {
@@ -241,6 +248,8 @@ export function loadConfig(
       shutdownTimeoutMs: e.SHUTDOWN_TIMEOUT_MS,
       metricsPort: e.METRICS_PORT,
       corsOrigins: list(e.CORS_ORIGINS),
+      otlpEndpoint: e.OTEL_EXPORTER_OTLP_ENDPOINT,
+      serviceName: e.OTEL_SERVICE_NAME,
     },
     gateway: {
       port: port(DEFAULT_PORTS.gateway, component === "gateway" || component === "all"),

@@ -8,6 +8,7 @@
 import { loadConfig, type Config } from "./config.js";
 import { AppError, isAppError } from "./errors.js";
 import { createLogger, type Logger } from "./observability/logger.js";
+import { startTracing } from "./observability/tracing.js";
 import { startComponent, type ComponentName, type Running } from "./components/start.js";
 import { runAdminCommand, ADMIN_HELP } from "./admin.js";
 import { CLIENT_HELP, isClientCommand, runClientCommand } from "./cli/index.js";
@@ -44,7 +45,15 @@ async function main(argv: string[]): Promise<number> {
     const config = loadConfig(process.env, command as ComponentName);
     const logger = createLogger({ level: config.common.logLevel, format: config.common.logFormat });
     // Handlers go in before start-up, so a SIGTERM during start-up drains instead of killing.
-    return waitForSignal(startComponent(command as ComponentName, config, logger), config, logger);
+    // Tracing first (its spans name the component), shut down (its last spans sent) after the component stops.
+    const started = startTracing(config.common, command).then(async (tracing) => {
+      const running = await startComponent(command as ComponentName, config, logger).catch(async (error: unknown) => {
+        await tracing.shutdown();
+        throw error;
+      });
+      return { ...running, stop: () => running.stop().finally(() => tracing.shutdown()) };
+    });
+    return waitForSignal(started, config, logger);
   }
   // Before loadConfig: these only need ML_INFERENCE_URL / ML_INFERENCE_API_KEY, not the platform's settings.
   if (isClientCommand(command)) return runClientCommand(command, rest);

@@ -15,6 +15,7 @@ import type { Consumer, EventBus, FinishInput, HandlerVerdict, MessageQueue, Quo
 import { probeDependencies } from "../../http/server.js";
 import type { Logger } from "../../observability/logger.js";
 import { counter, type Registry } from "../../observability/metrics.js";
+import { carryTraceparent, endSpan, extract, SpanKind, startSpan } from "../../observability/tracing.js";
 
 const ATTEMPTS_HEADER = "x-collect-attempts";
 const MAX_ATTEMPTS = 8;
@@ -154,9 +155,14 @@ export function createCollector(config: CollectorConfig, deps: CollectorDeps): C
    * request and releases its reservation.
    */
   async function handle(body: Buffer, meta: { headers: Record<string, string> } = { headers: {} }): Promise<HandlerVerdict> {
+    // Continues the worker's span the outcome message carries (the no-op span with tracing off).
+    const span = startSpan("collection", { parent: extract(meta.headers), kind: SpanKind.CONSUMER });
     try {
-      return await collect(body);
+      const verdict = await collect(body);
+      endSpan(span);
+      return verdict;
     } catch (error) {
+      endSpan(span, error);
       const attempts = Number(meta.headers[ATTEMPTS_HEADER] ?? 0) + 1;
       if (attempts >= MAX_ATTEMPTS) {
         deadLettered.inc({ queue: deps.resultsQueue });
@@ -166,7 +172,7 @@ export function createCollector(config: CollectorConfig, deps: CollectorDeps): C
       const delayMs = Math.min(60_000, 500 * 2 ** (attempts - 1));
       log.warn({ err: error, attempts, delay_ms: delayMs }, "outcome could not be stored; retrying later");
       // If this publish fails too, the handler throws and the broker redelivers the message.
-      await deps.queue.publish(deps.resultsQueue, body, { delayMs, headers: { [ATTEMPTS_HEADER]: String(attempts) } });
+      await deps.queue.publish(deps.resultsQueue, body, { delayMs, headers: carryTraceparent(meta.headers, { [ATTEMPTS_HEADER]: String(attempts) }) });
       return "ack";
     }
   }

@@ -13,6 +13,7 @@ import { requestMessageOf } from "../../domain/request-message.js";
 import type { MessageQueue, NewRequest, Outbox, QuotaCounts, QuotaStore, RequestApi, RequestStore, RequestView } from "../../domain/ports.js";
 import type { AuthenticatedUser } from "../../http/authenticator.js";
 import type { Logger } from "../../observability/logger.js";
+import { extract, SpanKind, withSpan, withTraceHeaders, type Span } from "../../observability/tracing.js";
 import type { PublishedMarker } from "./published-marker.js";
 
 export interface AdmissionInput {
@@ -27,6 +28,8 @@ export interface AdmissionInput {
   apiOptions?: Record<string, unknown>;
   /** The Idempotency-Key header as sent, and what it must match (the route and the raw body). */
   idempotency?: { key: string; route: string; body: unknown };
+  /** The client's W3C traceparent header, which the admission span continues (else a new trace). */
+  traceparent?: string | string[];
 }
 
 export interface Admitted {
@@ -106,11 +109,17 @@ export function createAdmission(deps: AdmissionDeps) {
     return found;
   }
 
-  return async function admit(input: AdmissionInput): Promise<Admitted> {
+  // The admission span (the no-op one with tracing off) carries on to the worker in the message's headers.
+  const admit = (input: AdmissionInput): Promise<Admitted> =>
+    withSpan("admission", { parent: extract({ traceparent: input.traceparent }), kind: SpanKind.PRODUCER }, (span) => admitTraced(input, span));
+  return admit;
+
+  async function admitTraced(input: AdmissionInput, span: Span): Promise<Admitted> {
     const { user } = input;
     const hash = input.idempotency ? bodyHash(input.idempotency.route, input.idempotency.body) : undefined;
     const requestId = input.idempotency ? idempotentRequestId(user.userId, input.idempotency.key) : randomUUID();
     const createdAt = deps.now();
+    span.setAttribute("ml_inference.request_id", requestId);
     // A chat template adds role markers around each message: counted, so the estimate stays a bound.
     const templateTokens = (input.messages?.length ?? 0) * CHAT_TEMPLATE_TOKENS_PER_MESSAGE * input.params.numReturnSequences;
     const estimatedTokens = estimateTokens(input.prompt, input.params) + templateTokens;
@@ -175,7 +184,7 @@ export function createAdmission(deps: AdmissionDeps) {
     }
     const message = requestMessageOf(request);
     try {
-      await unavailableOnFailure("message broker", () => deps.queue.publish(deps.requestsQueue, encodeMessage(message)));
+      await unavailableOnFailure("message broker", () => deps.queue.publish(deps.requestsQueue, encodeMessage(message), withTraceHeaders(span)));
       deps.onPublished();
       deps.marker.add(requestId);
     } catch (error) {
@@ -195,7 +204,7 @@ export function createAdmission(deps: AdmissionDeps) {
     }
     log.info({ request_id: requestId, user_id: user.userId, estimated_tokens: estimatedTokens, api: input.api }, "request admitted");
     return { requestId, createdAt, estimatedTokens, ...(reservation.counts ? { counts: reservation.counts } : {}) };
-  };
+  }
 }
 
 export type Admit = ReturnType<typeof createAdmission>;

@@ -160,6 +160,7 @@ export function createGateway(config: GatewayConfig, deps: GatewayDeps): Gateway
               params: input.params,
               streamTokens: input.stream,
               ...(key ? { idempotency: { key, route: "/api/v1/inference", body: request.body } } : {}),
+              traceparent: request.headers.traceparent,
             }),
           );
           return reply

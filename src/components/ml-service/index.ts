@@ -24,6 +24,7 @@ import { createMlMetrics } from "./metrics.js";
 import { registerNativeRoutes } from "./native-routes.js";
 import { registerOpenAiRoutes } from "./openai-routes.js";
 import { createServing } from "./serving.js";
+import { registerTracing } from "./tracing.js";
 
 export interface MlServiceDeps {
   logger: Logger;
@@ -52,6 +53,7 @@ export async function buildMlServiceApp(
     metrics.errors.inc({ model: serving.modelName(), code: (isAppError(error) ? error : toAppError(error)).code });
   });
 
+  registerTracing(app);
   if (config.token) requireInternalToken(app, config.token);
   registerHealth(app, serving);
   registerNativeRoutes(app, serving, config.maxTokensLimit);

@@ -19,6 +19,7 @@ import { MlCallError } from "./ml-client.js";
 import { generateStream, type StreamCallbacks, type StreamedGeneration } from "./ml-stream.js";
 import { DeltaAppender } from "./delta-appender.js";
 import { createKeepAliveAgent } from "./http-post.js";
+import { requestTrace } from "./trace.js";
 
 export interface WorkerDeps {
   logger: Logger;
@@ -66,15 +67,15 @@ export function createWorker(config: WorkerConfig, deps: WorkerDeps): Worker {
   // One pool of keep-alive connections for every call: a fresh TCP connection per request costs the
   // worker and the ML Service more CPU than the call itself on a small model.
   const agent = createKeepAliveAgent();
-  const callModel = (message: RequestMessage, callbacks: StreamCallbacks, signal: AbortSignal): Promise<StreamedGeneration> =>
-    generateStream({ baseUrl: mlServiceUrl, api: config.mlServiceApi, timeoutMs: config.requestTimeoutMs, agent, token: config.mlServiceToken }, message, callbacks, signal);
+  const callModel = (message: RequestMessage, callbacks: StreamCallbacks, signal: AbortSignal, headers?: Record<string, string>): Promise<StreamedGeneration> =>
+    generateStream({ baseUrl: mlServiceUrl, api: config.mlServiceApi, timeoutMs: config.requestTimeoutMs, agent, token: config.mlServiceToken, headers }, message, callbacks, signal);
 
-  const publishOutcome = async (outcome: OutcomeMessage) => {
-    await deps.queue.publish(deps.resultsQueue, encodeMessage(outcome));
+  const publishOutcome = async (outcome: OutcomeMessage, options?: { headers?: Record<string, string> }) => {
+    await deps.queue.publish(deps.resultsQueue, encodeMessage(outcome), options);
     publishedCount.inc({ queue: deps.resultsQueue });
   };
 
-  async function handle(body: Buffer): Promise<HandlerVerdict> {
+  async function handle(body: Buffer, meta?: { headers: Record<string, string> }): Promise<HandlerVerdict> {
     consumed.inc({ queue: deps.requestsQueue });
     const parsed = parseRequestMessage(body);
     if (!parsed.ok) {
@@ -85,11 +86,12 @@ export function createWorker(config: WorkerConfig, deps: WorkerDeps): Worker {
     const message = parsed.value;
     const base = { v: 1 as const, request_id: message.request_id, user_id: message.user_id, attempt: message.attempt };
     const queuedMs = Math.max(0, now().getTime() - Date.parse(message.created_at));
+    const trace = requestTrace(meta?.headers, message, now()); // spans: src/components/worker/trace.ts
     // A cancel that came before this claim wins: the request is not run. Its outcome is published
     // anyway (the canceller stored it already; a duplicate changes nothing), so that a canceller
     // that died before storing it does not leave the request open.
     if ((await deps.runs.claimRun(message.request_id)) === "cancelled") {
-      await publishOutcome({ ...base, status: "cancelled", finish_reason: "cancelled", ...(message.stream ? { stream_seq: 0 } : {}), at: now().toISOString() });
+      await publishOutcome({ ...base, status: "cancelled", finish_reason: "cancelled", ...(message.stream ? { stream_seq: 0 } : {}), at: now().toISOString() }, trace.outcome()).finally(() => trace.end());
       outcomes.inc({ status: "cancelled", code: "" });
       return "ack";
     }
@@ -103,7 +105,8 @@ export function createWorker(config: WorkerConfig, deps: WorkerDeps): Worker {
       const startedAt = now().toISOString();
       const started = performance.now();
       try {
-        const result = await callModel(message, deltas ? { onDelta: (text) => deltas.add(text) } : {}, cancel.signal);
+        const result = await callModel(message, trace.callbacks(deltas ? { onDelta: (text) => deltas.add(text) } : {}), cancel.signal, trace.startCall());
+        trace.endCall(result);
         if (abort.signal.aborted) throw new MlCallError("worker_error", "the worker is stopping", true);
         const processingMs = performance.now() - started;
         callSeconds.observe(processingMs / 1000);
@@ -121,12 +124,13 @@ export function createWorker(config: WorkerConfig, deps: WorkerDeps): Worker {
           timings: { queued_ms: queuedMs, processing_ms: processingMs },
           started_at: startedAt,
           at: now().toISOString(),
-        });
+        }, trace.outcome());
         outcomes.inc({ status, code: "" });
         log.info({ request_id: message.request_id, status, usage: result.usage, processing_ms: Math.round(processingMs) }, "request finished");
         return "ack";
       } catch (error) {
         callSeconds.observe((performance.now() - started) / 1000);
+        trace.endCall(undefined, error);
         const failure =
           error instanceof MlCallError ? error : new MlCallError("worker_error", (error as Error).message ?? String(error), true);
         if (abort.signal.aborted) throw failure; // shutting down: requeue, another worker takes it
@@ -134,7 +138,7 @@ export function createWorker(config: WorkerConfig, deps: WorkerDeps): Worker {
         // Once its client has seen text, a streamed request is not run again (the text would repeat).
         if (failure.transient && message.attempt < config.maxAttempts && !streamSeq) {
           const delayMs = Math.max(failure.retryAfterMs ?? 0, retryDelayMs(config.retryBaseMs, message.attempt));
-          await deps.queue.publish(deps.requestsQueue, encodeMessage({ ...message, attempt: message.attempt + 1 }), { delayMs });
+          await deps.queue.publish(deps.requestsQueue, encodeMessage({ ...message, attempt: message.attempt + 1 }), trace.retry({ delayMs }));
           retried.inc();
           log.warn({ request_id: message.request_id, attempt: message.attempt, delay_ms: delayMs, code: failure.code }, "model call failed; retrying later");
           return "ack";
@@ -148,12 +152,13 @@ export function createWorker(config: WorkerConfig, deps: WorkerDeps): Worker {
           timings: { queued_ms: queuedMs, processing_ms: performance.now() - started },
           started_at: startedAt,
           at: now().toISOString(),
-        });
+        }, trace.outcome());
         outcomes.inc({ status: "failed", code });
         log.warn({ request_id: message.request_id, code, attempt: message.attempt }, "request failed");
         return "ack";
       }
     } finally {
+      trace.end();
       inFlight.dec();
       running.delete(message.request_id);
       abort.signal.removeEventListener("abort", stopCall);

@@ -50,6 +50,8 @@ export interface MlClientOptions {
   agent?: KeepAliveAgent;
   /** The ML Service's internal token (ML_SERVICE_TOKEN), sent as a bearer token. */
   token?: string;
+  /** Sent with the call as they are: the model call span's traceparent when tracing is on. */
+  headers?: Record<string, string>;
 }
 
 export async function generate(options: MlClientOptions, message: MlRequest, signal?: AbortSignal): Promise<Generation> {
@@ -99,7 +101,7 @@ export async function generateWithFinish(
 
 /** The headers of every model call: the request id, and the internal token when set. */
 export function mlHeaders(options: MlClientOptions, message: RequestMessage): Record<string, string> {
-  const headers: Record<string, string> = { "x-request-id": message.request_id };
+  const headers: Record<string, string> = { ...options.headers, "x-request-id": message.request_id };
   if (options.token) headers.authorization = `Bearer ${options.token}`;
   return headers;
 }

@@ -136,6 +136,7 @@ export function registerResponsesRoutes(app: FastifyInstance, ctx: OpenAiRouteCo
         streamTokens: body.stream === true || background,
         apiOptions: { ...options },
         ...(key ? { idempotency: { key, route: "/v1/responses", body: request.body } } : {}),
+        traceparent: request.headers.traceparent,
       });
       const facts = factsOf({ requestId: admitted.requestId, createdAt: admitted.existing?.createdAt ?? admitted.createdAt, model: requested === "default" ? limits.defaultModel : requested, apiOptions: { ...options } });
       const gone = clientGone(reply);

@@ -165,6 +165,7 @@ export function registerOpenAiRoutes(app: FastifyInstance, ctx: OpenAiRouteConte
         streamTokens: body.stream,
         apiOptions: { include_usage: body.includeUsage },
         ...(key ? { idempotency: { key, route, body: request.body } } : {}),
+        traceparent: request.headers.traceparent,
       });
       const gone = clientGone(reply);
       if (body.stream) return await relayStream(kind, reply, user, body, admitted, gone);
