@@ -291,9 +291,9 @@ SELECT line, custom_id, request_id, ok, response, error FROM batch_lines WHERE b
 
 -- Guarded by the status it was read in: of two replicas finishing one batch, one writes its files.
 -- name: finishBatch
-UPDATE batches SET status = $3, finalizing_at = $4, output_file_id = $5, error_file_id = $6,
-  completed_at = CASE WHEN $3 = 'completed' THEN $4 END,
-  expired_at = CASE WHEN $3 = 'expired' THEN $4 END,
-  cancelled_at = CASE WHEN $3 = 'cancelled' THEN $4 END
+UPDATE batches SET status = $3::text, finalizing_at = $4::timestamptz, output_file_id = $5, error_file_id = $6,
+  completed_at = CASE WHEN $3::text = 'completed' THEN $4::timestamptz END,
+  expired_at = CASE WHEN $3::text = 'expired' THEN $4::timestamptz END,
+  cancelled_at = CASE WHEN $3::text = 'cancelled' THEN $4::timestamptz END
 WHERE batch_id = $1 AND status = $2
 RETURNING batch_id;
