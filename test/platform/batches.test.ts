@@ -36,13 +36,16 @@ for (const backend of ["servers", "embedded"] as Backend[]) {
     let url: string;
     let dispatcher: BatchDispatcher;
     let config: GatewayConfig;
+    let store: SqlBatchStore;
+    let admit: ReturnType<typeof createAdmission>;
+    let models: string[];
 
     before(async () => {
       platform = await startPlatform({ backend, env: { BATCH_QUOTA_RETRY_MS: "100", BATCH_DISPATCH_CONCURRENCY: "2" } });
       // A copy the tests may change (the completion window) without touching the platform's.
       config = { ...platform.config.gateway, batches: { ...platform.config.gateway.batches } };
-      const store = new SqlBatchStore(platform.database.db);
-      const admit = createAdmission({
+      store = new SqlBatchStore(platform.database.db);
+      admit = createAdmission({
         log: silentLogger,
         quota: platform.quota,
         requests: platform.requests,
@@ -54,7 +57,7 @@ for (const backend of ["servers", "embedded"] as Backend[]) {
         onPublished: () => undefined,
         now: () => new Date(),
       });
-      const models = ["default", config.defaultModel];
+      models = ["default", config.defaultModel];
       const auth = new Authenticator({ users: platform.users, anonymous: config.anonymous, cacheTtlMs: 0 });
       app = createHttpApp({ logger: silentLogger, registries: [], bodyLimitBytes: config.bodyLimitBytes });
       registerBatchRoutes(app, { config, log: silentLogger, auth, store, models });
@@ -142,8 +145,72 @@ for (const backend of ["servers", "embedded"] as Backend[]) {
         await dispatcher.tick();
         assert.equal((await client.batches.retrieve(batch.id)).status, "failed");
       }
+      // The limits are read per request: lowered here for a moment.
+      config.batches.maxLines = 2;
+      try {
+        const file = await upload(client, [chatLine("1"), chatLine("2"), chatLine("3")].join("\n"));
+        const batch = await client.batches.create({ input_file_id: file.id, endpoint: "/v1/chat/completions", completion_window: "24h" });
+        assert.deepEqual([batch.status, batch.errors!.data![0]!.code, batch.errors!.data![0]!.line], ["failed", "too_many_lines", 3]);
+      } finally {
+        config.batches.maxLines = platform.config.gateway.batches.maxLines;
+      }
+      config.batches.fileMaxBytes = 100;
+      try {
+        await assert.rejects(upload(client, chatLine("big", "x".repeat(200))), (e: unknown) => e instanceof OpenAI.APIError && e.status === 413);
+      } finally {
+        config.batches.fileMaxBytes = platform.config.gateway.batches.fileMaxBytes;
+      }
       const after = await quotaOf(user.authorization);
       assert.deepEqual(after, before, "nothing reserved or charged");
+    });
+
+    it("two replicas' dispatchers claim each line once, and a line admitted again after a crash is the same request", async () => {
+      const user = await platform.createUser({ dailyTokens: 100_000 });
+      const client = clientFor(user.authorization);
+      const admitted: string[] = [];
+      let crashOnce = true;
+      const replica = (crashing: boolean) =>
+        new BatchDispatcher({
+          config: { ...config, batches: { ...config.batches, dispatchConcurrency: 3, leaseMs: 1_000 } },
+          log: silentLogger,
+          // The crashing replica dies between admitting its first line and marking it dispatched.
+          store: Object.assign(Object.create(store) as SqlBatchStore, {
+            markDispatched: async (batchId: string, line: number, requestId: string) => {
+              if (crashing && crashOnce) {
+                crashOnce = false;
+                throw new Error("replica died");
+              }
+              return store.markDispatched(batchId, line, requestId);
+            },
+          }),
+          admit: async (input) => {
+            admitted.push(input.idempotency!.key);
+            return admit(input);
+          },
+          requests: platform.requests,
+          userOf: batchUserResolver(platform.users, config.anonymous),
+          models,
+        });
+      const [one, two] = [replica(true), replica(false)];
+      const file = await upload(client, ["r1", "r2", "r3"].map((id) => chatLine(id)).join("\n"));
+      const batch = await client.batches.create({ input_file_id: file.id, endpoint: "/v1/chat/completions", completion_window: "24h" });
+      await Promise.all([one.tick(), two.tick(), one.tick(), two.tick()]);
+      assert.equal(new Set(admitted).size, admitted.length, `no line claimed twice while its lease holds: ${admitted.join(", ")}`);
+      await new Promise((r) => setTimeout(r, 1_100)); // the dead replica's lease runs out
+      const deadline = Date.now() + 60_000;
+      let done = await client.batches.retrieve(batch.id);
+      while (done.status !== "completed" && Date.now() < deadline) {
+        await Promise.all([one.tick(), two.tick()]);
+        await new Promise((r) => setTimeout(r, 100));
+        done = await client.batches.retrieve(batch.id);
+      }
+      assert.equal(done.status, "completed");
+      assert.equal(admitted.length, 4, "the crashed line was admitted once more");
+      const output = await linesOf(client, done.output_file_id);
+      assert.equal(new Set(output.map((l) => l.response!.request_id)).size, 3);
+      const quota = await quotaOf(user.authorization);
+      assert.equal(quota.requests, 3, "one request per line, reserved and settled once");
+      assert.equal(quota.tokens_reserved, 0);
     });
 
     it("a user with room for 2 requests: 2 lines run, the rest end quota_exceeded when the window ends", async () => {
