@@ -60,7 +60,7 @@ for (const backend of ["servers", "embedded"] as Backend[]) {
       models = ["default", config.defaultModel];
       const auth = new Authenticator({ users: platform.users, anonymous: config.anonymous, cacheTtlMs: 0 });
       app = createHttpApp({ logger: silentLogger, registries: [], bodyLimitBytes: config.bodyLimitBytes });
-      registerBatchRoutes(app, { config, log: silentLogger, auth, store, models });
+      registerBatchRoutes(app, { config, log: silentLogger, auth, store, models, quota: platform.quota });
       await app.listen({ port: 0, host: "127.0.0.1" });
       const address = app.server.address() as { port: number };
       url = `http://127.0.0.1:${address.port}`;
@@ -100,8 +100,11 @@ for (const backend of ["servers", "embedded"] as Backend[]) {
       assert.equal(file.object, "file");
       assert.equal(file.purpose, "batch");
       assert.equal((await client.files.retrieve(file.id)).bytes, file.bytes);
-      const created = await client.batches.create({ input_file_id: file.id, endpoint: "/v1/chat/completions", completion_window: "24h", metadata: { job: "five" } });
+      const { data: created, response } = await client.batches
+        .create({ input_file_id: file.id, endpoint: "/v1/chat/completions", completion_window: "24h", metadata: { job: "five" } })
+        .withResponse();
       assert.equal(created.status, "in_progress");
+      assert.equal(response.headers.get("x-ratelimit-limit-tokens"), "100000");
       assert.deepEqual(created.request_counts, { total: 5, completed: 0, failed: 0 });
       const done = await runToEnd(client, created.id);
       assert.equal(done.status, "completed");

@@ -10,9 +10,11 @@ import { z } from "zod";
 import type { GatewayConfig } from "../../../config.js";
 import { AppError, isAppError } from "../../../errors.js";
 import type { BatchStore } from "../../../domain/batches.js";
+import type { QuotaStore } from "../../../domain/ports.js";
 import type { AuthenticatedUser } from "../../../http/authenticator.js";
 import { sendError } from "../../../http/server.js";
 import type { Logger } from "../../../observability/logger.js";
+import { limitHeadersFor } from "../openai/routes.js";
 import { isBatchEndpoint, validateBatchFile } from "./lines.js";
 import { boundaryOf, parseMultipart } from "./multipart.js";
 import { batchObject, fileObject, newBatchId, newFileId } from "./shapes.js";
@@ -24,6 +26,8 @@ export interface BatchRouteDeps {
   store: BatchStore;
   /** The model names the OpenAI routes take (the gateway's `models`). */
   models: readonly string[];
+  /** For the rate-limit headers every `/v1` answer carries; without it they are left out. */
+  quota?: QuotaStore;
   now?: () => Date;
 }
 
@@ -73,7 +77,12 @@ export function registerBatchRoutes(app: FastifyInstance, deps: BatchRouteDeps):
     if (!isAppError(error)) deps.log.error({ err: error }, "batch route failed");
     return sendError(reply, isAppError(error) ? error : new AppError("internal_error", "internal error"));
   };
-  const user = (request: FastifyRequest) => deps.auth.authenticate(request.headers.authorization);
+  const quota = deps.quota;
+  const user = async (request: FastifyRequest, reply: FastifyReply) => {
+    const u = await deps.auth.authenticate(request.headers.authorization);
+    if (quota) reply.headers(await limitHeadersFor({ quota, now }, u));
+    return u;
+  };
   const ownFile = async (id: string, u: AuthenticatedUser, field = "file_id") => {
     const file = await deps.store.getFile(id, u.userId);
     if (!file) throw new AppError("file_not_found", `no file ${id.slice(0, 128)}`, { details: { field } });
@@ -90,7 +99,7 @@ export function registerBatchRoutes(app: FastifyInstance, deps: BatchRouteDeps):
     scope.addContentTypeParser("multipart/form-data", { parseAs: "buffer" }, (_request, body, done) => done(null, body));
     scope.post("/v1/files", { bodyLimit: settings.fileMaxBytes + MULTIPART_OVERHEAD_BYTES }, async (request, reply) => {
       try {
-        const u = await user(request);
+        const u = await user(request, reply);
         if (!Buffer.isBuffer(request.body)) throw new AppError("unsupported_media_type", "send the file as multipart/form-data");
         const form = parseMultipart(request.body, boundaryOf(request.headers["content-type"]));
         if (form.fields.purpose !== "batch") {
@@ -111,7 +120,7 @@ export function registerBatchRoutes(app: FastifyInstance, deps: BatchRouteDeps):
 
   app.get("/v1/files", async (request, reply) => {
     try {
-      const u = await user(request);
+      const u = await user(request, reply);
       const q = parsed(pageQuery, request.query);
       const files = await deps.store.listFiles(u.userId, { ...(q.purpose ? { purpose: q.purpose } : {}), ...(q.after ? { after: q.after } : {}), limit: q.limit + 1 });
       return page(files.map(fileObject), q.limit);
@@ -122,7 +131,7 @@ export function registerBatchRoutes(app: FastifyInstance, deps: BatchRouteDeps):
 
   app.get<{ Params: { id: string } }>("/v1/files/:id", async (request, reply) => {
     try {
-      return fileObject(await ownFile(request.params.id, await user(request)));
+      return fileObject(await ownFile(request.params.id, await user(request, reply)));
     } catch (error) {
       return fail(reply, error);
     }
@@ -130,7 +139,7 @@ export function registerBatchRoutes(app: FastifyInstance, deps: BatchRouteDeps):
 
   app.get<{ Params: { id: string } }>("/v1/files/:id/content", async (request, reply) => {
     try {
-      const content = await deps.store.fileContent(request.params.id, (await user(request)).userId);
+      const content = await deps.store.fileContent(request.params.id, (await user(request, reply)).userId);
       if (!content) throw new AppError("file_not_found", `no file ${request.params.id.slice(0, 128)}`, { details: { field: "file_id" } });
       return reply.type("application/jsonl").send(content);
     } catch (error) {
@@ -140,7 +149,7 @@ export function registerBatchRoutes(app: FastifyInstance, deps: BatchRouteDeps):
 
   app.delete<{ Params: { id: string } }>("/v1/files/:id", async (request, reply) => {
     try {
-      const u = await user(request);
+      const u = await user(request, reply);
       if (!(await deps.store.deleteFile(request.params.id, u.userId))) {
         throw new AppError("file_not_found", `no file ${request.params.id.slice(0, 128)}`, { details: { field: "file_id" } });
       }
@@ -152,7 +161,7 @@ export function registerBatchRoutes(app: FastifyInstance, deps: BatchRouteDeps):
 
   app.post("/v1/batches", async (request, reply) => {
     try {
-      const u = await user(request);
+      const u = await user(request, reply);
       const body = parsed(createBatchBody, request.body);
       if (!isBatchEndpoint(body.endpoint)) {
         throw new AppError("invalid_parameter", "endpoint: must be /v1/chat/completions, /v1/completions or /v1/responses", { details: { field: "endpoint" } });
@@ -184,7 +193,7 @@ export function registerBatchRoutes(app: FastifyInstance, deps: BatchRouteDeps):
 
   app.get("/v1/batches", async (request, reply) => {
     try {
-      const u = await user(request);
+      const u = await user(request, reply);
       const q = parsed(pageQuery, request.query);
       const batches = await deps.store.listBatches(u.userId, { ...(q.after ? { after: q.after } : {}), limit: q.limit + 1 });
       return page(batches.map(batchObject), q.limit);
@@ -195,7 +204,7 @@ export function registerBatchRoutes(app: FastifyInstance, deps: BatchRouteDeps):
 
   app.get<{ Params: { id: string } }>("/v1/batches/:id", async (request, reply) => {
     try {
-      return batchObject(await ownBatch(request.params.id, await user(request)));
+      return batchObject(await ownBatch(request.params.id, await user(request, reply)));
     } catch (error) {
       return fail(reply, error);
     }
@@ -204,7 +213,7 @@ export function registerBatchRoutes(app: FastifyInstance, deps: BatchRouteDeps):
   // A batch that is not running any more (finished, cancelled already) is answered as it is.
   app.post<{ Params: { id: string } }>("/v1/batches/:id/cancel", async (request, reply) => {
     try {
-      const u = await user(request);
+      const u = await user(request, reply);
       const batch = await ownBatch(request.params.id, u);
       if (await deps.store.cancelBatch(batch.batchId, u.userId, now())) deps.log.info({ batch_id: batch.batchId }, "batch cancelling");
       return batchObject(await ownBatch(batch.batchId, u));
