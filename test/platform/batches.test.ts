@@ -128,6 +128,21 @@ for (const backend of ["servers", "embedded"] as Backend[]) {
       assert.ok((await client.files.list()).data.some((f) => f.id === done.output_file_id && f.purpose === "batch_output"));
     });
 
+    it("completions and responses batches answer in their endpoint's shape", async () => {
+      const user = await platform.createUser({ dailyTokens: 100_000 });
+      const client = clientFor(user.authorization);
+      const completions = ["k1", "k2"].map((id) => JSON.stringify({ custom_id: id, method: "POST", url: "/v1/completions", body: { model: "default", prompt: "Lily saw", max_tokens: 8 } }));
+      const responses = [JSON.stringify({ custom_id: "resp", method: "POST", url: "/v1/responses", body: { model: "default", input: "Ben had a kite", max_output_tokens: 8, metadata: { n: "1" } } })];
+      for (const [endpoint, jsonl, object] of [["/v1/completions", completions, "text_completion"], ["/v1/responses", responses, "response"]] as const) {
+        const file = await upload(client, jsonl.join("\n"));
+        const done = await runToEnd(client, (await client.batches.create({ input_file_id: file.id, endpoint, completion_window: "24h" })).id);
+        assert.equal(done.status, "completed");
+        const lines = await linesOf(client, done.output_file_id);
+        assert.equal(lines.length, jsonl.length);
+        for (const line of lines) assert.equal(line.response!.body.object, object);
+      }
+    });
+
     it("validation failures name the line and charge nothing", async () => {
       const user = await platform.createUser({ dailyTokens: 100_000 });
       const client = clientFor(user.authorization);

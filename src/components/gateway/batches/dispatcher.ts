@@ -120,7 +120,8 @@ export class BatchDispatcher {
   }
 
   private async watch(): Promise<void> {
-    const lines = await this.deps.store.dispatchedLines(WATCH_PER_TICK);
+    // Every line that can be dispatched at once is read each tick.
+    const lines = await this.deps.store.dispatchedLines(Math.max(WATCH_PER_TICK, this.settings.dispatchConcurrency));
     if (lines.length === 0) return;
     const views = new Map((await this.deps.requests.viewMany(lines.map((l) => l.requestId))).map((v) => [v.requestId, v]));
     const outcomes: LineOutcome[] = [];
