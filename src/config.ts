@@ -50,6 +50,13 @@ const envSchema = z.object({
   SWEEP_UNPUBLISHED_AFTER_MS: int(100, 3_600_000).default(30_000),
   SWEEP_LEASE_MS: int(1_000, 3_600_000).default(60_000),
   RESERVATION_TIMEOUT_MS: int(1_000, 7 * 24 * 3_600_000).default(6 * 3_600_000),
+  BATCH_FILE_MAX_BYTES: int(1_024, 512 * 1024 * 1024).default(50 * 1024 * 1024),
+  BATCH_MAX_LINES: int(1, 1_000_000).default(50_000),
+  BATCH_COMPLETION_WINDOW_MS: int(1_000, 7 * 24 * 3_600_000).default(24 * 3_600_000),
+  BATCH_DISPATCH_INTERVAL_MS: int(50, 600_000).default(1_000),
+  BATCH_DISPATCH_CONCURRENCY: int(1, 10_000).default(32),
+  BATCH_LEASE_MS: int(1_000, 3_600_000).default(60_000),
+  BATCH_QUOTA_RETRY_MS: int(50, 24 * 3_600_000).default(60_000),
 
   // worker
   ML_SERVICE_URL: z.string().url().optional(),
@@ -128,6 +135,22 @@ export interface GatewayConfig {
   /** How long a sweeper's claim on rows (to publish or expire them) keeps other replicas off them. */
   sweepLeaseMs: number;
   reservationTimeoutMs: number;
+  batches: BatchConfig;
+}
+
+/** The Batch API (gateway/batches): limits on input files and how the dispatcher runs the lines. */
+export interface BatchConfig {
+  fileMaxBytes: number;
+  maxLines: number;
+  /** How long the `24h` completion window really lasts (tests shorten it). */
+  completionWindowMs: number;
+  dispatchIntervalMs: number;
+  /** Batch lines admitted and not yet final, across every replica, at most. */
+  dispatchConcurrency: number;
+  /** How long a dispatcher's claim on a line keeps other replicas off it. */
+  leaseMs: number;
+  /** How long a line the user's quota did not fit waits before it is tried again (at most: until its quota resets). */
+  quotaRetryMs: number;
 }
 
 export interface WorkerConfig {
@@ -268,6 +291,15 @@ export function loadConfig(
       sweepUnpublishedAfterMs: e.SWEEP_UNPUBLISHED_AFTER_MS,
       sweepLeaseMs: e.SWEEP_LEASE_MS,
       reservationTimeoutMs: e.RESERVATION_TIMEOUT_MS,
+      batches: {
+        fileMaxBytes: e.BATCH_FILE_MAX_BYTES,
+        maxLines: e.BATCH_MAX_LINES,
+        completionWindowMs: e.BATCH_COMPLETION_WINDOW_MS,
+        dispatchIntervalMs: e.BATCH_DISPATCH_INTERVAL_MS,
+        dispatchConcurrency: e.BATCH_DISPATCH_CONCURRENCY,
+        leaseMs: e.BATCH_LEASE_MS,
+        quotaRetryMs: e.BATCH_QUOTA_RETRY_MS,
+      },
     },
     worker: {
       port: port(DEFAULT_PORTS.worker, component === "worker"),

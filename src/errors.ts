@@ -34,6 +34,8 @@ export const ERRORS = {
   forbidden: { status: 403, retryable: false, doc: "The key's user is disabled." },
   not_found: { status: 404, retryable: false, doc: "No such route (or, in the admin CLI, no such user or key)." },
   request_not_found: { status: 404, retryable: false, doc: "No such request for this key (someone else's request included)." },
+  file_not_found: { status: 404, retryable: false, doc: "No such file for this key (someone else's file included)." },
+  batch_not_found: { status: 404, retryable: false, doc: "No such batch for this key (someone else's batch included)." },
   model_not_found: { status: 404, retryable: false, doc: "The model is not served here, or its file could not be found or loaded." },
   method_not_allowed: { status: 405, retryable: false, doc: "The route exists but not for this method; `Allow` lists the methods it takes." },
   payload_too_large: { status: 413, retryable: false, doc: "The body is larger than the limit (`BODY_LIMIT_BYTES` at the gateway)." },

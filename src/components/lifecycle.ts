@@ -20,7 +20,7 @@ import { createWorker, type Worker } from "./worker/index.js";
 export type PartName = "gateway" | "api-service" | "collector" | "worker" | "ml-service";
 
 export const NEEDS = {
-  gateway: ["requests", "outbox", "stale", "users", "quota", "queue", "events", "streams", "runs"],
+  gateway: ["requests", "batches", "outbox", "stale", "users", "quota", "queue", "events", "streams", "runs"],
   "api-service": ["requests", "users", "quota", "events", "streams"],
   collector: ["requests", "quota", "queue", "events", "streams"],
   worker: ["queue", "streams", "runs"],
@@ -73,6 +73,8 @@ export async function startGateway(config: Config, deps: GatewayInfra & HttpDeps
     auth: authenticator(config, deps.users),
     quota: deps.quota,
     requests: deps.requests,
+    batches: deps.batches,
+    users: deps.users,
     outbox: deps.outbox,
     stale: deps.stale,
     queue: deps.queue,

@@ -183,3 +183,132 @@ ON CONFLICT (name) DO UPDATE SET daily_requests = EXCLUDED.daily_requests, daily
 
 -- name: listTiers
 SELECT name, daily_requests, daily_tokens, monthly_requests, monthly_tokens FROM tiers ORDER BY name;
+
+-- ---------------------------------------------------------------- the Batch API (files, batches, lines)
+-- Every read of a file or batch names its owner: someone else's is not found, exactly like a missing one.
+
+-- name: insertBatchFile
+INSERT INTO batch_files (file_id, user_id, purpose, filename, bytes, content, created_at)
+VALUES ($1, $2, $3, $4, $5, $6, $7);
+
+-- name: getBatchFile
+SELECT file_id, purpose, filename, bytes, created_at FROM batch_files WHERE file_id = $1 AND user_id = $2;
+
+-- name: getBatchFileContent
+SELECT content FROM batch_files WHERE file_id = $1 AND user_id = $2;
+
+-- $3: the id to list after (null: from the newest), $4: at most this many (the caller asks one more to learn has_more).
+-- name: listBatchFiles
+SELECT file_id, purpose, filename, bytes, created_at FROM batch_files
+WHERE user_id = $1 AND ($2::text IS NULL OR purpose = $2)
+  AND ($3::text IS NULL OR seq < (SELECT seq FROM batch_files WHERE file_id = $3 AND user_id = $1))
+ORDER BY seq DESC LIMIT $4;
+
+-- name: deleteBatchFile
+DELETE FROM batch_files WHERE file_id = $1 AND user_id = $2 RETURNING file_id;
+
+-- name: insertBatch
+INSERT INTO batches (batch_id, user_id, endpoint, input_file_id, completion_window, metadata, status, errors,
+                     created_at, expires_at, in_progress_at, failed_at)
+VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12);
+
+-- name: insertBatchLines
+INSERT INTO batch_lines (batch_id, line, custom_id, body)
+SELECT $1::text, * FROM unnest($2::int[], $3::text[], $4::jsonb[]);
+
+-- The batch with its request counts: failed = lines in the error file (refused, failed, never run).
+-- name: getBatch
+SELECT b.*, c.total, c.completed, c.failed FROM batches b,
+  LATERAL (SELECT count(*) AS total, count(*) FILTER (WHERE l.ok) AS completed,
+                  count(*) FILTER (WHERE l.status = 'done' AND NOT l.ok) AS failed
+           FROM batch_lines l WHERE l.batch_id = b.batch_id) c
+WHERE b.batch_id = $1 AND b.user_id = $2;
+
+-- name: listBatches
+SELECT b.*, c.total, c.completed, c.failed FROM batches b,
+  LATERAL (SELECT count(*) AS total, count(*) FILTER (WHERE l.ok) AS completed,
+                  count(*) FILTER (WHERE l.status = 'done' AND NOT l.ok) AS failed
+           FROM batch_lines l WHERE l.batch_id = b.batch_id) c
+WHERE b.user_id = $1 AND ($2::text IS NULL OR b.seq < (SELECT seq FROM batches WHERE batch_id = $2 AND user_id = $1))
+ORDER BY b.seq DESC LIMIT $3;
+
+-- Only a batch still running becomes cancelling; the dispatcher stops claiming its lines at once.
+-- name: cancelBatch
+UPDATE batches SET status = 'cancelling', cancelling_at = $3
+WHERE batch_id = $1 AND user_id = $2 AND status IN ('validating', 'in_progress')
+RETURNING batch_id;
+
+-- name: countDispatchedLines
+SELECT count(*) AS n FROM batch_lines WHERE status = 'dispatched';
+
+-- One statement: the row locks (SKIP LOCKED) last only as long as the UPDATE; what keeps other
+-- replicas off a line afterwards is its lease ($2), which one that ran out before now ($1) no longer does.
+-- name: claimBatchLines
+UPDATE batch_lines l SET claimed_until = $2, attempts = l.attempts + 1
+FROM batches b
+WHERE b.batch_id = l.batch_id AND (l.batch_id, l.line) IN (
+  SELECT pl.batch_id, pl.line FROM batch_lines pl JOIN batches pb ON pb.batch_id = pl.batch_id
+  WHERE pl.status = 'pending' AND pb.status = 'in_progress' AND pb.expires_at > $1
+    AND (pl.claimed_until IS NULL OR pl.claimed_until <= $1) AND (pl.not_before IS NULL OR pl.not_before <= $1)
+  ORDER BY pb.created_at, pl.line
+  LIMIT $3
+  FOR UPDATE OF pl SKIP LOCKED)
+RETURNING l.batch_id, l.line, l.custom_id, l.body, b.user_id, b.endpoint;
+
+-- Admitted: from now on the line's request decides its outcome. Admission wins over a close that
+-- came after the claim (a close only takes unclaimed lines, so this is the lease-ran-out case).
+-- name: markLineDispatched
+UPDATE batch_lines SET status = 'dispatched', request_id = $3, claimed_until = NULL, last_error = NULL
+WHERE batch_id = $1 AND line = $2 AND status = 'pending';
+
+-- The user's quota did not fit it: tried again after $3, unless the window ends first.
+-- name: deferBatchLine
+UPDATE batch_lines SET claimed_until = NULL, not_before = $3, last_error = $4
+WHERE batch_id = $1 AND line = $2 AND status = 'pending';
+
+-- Refused at admission for good (not a quota): in the error file, never run.
+-- name: refuseBatchLine
+UPDATE batch_lines SET status = 'done', ok = false, response = $3, error = $4, claimed_until = NULL, closed_by = 'refused'
+WHERE batch_id = $1 AND line = $2 AND status = 'pending';
+
+-- name: dispatchedBatchLines
+SELECT batch_id, line, request_id FROM batch_lines WHERE status = 'dispatched' ORDER BY batch_id, line LIMIT $1;
+
+-- name: finishBatchLines
+UPDATE batch_lines l SET status = 'done', ok = u.ok, response = u.response, error = u.error
+FROM unnest($1::text[], $2::int[], $3::boolean[], $4::jsonb[], $5::jsonb[]) AS u(batch_id, line, ok, response, error)
+WHERE l.batch_id = u.batch_id AND l.line = u.line AND l.status = 'dispatched';
+
+-- Lines that will never run: those of cancelling batches, and of running batches whose window is
+-- over (a line that was waiting for quota keeps that reason). Claimed lines are left to their claimer.
+-- name: closeBatchLines
+UPDATE batch_lines l SET status = 'done', ok = false, claimed_until = NULL,
+  closed_by = CASE WHEN b.status = 'cancelling' THEN 'cancelled' ELSE 'expired' END,
+  error = CASE
+    WHEN b.status = 'cancelling' THEN jsonb_build_object('code', 'batch_cancelled', 'message', 'the batch was cancelled before this request ran')
+    ELSE COALESCE(l.last_error, jsonb_build_object('code', 'batch_expired', 'message', 'the batch''s completion window ended before this request ran'))
+  END
+FROM batches b
+WHERE b.batch_id = l.batch_id AND l.status = 'pending' AND (l.claimed_until IS NULL OR l.claimed_until <= $1)
+  AND (b.status = 'cancelling' OR (b.status = 'in_progress' AND b.expires_at <= $1));
+
+-- Batches whose every line is done, with whether any line was closed by the window.
+-- name: finishableBatches
+SELECT b.batch_id, b.user_id, b.status,
+       EXISTS (SELECT 1 FROM batch_lines e WHERE e.batch_id = b.batch_id AND e.closed_by = 'expired') AS expired
+FROM batches b
+WHERE b.status IN ('in_progress', 'cancelling')
+  AND NOT EXISTS (SELECT 1 FROM batch_lines l WHERE l.batch_id = b.batch_id AND l.status <> 'done')
+ORDER BY b.created_at LIMIT $1;
+
+-- name: batchLinesOutcome
+SELECT line, custom_id, request_id, ok, response, error FROM batch_lines WHERE batch_id = $1 ORDER BY line;
+
+-- Guarded by the status it was read in: of two replicas finishing one batch, one writes its files.
+-- name: finishBatch
+UPDATE batches SET status = $3::text, finalizing_at = $4::timestamptz, output_file_id = $5, error_file_id = $6,
+  completed_at = CASE WHEN $3::text = 'completed' THEN $4::timestamptz END,
+  expired_at = CASE WHEN $3::text = 'expired' THEN $4::timestamptz END,
+  cancelled_at = CASE WHEN $3::text = 'cancelled' THEN $4::timestamptz END
+WHERE batch_id = $1 AND status = $2
+RETURNING batch_id;

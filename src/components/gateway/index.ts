@@ -8,7 +8,7 @@ import type { FastifyInstance } from "fastify";
 import { AppError, isAppError } from "../../errors.js";
 import type { GatewayConfig } from "../../config.js";
 import { parseInferenceBody } from "../../domain/inference-request.js";
-import type { EventBus, MessageQueue, NewRequest, Outbox, QuotaStore, RequestStore, RequestStreams, RequestView, RunStates, StaleRequests } from "../../domain/ports.js";
+import type { EventBus, MessageQueue, NewRequest, Outbox, QuotaStore, RequestStore, RequestStreams, RequestView, RunStates, StaleRequests, UserStore } from "../../domain/ports.js";
 import type { AuthenticatedUser, Authenticator } from "../../http/authenticator.js";
 import { probeDependencies, sendError } from "../../http/server.js";
 import type { Logger } from "../../observability/logger.js";
@@ -19,6 +19,8 @@ import { Sweeper } from "./sweeper.js";
 import { createAdmission, idempotencyKeyOf, unavailableOnFailure, type Admitted } from "./admission.js";
 import { createCanceller } from "./cancel.js";
 import { registerOpenAiRoutes } from "./openai/routes.js";
+import { BatchDispatcher, batchUserResolver, registerBatchRoutes } from "./batches/index.js";
+import type { BatchStore } from "../../domain/batches.js";
 
 /** How often a held connection reads its request again in case its final event was lost. */
 const HOLD_RECHECK_MS = 2_000;
@@ -30,6 +32,8 @@ export interface GatewayDeps {
   auth: Authenticator;
   quota: QuotaStore;
   requests: RequestStore;
+  batches: BatchStore;
+  users: UserStore;
   outbox: Outbox;
   stale: StaleRequests;
   queue: MessageQueue;
@@ -48,6 +52,8 @@ export interface Gateway {
   health(): Promise<Record<string, unknown>>;
   /** Runs the sweeper once now (it also runs on its own every SWEEP_INTERVAL_MS). */
   sweep(): Promise<{ republished: number; expired: number }>;
+  /** Runs the batch dispatcher once now (it also runs on its own every BATCH_DISPATCH_INTERVAL_MS). */
+  tickBatches(): Promise<unknown>;
   stop(): Promise<void>;
 }
 
@@ -99,6 +105,17 @@ export function createGateway(config: GatewayConfig, deps: GatewayDeps): Gateway
     if (!isAppError(error)) log.error({ err: error }, "request failed");
     return sendError(reply, appError);
   };
+  // Batch lines are admitted like any call of their endpoint, when the dispatcher reaches them.
+  const batchDispatcher = new BatchDispatcher({
+    config,
+    log,
+    store: deps.batches,
+    admit: (input) => timed(() => admit(input)),
+    requests: deps.requests,
+    userOf: batchUserResolver(deps.users, config.anonymous),
+    models: deps.models,
+    now,
+  });
   const cancel = createCanceller({ ...deps, log, now, recheckMs: HOLD_RECHECK_MS });
 
   /** The caller's own request; anyone else's is answered exactly like a missing one. */
@@ -183,6 +200,7 @@ export function createGateway(config: GatewayConfig, deps: GatewayDeps): Gateway
         }
       });
 
+      registerBatchRoutes(app, { config, log, auth: deps.auth, store: deps.batches, models: deps.models, quota: deps.quota, now });
       registerOpenAiRoutes(app, {
         config,
         log,
@@ -207,9 +225,14 @@ export function createGateway(config: GatewayConfig, deps: GatewayDeps): Gateway
       );
       return { component: "gateway" };
     },
-    start: () => sweeper.start(),
+    start: () => {
+      sweeper.start();
+      batchDispatcher.start();
+    },
     sweep: () => sweeper.sweep(),
+    tickBatches: () => batchDispatcher.tick(),
     async stop() {
+      await batchDispatcher.stop();
       await sweeper.stop();
       await marker.flush();
     },

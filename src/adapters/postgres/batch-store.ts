@@ -1,0 +1,165 @@
+/** BatchStore over PostgreSQL or PGlite (see sql-client.ts); every statement is in queries.sql. */
+import type { BatchLineError, BatchStatus, BatchStore, ClaimedLine, LineOutcome, NewBatch, NewFile, OutputLine, StoredBatch, StoredFile } from "../../domain/batches.js";
+import { sql } from "./queries.js";
+import type { SqlClient, SqlExecutor } from "./sql-client.js";
+
+type Row = Record<string, unknown>;
+const date = (v: unknown): Date | null => (v === null || v === undefined ? null : new Date(v as string));
+const json = <T>(v: unknown): T | null => (v === null || v === undefined ? null : typeof v === "string" ? (JSON.parse(v) as T) : (v as T));
+const toJson = (v: unknown): string | null => (v === null || v === undefined ? null : JSON.stringify(v));
+
+function toFile(r: Row): StoredFile {
+  return { fileId: r.file_id as string, purpose: r.purpose as string, filename: r.filename as string, bytes: Number(r.bytes), createdAt: date(r.created_at) as Date };
+}
+
+function toBatch(r: Row): StoredBatch {
+  return {
+    batchId: r.batch_id as string,
+    userId: r.user_id as string,
+    endpoint: r.endpoint as string,
+    inputFileId: r.input_file_id as string,
+    completionWindow: r.completion_window as string,
+    metadata: json<Record<string, string>>(r.metadata),
+    status: r.status as BatchStatus,
+    errors: json<BatchLineError[]>(r.errors),
+    outputFileId: (r.output_file_id as string | null) ?? null,
+    errorFileId: (r.error_file_id as string | null) ?? null,
+    createdAt: date(r.created_at) as Date,
+    expiresAt: date(r.expires_at) as Date,
+    inProgressAt: date(r.in_progress_at),
+    finalizingAt: date(r.finalizing_at),
+    completedAt: date(r.completed_at),
+    failedAt: date(r.failed_at),
+    expiredAt: date(r.expired_at),
+    cancellingAt: date(r.cancelling_at),
+    cancelledAt: date(r.cancelled_at),
+    counts: { total: Number(r.total ?? 0), completed: Number(r.completed ?? 0), failed: Number(r.failed ?? 0) },
+  };
+}
+
+const insertFile = (db: SqlExecutor, f: NewFile) =>
+  db.query(sql("insertBatchFile"), [f.fileId, f.userId, f.purpose, f.filename, f.content.length, f.content, f.createdAt]);
+
+export class SqlBatchStore implements BatchStore {
+  constructor(private readonly db: SqlClient) {}
+
+  async insertFile(file: NewFile): Promise<void> {
+    await insertFile(this.db, file);
+  }
+
+  async getFile(fileId: string, userId: string): Promise<StoredFile | null> {
+    const { rows } = await this.db.query<Row>(sql("getBatchFile"), [fileId, userId]);
+    return rows[0] ? toFile(rows[0]) : null;
+  }
+
+  async fileContent(fileId: string, userId: string): Promise<Buffer | null> {
+    const { rows } = await this.db.query<{ content: Uint8Array }>(sql("getBatchFileContent"), [fileId, userId]);
+    // pg answers a Buffer, PGlite a Uint8Array.
+    return rows[0] ? Buffer.from(rows[0].content) : null;
+  }
+
+  async listFiles(userId: string, o: { purpose?: string; after?: string; limit: number }): Promise<StoredFile[]> {
+    const { rows } = await this.db.query<Row>(sql("listBatchFiles"), [userId, o.purpose ?? null, o.after ?? null, o.limit]);
+    return rows.map(toFile);
+  }
+
+  async deleteFile(fileId: string, userId: string): Promise<boolean> {
+    return (await this.db.query(sql("deleteBatchFile"), [fileId, userId])).rowCount > 0;
+  }
+
+  async insertBatch(b: NewBatch): Promise<void> {
+    const failed = b.lines === undefined;
+    await this.db.transaction(async (tx) => {
+      await tx.query(sql("insertBatch"), [
+        b.batchId, b.userId, b.endpoint, b.inputFileId, b.completionWindow, toJson(b.metadata),
+        failed ? "failed" : "in_progress", toJson(b.errors ?? null), b.createdAt, b.expiresAt,
+        failed ? null : b.createdAt, failed ? b.createdAt : null,
+      ]);
+      const lines = b.lines ?? [];
+      if (lines.length > 0) {
+        await tx.query(sql("insertBatchLines"), [b.batchId, lines.map((l) => l.line), lines.map((l) => l.customId), lines.map((l) => JSON.stringify(l.body))]);
+      }
+    });
+  }
+
+  async getBatch(batchId: string, userId: string): Promise<StoredBatch | null> {
+    const { rows } = await this.db.query<Row>(sql("getBatch"), [batchId, userId]);
+    return rows[0] ? toBatch(rows[0]) : null;
+  }
+
+  async listBatches(userId: string, o: { after?: string; limit: number }): Promise<StoredBatch[]> {
+    const { rows } = await this.db.query<Row>(sql("listBatches"), [userId, o.after ?? null, o.limit]);
+    return rows.map(toBatch);
+  }
+
+  async cancelBatch(batchId: string, userId: string, at: Date): Promise<boolean> {
+    return (await this.db.query(sql("cancelBatch"), [batchId, userId, at])).rowCount > 0;
+  }
+
+  async countDispatched(): Promise<number> {
+    const { rows } = await this.db.query<{ n: number }>(sql("countDispatchedLines"));
+    return Number(rows[0]?.n ?? 0);
+  }
+
+  async claimLines(now: Date, until: Date, limit: number): Promise<ClaimedLine[]> {
+    const { rows } = await this.db.query<Row>(sql("claimBatchLines"), [now, until, limit]);
+    return rows
+      .map((r) => ({ batchId: r.batch_id as string, line: Number(r.line), customId: r.custom_id as string, body: json(r.body), userId: r.user_id as string, endpoint: r.endpoint as string }))
+      .sort((a, b) => (a.batchId === b.batchId ? a.line - b.line : a.batchId < b.batchId ? -1 : 1));
+  }
+
+  async markDispatched(batchId: string, line: number, requestId: string): Promise<boolean> {
+    return (await this.db.query(sql("markLineDispatched"), [batchId, line, requestId])).rowCount > 0;
+  }
+
+  async deferLine(batchId: string, line: number, notBefore: Date, lastError: { code: string; message: string }): Promise<void> {
+    await this.db.query(sql("deferBatchLine"), [batchId, line, notBefore, JSON.stringify(lastError)]);
+  }
+
+  async refuseLine(batchId: string, line: number, response: OutputLine["response"], error: OutputLine["error"]): Promise<void> {
+    await this.db.query(sql("refuseBatchLine"), [batchId, line, toJson(response), toJson(error)]);
+  }
+
+  async dispatchedLines(limit: number): Promise<Array<{ batchId: string; line: number; requestId: string }>> {
+    const { rows } = await this.db.query<Row>(sql("dispatchedBatchLines"), [limit]);
+    return rows.map((r) => ({ batchId: r.batch_id as string, line: Number(r.line), requestId: r.request_id as string }));
+  }
+
+  async finishLines(outcomes: LineOutcome[]): Promise<void> {
+    if (outcomes.length === 0) return;
+    await this.db.query(sql("finishBatchLines"), [
+      outcomes.map((o) => o.batchId), outcomes.map((o) => o.line), outcomes.map((o) => o.ok),
+      outcomes.map((o) => toJson(o.response)), outcomes.map((o) => toJson(o.error)),
+    ]);
+  }
+
+  async closeLines(now: Date): Promise<number> {
+    return (await this.db.query(sql("closeBatchLines"), [now])).rowCount;
+  }
+
+  async finishableBatches(limit: number) {
+    const { rows } = await this.db.query<Row>(sql("finishableBatches"), [limit]);
+    return rows.map((r) => ({ batchId: r.batch_id as string, userId: r.user_id as string, status: r.status as BatchStatus, expired: r.expired === true }));
+  }
+
+  async lineOutcomes(batchId: string) {
+    const { rows } = await this.db.query<Row>(sql("batchLinesOutcome"), [batchId]);
+    return rows.map((r) => ({
+      line: Number(r.line),
+      customId: r.custom_id as string,
+      requestId: (r.request_id as string | null) ?? null,
+      ok: r.ok === true,
+      response: json<OutputLine["response"]>(r.response),
+      error: json<OutputLine["error"]>(r.error),
+    }));
+  }
+
+  async finishBatch(input: { batchId: string; from: BatchStatus; to: BatchStatus; at: Date; files: NewFile[]; outputFileId: string | null; errorFileId: string | null }): Promise<boolean> {
+    return this.db.transaction(async (tx) => {
+      const { rowCount } = await tx.query(sql("finishBatch"), [input.batchId, input.from, input.to, input.at, input.outputFileId, input.errorFileId]);
+      if (rowCount === 0) return false;
+      for (const file of input.files) await insertFile(tx, file);
+      return true;
+    });
+  }
+}

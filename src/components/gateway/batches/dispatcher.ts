@@ -1,0 +1,212 @@
+/**
+ * Runs batches. Each tick, with nothing held open between the steps:
+ *  1. closes the lines that will never run (cancelled batch, window over): they go to the error file,
+ *     never reserved, so nothing is charged or refunded for them;
+ *  2. reads the requests of dispatched lines and keeps the outcomes of the final ones with the line;
+ *  3. claims pending lines under a lease (one statement; SKIP LOCKED, so replicas pass each other by),
+ *     at most BATCH_DISPATCH_CONCURRENCY admitted-and-unfinished over all replicas, and admits each
+ *     like any request (quota, store, queue, worker, collector). The Idempotency-Key
+ *     `batch:<batch>:<line>` names the line's request, so a line admitted twice (a replica died
+ *     between admitting and marking it) is one request, reserved and settled once. A line the quota
+ *     has no room for waits (`not_before`) and is tried again while the window lasts;
+ *  4. writes the output and error files of batches whose lines are all done, and finishes them.
+ */
+import { AppError, isAppError, openAiErrorBody } from "../../../errors.js";
+import type { BatchConfig, GatewayConfig } from "../../../config.js";
+import type { BatchEndpoint, BatchStore, ClaimedLine, LineOutcome, NewFile, OutputLine } from "../../../domain/batches.js";
+import type { RequestStore, RequestView, UserStore } from "../../../domain/ports.js";
+import { isFinal } from "../../../domain/wait-for-final.js";
+import { ANONYMOUS_USER_ID, type AuthenticatedUser } from "../../../http/authenticator.js";
+import type { Logger } from "../../../observability/logger.js";
+import type { Admit } from "../admission.js";
+import { chatCompletionBody, completionBody } from "../openai/chat-shapes.js";
+import { responseOf } from "../openai/responses-routes.js";
+import { outcomeError } from "../openai/routes.js";
+import { lineAdmission } from "./lines.js";
+import { batchRequestId, newFileId } from "./shapes.js";
+
+export interface BatchDispatcherDeps {
+  config: Pick<GatewayConfig, "maxLengthLimit" | "maxPromptChars" | "defaultModel"> & { batches: BatchConfig };
+  log: Logger;
+  store: BatchStore;
+  admit: Admit;
+  requests: Pick<RequestStore, "viewMany">;
+  /** The batch owner as admission sees them now (their tier today); null: gone or disabled. */
+  userOf: (userId: string) => Promise<AuthenticatedUser | null>;
+  models: readonly string[];
+  now?: () => Date;
+}
+
+/** Finished batches written per tick, and dispatched lines read per tick. */
+const FINISH_PER_TICK = 8;
+const WATCH_PER_TICK = 1_000;
+
+/** The owner of a batch from the user store (anonymous with the anonymous limits, when enabled). */
+export function batchUserResolver(users: Pick<UserStore, "findUser">, anonymous: GatewayConfig["anonymous"]) {
+  return async (userId: string): Promise<AuthenticatedUser | null> => {
+    if (userId === ANONYMOUS_USER_ID) {
+      if (!anonymous.enabled) return null;
+      return { userId, anonymous: true, limits: { dailyRequests: anonymous.dailyRequests, dailyTokens: anonymous.dailyTokens, monthlyRequests: null, monthlyTokens: null } };
+    }
+    const user = await users.findUser(userId);
+    return user && !user.disabled ? { userId, anonymous: false, limits: user.tier.limits } : null;
+  };
+}
+
+/** What a final request puts into the output (completed) or error file. */
+export function lineOutcomeOf(batchId: string, line: number, view: RequestView): LineOutcome {
+  if (view.status === "completed") {
+    const answer = {
+      requestId: view.requestId,
+      createdAt: view.createdAt,
+      model: view.model,
+      text: view.outputs ?? [view.outputText ?? ""],
+      finishReason: (view.outputs ?? [null]).map(() => view.finishReason ?? "stop"),
+      usage: view.usage,
+    };
+    const body = view.api === "chat" ? chatCompletionBody(answer) : view.api === "response" ? responseOf(view) : completionBody(answer);
+    return { batchId, line, ok: true, response: { status_code: 200, request_id: view.requestId, body }, error: null };
+  }
+  const error = outcomeError(view);
+  return { batchId, line, ok: false, response: { status_code: error.status, request_id: view.requestId, body: openAiErrorBody(error) }, error: null };
+}
+
+export class BatchDispatcher {
+  private readonly now: () => Date;
+  private readonly settings: BatchConfig;
+  private timer: NodeJS.Timeout | undefined;
+  private running: Promise<void> | undefined;
+  private stopped = true;
+
+  constructor(private readonly deps: BatchDispatcherDeps) {
+    this.now = deps.now ?? (() => new Date());
+    this.settings = deps.config.batches;
+  }
+
+  start(): void {
+    if (!this.stopped) return;
+    this.stopped = false;
+    this.schedule();
+  }
+
+  async stop(): Promise<void> {
+    this.stopped = true;
+    clearTimeout(this.timer);
+    await this.running;
+  }
+
+  private schedule(): void {
+    if (this.stopped) return;
+    this.timer = setTimeout(() => {
+      void this.tick()
+        .catch((error: unknown) => this.deps.log.warn({ err: error }, "batch dispatch failed; trying again next tick"))
+        .finally(() => this.schedule());
+    }, this.settings.dispatchIntervalMs);
+    this.timer.unref?.();
+  }
+
+  /** One pass; concurrent calls share the pass in progress. */
+  tick(): Promise<void> {
+    if (!this.running) this.running = this.pass().finally(() => (this.running = undefined));
+    return this.running;
+  }
+
+  private async pass(): Promise<void> {
+    const closed = await this.deps.store.closeLines(this.now());
+    if (closed > 0) this.deps.log.info({ lines: closed }, "batch lines closed without running");
+    await this.watch();
+    await this.dispatch();
+    await this.finish();
+  }
+
+  private async watch(): Promise<void> {
+    // Every line that can be dispatched at once is read each tick.
+    const lines = await this.deps.store.dispatchedLines(Math.max(WATCH_PER_TICK, this.settings.dispatchConcurrency));
+    if (lines.length === 0) return;
+    const views = new Map((await this.deps.requests.viewMany(lines.map((l) => l.requestId))).map((v) => [v.requestId, v]));
+    const outcomes: LineOutcome[] = [];
+    for (const l of lines) {
+      const view = views.get(l.requestId);
+      if (view && isFinal(view)) outcomes.push(lineOutcomeOf(l.batchId, l.line, view));
+    }
+    await this.deps.store.finishLines(outcomes);
+  }
+
+  private async dispatch(): Promise<void> {
+    const room = this.settings.dispatchConcurrency - (await this.deps.store.countDispatched());
+    if (room <= 0) return;
+    const now = this.now();
+    const claimed = await this.deps.store.claimLines(now, new Date(now.getTime() + this.settings.leaseMs), room);
+    await Promise.all(claimed.map((line) => this.dispatchLine(line)));
+  }
+
+  private async dispatchLine(l: ClaimedLine): Promise<void> {
+    const { store, log } = this.deps;
+    try {
+      const user = await this.deps.userOf(l.userId);
+      if (!user) throw new AppError("forbidden", "the batch's user is disabled or gone");
+      const input = lineAdmission(l.endpoint as BatchEndpoint, l.body, {
+        maxLength: this.deps.config.maxLengthLimit,
+        maxPromptChars: this.deps.config.maxPromptChars,
+        models: this.deps.models,
+        defaultModel: this.deps.config.defaultModel,
+      });
+      const admitted = await this.deps.admit({ ...input, user, idempotency: { key: `batch:${l.batchId}:${l.line}`, route: l.endpoint, body: l.body } });
+      if (!(await store.markDispatched(l.batchId, l.line, admitted.requestId))) {
+        log.warn({ batch_id: l.batchId, line: l.line, request_id: admitted.requestId }, "a batch line was admitted after its claim ran out and it was closed");
+      }
+    } catch (error) {
+      if (!isAppError(error)) {
+        // Not the line's fault (a store failing): its lease runs out and it is tried again.
+        log.warn({ err: error, batch_id: l.batchId, line: l.line }, "batch line not dispatched; trying again later");
+        return;
+      }
+      if (error.code === "quota_exceeded" || error.retryable) {
+        const wait = error.code === "quota_exceeded"
+          ? Math.min(this.settings.quotaRetryMs, Math.max(1, error.retryAfterSeconds ?? 1) * 1000)
+          : this.settings.dispatchIntervalMs;
+        await store.deferLine(l.batchId, l.line, new Date(this.now().getTime() + wait), { code: error.code, message: error.message });
+        return;
+      }
+      await store.refuseLine(l.batchId, l.line, null, { code: error.code, message: error.message });
+    }
+  }
+
+  private async finish(): Promise<void> {
+    for (const batch of await this.deps.store.finishableBatches(FINISH_PER_TICK)) {
+      const outcomes = await this.deps.store.lineOutcomes(batch.batchId);
+      const lineOf = (o: (typeof outcomes)[number]): OutputLine => ({
+        id: batchRequestId(o.requestId, batch.batchId, o.line),
+        custom_id: o.customId,
+        response: o.response,
+        error: o.error,
+      });
+      const at = this.now();
+      const file = (kind: "output" | "error", lines: OutputLine[]): NewFile | null =>
+        lines.length === 0
+          ? null
+          : {
+              fileId: newFileId(),
+              userId: batch.userId,
+              purpose: "batch_output",
+              filename: `${batch.batchId}_${kind}.jsonl`,
+              content: Buffer.from(lines.map((line) => `${JSON.stringify(line)}\n`).join("")),
+              createdAt: at,
+            };
+      const output = file("output", outcomes.filter((o) => o.ok).map(lineOf));
+      const errors = file("error", outcomes.filter((o) => !o.ok).map(lineOf));
+      const to = batch.status === "cancelling" ? "cancelled" : batch.expired ? "expired" : "completed";
+      const done = await this.deps.store.finishBatch({
+        batchId: batch.batchId,
+        from: batch.status,
+        to,
+        at,
+        files: [output, errors].filter((f): f is NewFile => f !== null),
+        outputFileId: output?.fileId ?? null,
+        errorFileId: errors?.fileId ?? null,
+      });
+      if (done) this.deps.log.info({ batch_id: batch.batchId, status: to, lines: outcomes.length }, "batch finished");
+    }
+  }
+}
+

@@ -1,0 +1,7 @@
+/**
+ * The OpenAI Batch API: routes (files and batches) and the dispatcher that runs batch lines through
+ * admission. The gateway wires both: the routes on its app, the dispatcher started and stopped with it.
+ */
+export { registerBatchRoutes, type BatchRouteDeps } from "./routes.js";
+export { BatchDispatcher, batchUserResolver, lineOutcomeOf, type BatchDispatcherDeps } from "./dispatcher.js";
+export { validateBatchFile, lineAdmission, type BatchLimits } from "./lines.js";

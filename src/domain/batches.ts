@@ -1,0 +1,133 @@
+/**
+ * The Batch API's records and the store the gateway keeps them in (PostgreSQL or PGlite). A batch's
+ * lines are copied out of its input file when it is created; each line then runs as one ordinary
+ * request (admitted like any other) and its outcome is kept with the line until the batch's output
+ * and error files are written.
+ */
+
+export type BatchEndpoint = "/v1/chat/completions" | "/v1/completions" | "/v1/responses";
+export const BATCH_ENDPOINTS: readonly BatchEndpoint[] = ["/v1/chat/completions", "/v1/completions", "/v1/responses"];
+
+export type BatchStatus = "validating" | "failed" | "in_progress" | "finalizing" | "completed" | "expired" | "cancelling" | "cancelled";
+
+export interface StoredFile {
+  fileId: string;
+  purpose: string;
+  filename: string;
+  bytes: number;
+  createdAt: Date;
+}
+
+/** OpenAI's BatchError: what is wrong, on which line (1-based) and in which field. */
+export interface BatchLineError {
+  code: string;
+  line: number | null;
+  message: string;
+  param: string | null;
+}
+
+export interface StoredBatch {
+  batchId: string;
+  userId: string;
+  endpoint: string;
+  inputFileId: string;
+  completionWindow: string;
+  metadata: Record<string, string> | null;
+  status: BatchStatus;
+  errors: BatchLineError[] | null;
+  outputFileId: string | null;
+  errorFileId: string | null;
+  createdAt: Date;
+  expiresAt: Date;
+  inProgressAt: Date | null;
+  finalizingAt: Date | null;
+  completedAt: Date | null;
+  failedAt: Date | null;
+  expiredAt: Date | null;
+  cancellingAt: Date | null;
+  cancelledAt: Date | null;
+  counts: { total: number; completed: number; failed: number };
+}
+
+export interface NewBatch {
+  batchId: string;
+  userId: string;
+  endpoint: string;
+  inputFileId: string;
+  completionWindow: string;
+  metadata: Record<string, string> | null;
+  createdAt: Date;
+  expiresAt: Date;
+  /** Absent: the batch failed validation (stored `failed` with these errors, no lines). */
+  lines?: Array<{ line: number; customId: string; body: unknown }>;
+  errors?: BatchLineError[];
+}
+
+/** A line claimed for dispatch, with what admitting it needs. */
+export interface ClaimedLine {
+  batchId: string;
+  line: number;
+  customId: string;
+  body: unknown;
+  userId: string;
+  endpoint: string;
+}
+
+/** One line of the output or error file, as OpenAI writes it. */
+export interface OutputLine {
+  id: string;
+  custom_id: string;
+  response: { status_code: number; request_id: string; body: unknown } | null;
+  error: { code: string; message: string } | null;
+}
+
+export interface LineOutcome {
+  batchId: string;
+  line: number;
+  ok: boolean;
+  response: OutputLine["response"];
+  error: OutputLine["error"];
+}
+
+export interface NewFile {
+  fileId: string;
+  userId: string;
+  purpose: string;
+  filename: string;
+  content: Buffer;
+  createdAt: Date;
+}
+
+export interface BatchStore {
+  insertFile(file: NewFile): Promise<void>;
+  /** Someone else's file is null, like a missing one. */
+  getFile(fileId: string, userId: string): Promise<StoredFile | null>;
+  fileContent(fileId: string, userId: string): Promise<Buffer | null>;
+  listFiles(userId: string, options: { purpose?: string; after?: string; limit: number }): Promise<StoredFile[]>;
+  deleteFile(fileId: string, userId: string): Promise<boolean>;
+
+  insertBatch(batch: NewBatch): Promise<void>;
+  getBatch(batchId: string, userId: string): Promise<StoredBatch | null>;
+  listBatches(userId: string, options: { after?: string; limit: number }): Promise<StoredBatch[]>;
+  /** Running → cancelling; false when the batch was not running (finished, or not this user's). */
+  cancelBatch(batchId: string, userId: string, at: Date): Promise<boolean>;
+
+  // The dispatcher's side. Each is one short statement: nothing is held open across an admission.
+  countDispatched(): Promise<number>;
+  /** Leases up to `limit` pending lines of running batches (window not over, not waiting) until `until`. */
+  claimLines(now: Date, until: Date, limit: number): Promise<ClaimedLine[]>;
+  markDispatched(batchId: string, line: number, requestId: string): Promise<boolean>;
+  deferLine(batchId: string, line: number, notBefore: Date, lastError: { code: string; message: string }): Promise<void>;
+  refuseLine(batchId: string, line: number, response: OutputLine["response"], error: OutputLine["error"]): Promise<void>;
+  dispatchedLines(limit: number): Promise<Array<{ batchId: string; line: number; requestId: string }>>;
+  finishLines(outcomes: LineOutcome[]): Promise<void>;
+  /** Lines that will never run (cancelled batch, window over) are done, in the error file. */
+  closeLines(now: Date): Promise<number>;
+  finishableBatches(limit: number): Promise<Array<{ batchId: string; userId: string; status: BatchStatus; expired: boolean }>>;
+  lineOutcomes(batchId: string): Promise<Array<{ line: number; customId: string; requestId: string | null; ok: boolean; response: OutputLine["response"]; error: OutputLine["error"] }>>;
+  /**
+   * In one transaction: the batch goes from `from` to `to` with its files, which are stored only if
+   * it was still `from` (another replica finishing it too writes nothing). False when it was not.
+   */
+  finishBatch(input: { batchId: string; from: BatchStatus; to: BatchStatus; at: Date; files: NewFile[]; outputFileId: string | null; errorFileId: string | null }): Promise<boolean>;
+}

@@ -1,0 +1,304 @@
+/**
+ * The OpenAI Batch API with the official `openai` client, on the real servers and embedded, with
+ * the trained model: every line runs through admit() like any request (quota, store, queue, worker,
+ * collector). The batch routes and the dispatcher are wired here around the assembled platform, as
+ * the gateway will wire them; the dispatcher is ticked by the test, not by its timer.
+ */
+import { describe, it, before, after } from "node:test";
+import assert from "node:assert/strict";
+import OpenAI, { toFile } from "openai";
+import type { FastifyInstance } from "fastify";
+import { requireServices } from "../support/services.js";
+import { requireStoriesModel } from "../support/model.js";
+import { startPlatform, type Backend, type Platform } from "../support/platform.js";
+import { createHttpApp } from "../../src/http/server.js";
+import { Authenticator } from "../../src/http/authenticator.js";
+import { silentLogger } from "../../src/observability/logger.js";
+import { createAdmission } from "../../src/components/gateway/admission.js";
+import { PublishedMarker } from "../../src/components/gateway/published-marker.js";
+import { SqlBatchStore } from "../../src/adapters/postgres/batch-store.js";
+import { registerBatchRoutes } from "../../src/components/gateway/batches/routes.js";
+import { BatchDispatcher, batchUserResolver } from "../../src/components/gateway/batches/dispatcher.js";
+import type { GatewayConfig } from "../../src/config.js";
+
+const skipModel = requireStoriesModel();
+const skipServers = skipModel ?? (await requireServices("postgres", "redis", "rabbitmq"));
+
+type Line = { id: string; custom_id: string; response: { status_code: number; request_id: string; body: any } | null; error: { code: string; message: string } | null };
+
+const chatLine = (id: string, content = "Once upon a time", extra: Record<string, unknown> = {}) =>
+  JSON.stringify({ custom_id: id, method: "POST", url: "/v1/chat/completions", body: { model: "default", messages: [{ role: "user", content }], max_tokens: 12, temperature: 0, ...extra } });
+
+for (const backend of ["servers", "embedded"] as Backend[]) {
+  describe(`the Batch API on ${backend}`, { skip: backend === "servers" ? skipServers : skipModel }, () => {
+    let platform: Platform;
+    let app: FastifyInstance;
+    let url: string;
+    let dispatcher: BatchDispatcher;
+    let config: GatewayConfig;
+    let store: SqlBatchStore;
+    let admit: ReturnType<typeof createAdmission>;
+    let models: string[];
+
+    before(async () => {
+      platform = await startPlatform({ backend, env: { BATCH_QUOTA_RETRY_MS: "100", BATCH_DISPATCH_CONCURRENCY: "2" } });
+      // A copy the tests may change (the completion window) without touching the platform's.
+      config = { ...platform.config.gateway, batches: { ...platform.config.gateway.batches } };
+      store = new SqlBatchStore(platform.database.db);
+      admit = createAdmission({
+        log: silentLogger,
+        quota: platform.quota,
+        requests: platform.requests,
+        outbox: platform.outbox,
+        queue: platform.queue,
+        requestsQueue: platform.queues.requests,
+        insert: async (request) => (await platform.requests.insertMany([request])).inserted.has(request.requestId),
+        marker: new PublishedMarker(platform.outbox, silentLogger),
+        onPublished: () => undefined,
+        now: () => new Date(),
+      });
+      models = ["default", config.defaultModel];
+      const auth = new Authenticator({ users: platform.users, anonymous: config.anonymous, cacheTtlMs: 0 });
+      app = createHttpApp({ logger: silentLogger, registries: [], bodyLimitBytes: config.bodyLimitBytes });
+      registerBatchRoutes(app, { config, log: silentLogger, auth, store, models, quota: platform.quota });
+      await app.listen({ port: 0, host: "127.0.0.1" });
+      const address = app.server.address() as { port: number };
+      url = `http://127.0.0.1:${address.port}`;
+      dispatcher = new BatchDispatcher({ config, log: silentLogger, store, admit, requests: platform.requests, userOf: batchUserResolver(platform.users, config.anonymous), models });
+    });
+    after(async () => {
+      await dispatcher?.stop();
+      await app?.close();
+      await platform?.stop();
+    });
+
+    const clientFor = (authorization: string) => new OpenAI({ baseURL: `${url}/v1`, apiKey: authorization.replace(/^Bearer /, ""), maxRetries: 0 });
+    const upload = async (client: OpenAI, jsonl: string) => client.files.create({ file: await toFile(Buffer.from(jsonl), "in.jsonl"), purpose: "batch" });
+    const quotaOf = async (authorization: string) =>
+      ((await (await fetch(`${platform.url}/api/v1/quota`, { headers: { authorization } })).json()) as { daily: { requests: number; tokens_used: number; tokens_reserved: number } }).daily;
+    const linesOf = async (client: OpenAI, fileId: string | undefined | null): Promise<Line[]> =>
+      fileId ? (await (await client.files.content(fileId)).text()).trim().split("\n").map((l) => JSON.parse(l) as Line) : [];
+
+    /** Ticks the dispatcher until the batch is final (what its timer does every interval). */
+    async function runToEnd(client: OpenAI, batchId: string, timeoutMs = 60_000) {
+      const deadline = Date.now() + timeoutMs;
+      for (;;) {
+        await dispatcher.tick();
+        const batch = await client.batches.retrieve(batchId);
+        if (["completed", "failed", "expired", "cancelled"].includes(batch.status)) return batch;
+        if (Date.now() > deadline) throw new Error(`batch ${batchId} still ${batch.status}`);
+        await new Promise((r) => setTimeout(r, 100));
+      }
+    }
+
+    it("a 5-line chat batch completes: 5 output lines, custom_ids matching, usage summing to the quota moved", async () => {
+      const user = await platform.createUser({ dailyTokens: 100_000 });
+      const client = clientFor(user.authorization);
+      const before = await quotaOf(user.authorization);
+      const ids = ["a", "b", "c", "d", "e"];
+      const file = await upload(client, ids.map((id, i) => chatLine(id, `Tom had a ${["ball", "dog", "cat", "hat", "car"][i]}`)).join("\n") + "\n");
+      assert.equal(file.object, "file");
+      assert.equal(file.purpose, "batch");
+      assert.equal((await client.files.retrieve(file.id)).bytes, file.bytes);
+      const { data: created, response } = await client.batches
+        .create({ input_file_id: file.id, endpoint: "/v1/chat/completions", completion_window: "24h", metadata: { job: "five" } })
+        .withResponse();
+      assert.equal(created.status, "in_progress");
+      assert.equal(response.headers.get("x-ratelimit-limit-tokens"), "100000");
+      assert.deepEqual(created.request_counts, { total: 5, completed: 0, failed: 0 });
+      const done = await runToEnd(client, created.id);
+      assert.equal(done.status, "completed");
+      assert.deepEqual(done.request_counts, { total: 5, completed: 5, failed: 0 });
+      assert.deepEqual(done.metadata, { job: "five" });
+      assert.equal(done.error_file_id, undefined);
+      const lines = await linesOf(client, done.output_file_id);
+      assert.deepEqual(lines.map((l) => l.custom_id).sort(), ids);
+      for (const line of lines) {
+        assert.equal(line.error, null);
+        assert.equal(line.response!.status_code, 200);
+        assert.equal(line.response!.body.object, "chat.completion");
+        assert.match(line.id, /^batch_req_/);
+      }
+      const used = lines.reduce((sum, l) => sum + (l.response!.body.usage.total_tokens as number), 0);
+      const after = await quotaOf(user.authorization);
+      assert.equal(after.tokens_used - before.tokens_used, used);
+      assert.equal(after.requests - before.requests, 5);
+      assert.equal(after.tokens_reserved, 0);
+      assert.equal((await client.batches.list()).data[0]!.id, created.id);
+      assert.ok((await client.files.list()).data.some((f) => f.id === done.output_file_id && f.purpose === "batch_output"));
+    });
+
+    it("completions and responses batches answer in their endpoint's shape", async () => {
+      const user = await platform.createUser({ dailyTokens: 100_000 });
+      const client = clientFor(user.authorization);
+      const completions = ["k1", "k2"].map((id) => JSON.stringify({ custom_id: id, method: "POST", url: "/v1/completions", body: { model: "default", prompt: "Lily saw", max_tokens: 8 } }));
+      const responses = [JSON.stringify({ custom_id: "resp", method: "POST", url: "/v1/responses", body: { model: "default", input: "Ben had a kite", max_output_tokens: 8, metadata: { n: "1" } } })];
+      for (const [endpoint, jsonl, object] of [["/v1/completions", completions, "text_completion"], ["/v1/responses", responses, "response"]] as const) {
+        const file = await upload(client, jsonl.join("\n"));
+        const done = await runToEnd(client, (await client.batches.create({ input_file_id: file.id, endpoint, completion_window: "24h" })).id);
+        assert.equal(done.status, "completed");
+        const lines = await linesOf(client, done.output_file_id);
+        assert.equal(lines.length, jsonl.length);
+        for (const line of lines) assert.equal(line.response!.body.object, object);
+      }
+    });
+
+    it("validation failures name the line and charge nothing", async () => {
+      const user = await platform.createUser({ dailyTokens: 100_000 });
+      const client = clientFor(user.authorization);
+      const before = await quotaOf(user.authorization);
+      const cases: Array<[string, string, number, string | null]> = [
+        [[chatLine("x"), chatLine("y"), chatLine("x")].join("\n"), "duplicate_custom_id", 3, "custom_id"],
+        [[chatLine("x"), chatLine("y").replace("/v1/chat/completions", "/v1/embeddings")].join("\n"), "invalid_url", 2, "url"],
+        [[chatLine("x"), "{oops", chatLine("z")].join("\n"), "invalid_json_line", 2, null],
+        [[chatLine("x", "hi", { max_tokens: 0 })].join("\n"), "invalid_parameter", 1, "body.max_tokens"],
+      ];
+      for (const [jsonl, code, line, param] of cases) {
+        const file = await upload(client, jsonl);
+        const batch = await client.batches.create({ input_file_id: file.id, endpoint: "/v1/chat/completions", completion_window: "24h" });
+        assert.equal(batch.status, "failed", code);
+        assert.ok(batch.failed_at);
+        const [error] = batch.errors!.data!;
+        assert.deepEqual([error!.code, error!.line, error!.param], [code, line, param]);
+        await dispatcher.tick();
+        assert.equal((await client.batches.retrieve(batch.id)).status, "failed");
+      }
+      // The limits are read per request: lowered here for a moment.
+      config.batches.maxLines = 2;
+      try {
+        const file = await upload(client, [chatLine("1"), chatLine("2"), chatLine("3")].join("\n"));
+        const batch = await client.batches.create({ input_file_id: file.id, endpoint: "/v1/chat/completions", completion_window: "24h" });
+        assert.deepEqual([batch.status, batch.errors!.data![0]!.code, batch.errors!.data![0]!.line], ["failed", "too_many_lines", 3]);
+      } finally {
+        config.batches.maxLines = platform.config.gateway.batches.maxLines;
+      }
+      config.batches.fileMaxBytes = 100;
+      try {
+        await assert.rejects(upload(client, chatLine("big", "x".repeat(200))), (e: unknown) => e instanceof OpenAI.APIError && e.status === 413);
+      } finally {
+        config.batches.fileMaxBytes = platform.config.gateway.batches.fileMaxBytes;
+      }
+      const after = await quotaOf(user.authorization);
+      assert.deepEqual(after, before, "nothing reserved or charged");
+    });
+
+    it("two replicas' dispatchers claim each line once, and a line admitted again after a crash is the same request", async () => {
+      const user = await platform.createUser({ dailyTokens: 100_000 });
+      const client = clientFor(user.authorization);
+      const admitted: string[] = [];
+      let crashOnce = true;
+      const replica = () =>
+        new BatchDispatcher({
+          config: { ...config, batches: { ...config.batches, dispatchConcurrency: 3, leaseMs: 1_000 } },
+          log: silentLogger,
+          // Whichever replica marks a line first dies between admitting that line and marking it dispatched.
+          store: Object.assign(Object.create(store) as SqlBatchStore, {
+            markDispatched: async (batchId: string, line: number, requestId: string) => {
+              if (crashOnce) {
+                crashOnce = false;
+                throw new Error("replica died");
+              }
+              return store.markDispatched(batchId, line, requestId);
+            },
+          }),
+          admit: async (input) => {
+            admitted.push(input.idempotency!.key);
+            return admit(input);
+          },
+          requests: platform.requests,
+          userOf: batchUserResolver(platform.users, config.anonymous),
+          models,
+        });
+      const [one, two] = [replica(), replica()];
+      const file = await upload(client, ["r1", "r2", "r3"].map((id) => chatLine(id)).join("\n"));
+      const batch = await client.batches.create({ input_file_id: file.id, endpoint: "/v1/chat/completions", completion_window: "24h" });
+      await Promise.all([one.tick(), two.tick(), one.tick(), two.tick()]);
+      assert.equal(new Set(admitted).size, admitted.length, `no line claimed twice while its lease holds: ${admitted.join(", ")}`);
+      assert.equal(crashOnce, false);
+      await new Promise((r) => setTimeout(r, 1_100)); // the dead replica's lease runs out
+      const deadline = Date.now() + 60_000;
+      let done = await client.batches.retrieve(batch.id);
+      while (done.status !== "completed" && Date.now() < deadline) {
+        await Promise.all([one.tick(), two.tick()]);
+        await new Promise((r) => setTimeout(r, 100));
+        done = await client.batches.retrieve(batch.id);
+      }
+      assert.equal(done.status, "completed");
+      assert.equal(admitted.length, 4, "the crashed line was admitted once more");
+      const output = await linesOf(client, done.output_file_id);
+      assert.equal(new Set(output.map((l) => l.response!.request_id)).size, 3);
+      const quota = await quotaOf(user.authorization);
+      assert.equal(quota.requests, 3, "one request per line, reserved and settled once");
+      assert.equal(quota.tokens_reserved, 0);
+    });
+
+    it("a user with room for 2 requests: 2 lines run, the rest end quota_exceeded when the window ends", async () => {
+      config.batches.completionWindowMs = 4_000;
+      try {
+        const user = await platform.createUser({ dailyRequests: 2, dailyTokens: 100_000 });
+        const client = clientFor(user.authorization);
+        const file = await upload(client, ["p", "q", "r", "s"].map((id) => chatLine(id)).join("\n"));
+        const batch = await client.batches.create({ input_file_id: file.id, endpoint: "/v1/chat/completions", completion_window: "24h" });
+        const done = await runToEnd(client, batch.id);
+        assert.equal(done.status, "expired");
+        assert.deepEqual(done.request_counts, { total: 4, completed: 2, failed: 2 });
+        const output = await linesOf(client, done.output_file_id);
+        const errors = await linesOf(client, done.error_file_id);
+        assert.equal(output.length, 2);
+        assert.deepEqual(errors.map((l) => [l.response, l.error!.code]), [[null, "quota_exceeded"], [null, "quota_exceeded"]]);
+        assert.deepEqual(new Set([...output, ...errors].map((l) => l.custom_id)), new Set(["p", "q", "r", "s"]));
+        const quota = await quotaOf(user.authorization);
+        assert.equal(quota.requests, 2, "never admitted past the limit");
+        assert.equal(quota.tokens_reserved, 0);
+        assert.equal(quota.tokens_used, output.reduce((sum, l) => sum + (l.response!.body.usage.total_tokens as number), 0));
+      } finally {
+        config.batches.completionWindowMs = platform.config.gateway.batches.completionWindowMs;
+      }
+    });
+
+    it("cancel mid-batch: running lines finish, the rest never run, nothing stays reserved", async () => {
+      const user = await platform.createUser({ dailyTokens: 100_000 });
+      const client = clientFor(user.authorization);
+      const ids = ["c1", "c2", "c3", "c4", "c5", "c6"];
+      const file = await upload(client, ids.map((id) => chatLine(id)).join("\n"));
+      const batch = await client.batches.create({ input_file_id: file.id, endpoint: "/v1/chat/completions", completion_window: "24h" });
+      await dispatcher.tick(); // admits BATCH_DISPATCH_CONCURRENCY (2) lines
+      const cancelling = await client.batches.cancel(batch.id);
+      assert.equal(cancelling.status, "cancelling");
+      const done = await runToEnd(client, batch.id);
+      assert.equal(done.status, "cancelled");
+      assert.ok(done.cancelled_at && done.cancelling_at);
+      const output = await linesOf(client, done.output_file_id);
+      const errors = await linesOf(client, done.error_file_id);
+      assert.equal(output.length, 2, "the lines already admitted ran to the end");
+      assert.equal(errors.length, 4);
+      assert.ok(errors.every((l) => l.error?.code === "batch_cancelled" && l.response === null));
+      const quota = await quotaOf(user.authorization);
+      assert.equal(quota.requests, 2);
+      assert.equal(quota.tokens_reserved, 0);
+    });
+
+    it("another user's file and batch are not found", async () => {
+      const owner = clientFor((await platform.createUser()).authorization);
+      const other = clientFor((await platform.createUser()).authorization);
+      const file = await upload(owner, chatLine("only"));
+      const batch = await owner.batches.create({ input_file_id: file.id, endpoint: "/v1/chat/completions", completion_window: "24h" });
+      await owner.batches.cancel(batch.id);
+      for (const call of [
+        () => other.files.retrieve(file.id),
+        () => other.files.content(file.id),
+        () => other.files.delete(file.id),
+        () => other.batches.retrieve(batch.id),
+        () => other.batches.cancel(batch.id),
+        () => other.batches.create({ input_file_id: file.id, endpoint: "/v1/chat/completions", completion_window: "24h" }),
+      ]) {
+        await assert.rejects(call(), (e: unknown) => e instanceof OpenAI.NotFoundError);
+      }
+      assert.equal((await other.files.list()).data.length, 0);
+      assert.equal((await other.batches.list()).data.length, 0);
+      assert.equal((await owner.files.delete(file.id)).deleted, true);
+      await assert.rejects(owner.files.retrieve(file.id), (e: unknown) => e instanceof OpenAI.NotFoundError);
+      await runToEnd(owner, batch.id);
+    });
+  });
+}
