@@ -145,6 +145,25 @@ export function answerSchemas(): Record<string, JsonSchema> {
     }),
     CancelResult: obj({ request_id: str, status: { enum: REQUEST_STATUSES }, usage: nullable(usage), error: nullable(obj({ code: str, message: str })) }),
     Status: STATUS_SCHEMA as unknown as JsonSchema,
+    FileObject: {
+      type: "object",
+      required: ["id", "object", "bytes", "created_at", "filename", "purpose", "status"],
+      properties: { id: { type: "string" }, object: { const: "file" }, bytes: { type: "integer" }, created_at: { type: "integer" }, filename: { type: "string" }, purpose: { type: "string" }, status: { type: "string" } },
+    },
+    Batch: {
+      type: "object",
+      required: ["id", "object", "endpoint", "input_file_id", "completion_window", "status", "created_at"],
+      properties: {
+        id: { type: "string" }, object: { const: "batch" }, endpoint: { type: "string" }, input_file_id: { type: "string" }, completion_window: { type: "string" },
+        status: { enum: ["validating", "failed", "in_progress", "finalizing", "completed", "expired", "cancelling", "cancelled"] },
+        created_at: { type: "integer" }, output_file_id: { anyOf: [{ type: "string" }, { type: "null" }] }, error_file_id: { anyOf: [{ type: "string" }, { type: "null" }] },
+        request_counts: { type: "object", properties: { total: { type: "integer" }, completed: { type: "integer" }, failed: { type: "integer" } } },
+        errors: { anyOf: [{ type: "null" }, { type: "object", properties: { data: { type: "array", items: { type: "object", properties: { code: { type: "string" }, line: { anyOf: [{ type: "integer" }, { type: "null" }] }, message: { type: "string" }, param: { anyOf: [{ type: "string" }, { type: "null" }] } } } } } }] },
+      },
+    },
+    List: { type: "object", required: ["object", "data"], properties: { object: { const: "list" }, data: { type: "array" }, has_more: { type: "boolean" }, first_id: { anyOf: [{ type: "string" }, { type: "null" }] }, last_id: { anyOf: [{ type: "string" }, { type: "null" }] } } },
+    Deleted: { type: "object", required: ["id", "object", "deleted"], properties: { id: { type: "string" }, object: { type: "string" }, deleted: { const: true } } },
+    JsonlText: { type: "string", description: "One JSON object per line." },
     RequestList: {
       type: "object",
       required: ["object", "data", "has_more", "next_cursor"],

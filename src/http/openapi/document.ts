@@ -24,6 +24,14 @@ const BODY_ROUTES: Record<string, string> = {
   ChatCompletionBody: "post /v1/chat/completions",
   CompletionBody: "post /v1/completions",
   ResponsesBody: "post /v1/responses",
+  BatchBody: "post /v1/batches",
+};
+
+/** POST /v1/files: the one upload, as OpenAI takes it. */
+const MULTIPART_UPLOAD: JsonSchema = {
+  type: "object",
+  required: ["purpose", "file"],
+  properties: { purpose: { const: "batch" }, file: { type: "string", contentMediaType: "application/jsonl", description: "JSONL lines {custom_id, method, url, body}." } },
 };
 
 const HEADERS: Record<string, JsonSchema> = {
@@ -91,6 +99,7 @@ function operation(route: RouteDoc): JsonSchema {
     security,
     ...(route.parameters ? { parameters: route.parameters.map((p) => ({ $ref: `#/components/parameters/${p}` })) } : {}),
     ...(route.body ? { requestBody: { required: true, content: { "application/json": { schema: { $ref: `#/components/schemas/${route.body}` } } } } } : {}),
+    ...(route.upload ? { requestBody: { required: true, content: { "multipart/form-data": { schema: MULTIPART_UPLOAD } } } } : {}),
     responses: { ...success, ...errorAnswers(route) },
   };
 }

@@ -39,7 +39,7 @@ function buildApp(doc: OpenApiDocument): FastifyInstance {
       return USER;
     },
   };
-  const deps = { logger: silentLogger, registry, auth, quota: failing, requests: failing, outbox: failing, stale: failing, queue: failing, events: failing, streams: failing, runs: failing, requestsQueue: "q", models: ["default"] };
+  const deps = { logger: silentLogger, registry, auth, quota: failing, requests: failing, outbox: failing, stale: failing, queue: failing, events: failing, streams: failing, runs: failing, batches: failing, users: failing, requestsQueue: "q", models: ["default"] };
   createGateway(config.gateway, deps as never).register(app);
   createApiService(config.apiService, deps as never).register(app);
   registerApiDocs(app, { document: doc });
@@ -90,7 +90,10 @@ describe("the OpenAPI document against the app's routes", () => {
       assert.ok(op, `${method} ${path} is not in the document`);
       assert.ok(Object.keys(op.responses).length > 0, `${method} ${path}: no answers`);
       // Every POST takes a JSON body but the cancels, which take none.
-      if (method === "POST" && !path.endsWith("/cancel")) assert.ok(op.requestBody?.content?.["application/json"]?.schema, `${method} ${path}: no body schema`);
+      if (method === "POST" && !path.endsWith("/cancel")) {
+        const content = op.requestBody?.content ?? {};
+        assert.ok(content["application/json"]?.schema ?? content["multipart/form-data"]?.schema, `${method} ${path}: no body schema`);
+      }
     }
   });
 

@@ -8,6 +8,7 @@
  * Refinements are invisible to JSON Schema; the fields whose bounds are refinements carry them as
  * zod metadata (`.meta`) beside the refinement, so the document still states them.
  */
+import { createBatchBody } from "../../components/gateway/batches/routes.js";
 import { z } from "zod";
 import { KNOWN_FIELDS } from "../../domain/inference-request.js";
 import { bodyParamsShape } from "../../domain/generation-params.js";
@@ -65,5 +66,6 @@ export function bodySchemas(limits: DocLimits): Record<string, z.ZodType> {
     "post /v1/chat/completions": chatSchema(openAi),
     "post /v1/completions": completionSchema(openAi),
     "post /v1/responses": responsesBodySchema({ maxLength: limits.maxLengthLimit }),
+    "post /v1/batches": createBatchBody,
   };
 }

@@ -18,7 +18,7 @@ export interface SuccessAnswer {
 }
 
 export interface RouteDoc {
-  method: "get" | "post";
+  method: "get" | "post" | "delete";
   /** OpenAPI form: `/api/v1/inference/{id}/cancel`. */
   path: string;
   part: Part;
@@ -31,6 +31,8 @@ export interface RouteDoc {
   openAi?: boolean;
   /** Name of the body's schema in components.schemas (generated from the route's zod schema). */
   body?: string;
+  /** The body is a multipart/form-data upload (POST /v1/files). */
+  upload?: boolean;
   /** Names in components.parameters. */
   parameters?: string[];
   success: Record<number, SuccessAnswer>;
@@ -113,6 +115,45 @@ export const ROUTES: RouteDoc[] = [
     errors: [...SUBMIT_ERRORS, ...OUTCOME_ERRORS],
   },
   {
+    method: "post", path: "/v1/files", part: "gateway", tag: "Batches", auth: "bearer", openAi: true, upload: true,
+    summary: "Upload a batch input file (JSONL)", success: { 200: { description: "The file.", content: json("FileObject"), headers: v1Headers } },
+    errors: ["invalid_parameter", "payload_too_large"],
+  },
+  {
+    method: "get", path: "/v1/files", part: "gateway", tag: "Batches", auth: "bearer", openAi: true, parameters: ["PageAfter", "PageLimit"],
+    summary: "Your files", success: { 200: { description: "A page of files.", content: json("List"), headers: v1Headers } }, errors: ["invalid_parameter"],
+  },
+  {
+    method: "get", path: "/v1/files/{id}", part: "gateway", tag: "Batches", auth: "bearer", openAi: true, parameters: ["FileId"],
+    summary: "A file", success: { 200: { description: "The file.", content: json("FileObject"), headers: v1Headers } }, errors: ["file_not_found"],
+  },
+  {
+    method: "delete", path: "/v1/files/{id}", part: "gateway", tag: "Batches", auth: "bearer", openAi: true, parameters: ["FileId"],
+    summary: "Delete a file", success: { 200: { description: "`{id, object: \"file\", deleted: true}`.", content: json("Deleted"), headers: v1Headers } }, errors: ["file_not_found"],
+  },
+  {
+    method: "get", path: "/v1/files/{id}/content", part: "gateway", tag: "Batches", auth: "bearer", openAi: true, parameters: ["FileId"],
+    summary: "A file's content (JSONL)", success: { 200: { description: "The lines.", content: { "application/jsonl": "JsonlText" }, headers: v1Headers } }, errors: ["file_not_found"],
+  },
+  {
+    method: "post", path: "/v1/batches", part: "gateway", tag: "Batches", auth: "bearer", openAi: true, body: "BatchBody",
+    summary: "Create a batch from an uploaded file", description: "Every line is validated now; a bad file gives a `failed` batch naming the lines, nothing charged.",
+    success: { 200: { description: "The batch.", content: json("Batch"), headers: v1Headers } },
+    errors: ["invalid_parameter", "unknown_field", "file_not_found"],
+  },
+  {
+    method: "get", path: "/v1/batches", part: "gateway", tag: "Batches", auth: "bearer", openAi: true, parameters: ["PageAfter", "PageLimit"],
+    summary: "Your batches", success: { 200: { description: "A page of batches.", content: json("List"), headers: v1Headers } }, errors: ["invalid_parameter"],
+  },
+  {
+    method: "get", path: "/v1/batches/{id}", part: "gateway", tag: "Batches", auth: "bearer", openAi: true, parameters: ["BatchId"],
+    summary: "A batch, with request_counts and its output and error files", success: { 200: { description: "The batch.", content: json("Batch"), headers: v1Headers } }, errors: ["batch_not_found"],
+  },
+  {
+    method: "post", path: "/v1/batches/{id}/cancel", part: "gateway", tag: "Batches", auth: "bearer", openAi: true, parameters: ["BatchId"],
+    summary: "Cancel a batch (running lines finish; the rest never run)", success: { 200: { description: "The batch.", content: json("Batch"), headers: v1Headers } }, errors: ["batch_not_found"],
+  },
+  {
     method: "get", path: "/v1/responses/{id}", part: "gateway", tag: "OpenAI", auth: "bearer", openAi: true, parameters: ["ResponseId", "ResponseStream", "StartingAfter"],
     summary: "Retrieve a response",
     description: "With `stream=true` (a response created with stream or background): its events after `starting_after`, the stored ones first, then live.",
@@ -182,6 +223,10 @@ export const PARAMETERS: Record<string, JsonSchema> = {
   RequestId: { name: "id", in: "path", required: true, description: "The request id (request_id).", schema: { type: "string", format: "uuid" } },
   ResponseId: { name: "id", in: "path", required: true, description: "The response id (`resp_…`).", schema: { type: "string", pattern: "^resp_[0-9a-fA-F]{32}$" } },
   ModelName: { name: "model", in: "path", required: true, schema: { type: "string" } },
+  FileId: { name: "id", in: "path", required: true, description: "The file id (`file-…`).", schema: { type: "string" } },
+  BatchId: { name: "id", in: "path", required: true, description: "The batch id (`batch_…`).", schema: { type: "string" } },
+  PageAfter: { name: "after", in: "query", required: false, description: "The id of the last item of the page before.", schema: { type: "string" } },
+  PageLimit: { name: "limit", in: "query", required: false, description: "Items per page, 1–100 (20).", schema: { type: "integer", minimum: 1, maximum: 100 } },
   ListStatus: { name: "status", in: "query", required: false, description: "Only requests in this status.", schema: { enum: ["queued", "processing", "completed", "failed", "cancelled"] } },
   ListLimit: { name: "limit", in: "query", required: false, description: "Requests per page, 1–100 (20).", schema: { type: "integer", minimum: 1, maximum: 100 } },
   ListCursor: { name: "cursor", in: "query", required: false, description: "The `next_cursor` of the page before, as it came.", schema: { type: "string" } },

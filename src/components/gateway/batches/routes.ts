@@ -34,7 +34,8 @@ export interface BatchRouteDeps {
 /** Room for the multipart framing and the purpose field around the file itself. */
 const MULTIPART_OVERHEAD_BYTES = 64 * 1024;
 
-const createBatchBody = z
+/** POST /v1/batches (exported for the API reference). */
+export const createBatchBody = z
   .object({
     input_file_id: z.string().min(1).max(128),
     endpoint: z.string(),
