@@ -156,6 +156,7 @@ async function service(m: ModelCase): Promise<Row> {
     token: undefined,
     metricsPort: undefined,
     maxTokensLimit: 4096,
+    streamFlushMs: 20,
   };
   const t0 = performance.now();
   const svc = await startMlService(config, { logger: silentLogger });

@@ -65,6 +65,7 @@ const envSchema = z.object({
   WORKER_PREFETCH: int(1, 1000).default(8),
   WORKER_MAX_ATTEMPTS: int(1, 20).default(4),
   WORKER_RETRY_BASE_MS: int(1, 600_000).default(1_000),
+  STREAM_FLUSH_MS: int(0, 1_000).default(20),
   ML_REQUEST_TIMEOUT_MS: int(100, 3_600_000).default(120_000),
 
   // collector
@@ -86,6 +87,7 @@ const envSchema = z.object({
   ML_QUEUE_LIMIT: int(0, 100_000).default(64),
   ML_TRUNCATE_PROMPT: bool.default(false),
   ML_MAX_TOKENS_LIMIT: int(1, MAX_LENGTH_CEILING).default(4096),
+  ML_STREAM_FLUSH_MS: int(0, 1_000).default(20),
   // The ML Service's internal credential: the worker sends it, the ML Service demands it.
   ML_SERVICE_TOKEN: z.string().min(16, "at least 16 characters").max(512).optional(),
   ML_SERVICE_ALLOW_UNAUTHENTICATED: bool.default(false),
@@ -164,6 +166,8 @@ export interface WorkerConfig {
   prefetch: number;
   maxAttempts: number;
   retryBaseMs: number;
+  /** Token deltas after the first are gathered for at most this long into one stream event. */
+  streamFlushMs: number;
   requestTimeoutMs: number;
   /** How long stop() lets model calls in flight finish before aborting them (they are requeued). */
   drainGraceMs: number;
@@ -198,6 +202,8 @@ export interface MlServiceConfig {
   queueLimit: number;
   truncatePrompt: boolean;
   maxTokensLimit: number;
+  /** `/inference` streams: after the first line, text generated within this long goes in one line. */
+  streamFlushMs: number;
   /** Demanded on every model route; undefined only in `all` (loopback) or when explicitly allowed. */
   token: string | undefined;
   /** Run alone: where its /metrics is served (in `all` the gateway's METRICS_PORT serves them). */
@@ -309,6 +315,7 @@ export function loadConfig(
       prefetch: e.WORKER_PREFETCH,
       maxAttempts: e.WORKER_MAX_ATTEMPTS,
       retryBaseMs: e.WORKER_RETRY_BASE_MS,
+      streamFlushMs: e.STREAM_FLUSH_MS,
       requestTimeoutMs: e.ML_REQUEST_TIMEOUT_MS,
       // Leaves the rest of SHUTDOWN_TIMEOUT_MS for the collector and connections to close.
       drainGraceMs: Math.max(1_000, Math.floor(e.SHUTDOWN_TIMEOUT_MS * 0.6)),
@@ -335,6 +342,7 @@ export function loadConfig(
       queueLimit: e.ML_QUEUE_LIMIT,
       truncatePrompt: e.ML_TRUNCATE_PROMPT,
       maxTokensLimit: e.ML_MAX_TOKENS_LIMIT,
+      streamFlushMs: e.ML_STREAM_FLUSH_MS,
       token: e.ML_SERVICE_TOKEN,
       metricsPort: component === "ml-service" ? e.METRICS_PORT : undefined,
     },

@@ -18,6 +18,7 @@ export function storiesConfig(overrides: Partial<MlServiceConfig> = {}): MlServi
     batchSequences: 4,
     queueLimit: 8,
     truncatePrompt: false,
+    streamFlushMs: 0,
     token: undefined,
     metricsPort: undefined,
     maxTokensLimit: 4096,

@@ -56,7 +56,7 @@ export async function buildMlServiceApp(
   registerTracing(app);
   if (config.token) requireInternalToken(app, config.token);
   registerHealth(app, serving);
-  registerNativeRoutes(app, serving, config.maxTokensLimit);
+  registerNativeRoutes(app, serving, config.maxTokensLimit, config.streamFlushMs);
   registerOpenAiRoutes(app, serving, config.maxTokensLimit);
 
   app.addHook("onClose", async () => {

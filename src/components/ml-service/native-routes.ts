@@ -16,7 +16,47 @@ import type { Serving } from "./serving.js";
 import { usageOf } from "./serving.js";
 import { disconnectSignal, endWithError, LazyStream } from "./stream.js";
 
-export function registerNativeRoutes(app: FastifyInstance, serving: Serving, maxTokensLimit: number): void {
+/**
+ * The lines of one streamed answer: the first at once (it carries the prompt's token count), then
+ * the text generated within `flushMs` of the last line gathered into one line with the latest
+ * counts. A line per token costs its reader (the worker) a parse and every reader after it an
+ * event; a line per few tokens costs a reader at most `flushMs` of delay.
+ */
+class ProgressLines {
+  private text = "";
+  private latest: GenerationProgress | undefined;
+  private sentCompletion = -1;
+  private lastSent = -Infinity;
+  private timer: NodeJS.Timeout | undefined;
+
+  constructor(
+    private readonly write: (line: string) => void,
+    private readonly flushMs: number,
+  ) {}
+
+  push(p: GenerationProgress): void {
+    this.text += p.text;
+    this.latest = p;
+    if (this.timer) return;
+    const wait = this.lastSent + this.flushMs - performance.now();
+    if (wait <= 0) this.flush();
+    else this.timer = setTimeout(() => this.flush(), wait);
+  }
+
+  /** Sends what is gathered (a line for counts that moved without text too). */
+  flush(): void {
+    clearTimeout(this.timer);
+    this.timer = undefined;
+    const p = this.latest;
+    if (!p || (this.text.length === 0 && this.sentCompletion === p.completionTokens)) return;
+    this.write(`${JSON.stringify({ token: this.text, is_finished: false, prompt_tokens: p.promptTokens, completion_tokens: p.completionTokens })}\n`);
+    this.text = "";
+    this.sentCompletion = p.completionTokens;
+    this.lastSent = performance.now();
+  }
+}
+
+export function registerNativeRoutes(app: FastifyInstance, serving: Serving, maxTokensLimit: number, streamFlushMs = 0): void {
   const schema = inferenceBodySchema(maxTokensLimit);
 
   app.post("/inference", async (request, reply) => {
@@ -47,14 +87,10 @@ export function registerNativeRoutes(app: FastifyInstance, serving: Serving, max
     }
     const stream = new LazyStream(reply, "application/x-ndjson; charset=utf-8");
     const line = (record: Record<string, unknown>) => `${JSON.stringify(record)}\n`;
+    const progress = new ProgressLines((text) => stream.write(text), streamFlushMs);
     try {
-      let sent: GenerationProgress | undefined;
-      const { results, elapsed } = await serving.generateAll(requests, signal, undefined, (_i, p) => {
-        // A line per piece of text, and one for counts that moved without text (the first line included).
-        if (p.text.length === 0 && sent && sent.completionTokens === p.completionTokens) return;
-        sent = p;
-        stream.write(line({ token: p.text, is_finished: false, prompt_tokens: p.promptTokens, completion_tokens: p.completionTokens }));
-      });
+      const { results, elapsed } = await serving.generateAll(requests, signal, undefined, (_i, p) => progress.push(p));
+      progress.flush();
       const first = results[0] as GenerationResult;
       if (first.finishReason === "abort" && !signal.aborted) {
         // Aborted by the service itself (it is stopping), not by this caller: the text is cut short.
@@ -74,6 +110,7 @@ export function registerNativeRoutes(app: FastifyInstance, serving: Serving, max
         }),
       );
     } catch (error) {
+      progress.flush();
       endWithError(stream, error, (body) => line({ ...body, is_finished: true }));
     }
     return reply;

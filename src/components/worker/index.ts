@@ -100,7 +100,7 @@ export function createWorker(config: WorkerConfig, deps: WorkerDeps): Worker {
     running.set(message.request_id, cancel);
     const stopCall = () => cancel.abort();
     abort.signal.addEventListener("abort", stopCall, { once: true });
-    const deltas = message.stream ? new DeltaAppender(deps.streams, message.request_id, log) : undefined;
+    const deltas = message.stream ? new DeltaAppender(deps.streams, message.request_id, log, config.streamFlushMs) : undefined;
     try {
       const startedAt = now().toISOString();
       const started = performance.now();

@@ -103,7 +103,17 @@ export function openSse(reply: FastifyReply, headers: Record<string, string>, go
   // The client learns at once that it was admitted, before the first token.
   raw.flushHeaders();
   // A slow reader holds only its own socket's buffer: the stream waits in the store meanwhile.
+  // The chunks written in one tick go out in one segment (corked until the next tick).
+  let corked = false;
   const write = async (text: string) => {
+    if (!corked) {
+      corked = true;
+      raw.cork();
+      process.nextTick(() => {
+        corked = false;
+        raw.uncork();
+      });
+    }
     if (!raw.write(text) && !gone.aborted) await new Promise<void>((resolve) => raw.once("drain", resolve).once("close", resolve));
   };
   return { write, end: () => raw.end() };
