@@ -17,9 +17,9 @@ import { usageOf } from "./serving.js";
 import { disconnectSignal, endWithError, LazyStream } from "./stream.js";
 
 /**
- * The lines of one streamed answer: the first at once (it carries the prompt's token count), then
- * the text generated within `flushMs` of the last line gathered into one line with the latest
- * counts. A line per token costs its reader (the worker) a parse and every reader after it an
+ * The lines of one streamed answer: the first at once (it carries the prompt's token count), the
+ * first text at once, then the text generated within `flushMs` of the last line gathered into one
+ * line with the latest counts. A line per token costs its reader (the worker) a parse and every reader after it an
  * event; a line per few tokens costs a reader at most `flushMs` of delay.
  */
 class ProgressLines {
@@ -27,6 +27,7 @@ class ProgressLines {
   private latest: GenerationProgress | undefined;
   private sentCompletion = -1;
   private lastSent = -Infinity;
+  private textSent = false;
   private timer: NodeJS.Timeout | undefined;
 
   constructor(
@@ -38,7 +39,8 @@ class ProgressLines {
     this.text += p.text;
     this.latest = p;
     if (this.timer) return;
-    const wait = this.lastSent + this.flushMs - performance.now();
+    // The first text goes at once too: it is the reader's time to first token.
+    const wait = this.textSent ? this.lastSent + this.flushMs - performance.now() : 0;
     if (wait <= 0) this.flush();
     else this.timer = setTimeout(() => this.flush(), wait);
   }
@@ -50,6 +52,7 @@ class ProgressLines {
     const p = this.latest;
     if (!p || (this.text.length === 0 && this.sentCompletion === p.completionTokens)) return;
     this.write(`${JSON.stringify({ token: this.text, is_finished: false, prompt_tokens: p.promptTokens, completion_tokens: p.completionTokens })}\n`);
+    if (this.text.length > 0) this.textSent = true;
     this.text = "";
     this.sentCompletion = p.completionTokens;
     this.lastSent = performance.now();
