@@ -29,7 +29,7 @@ for (const backend of ["servers", "embedded"] as Backend[]) {
         fc.oneof({ weight: 16, arbitrary: good }, { weight: 1, arbitrary: edges.length > 0 ? fc.constantFrom(...edges) : weird }, { weight: 1, arbitrary: weird });
       // Each field is good most of the time (so some whole bodies are valid) and otherwise anything,
       // or a value just past its bounds.
-      const message = fc.record({ role: field(fc.constantFrom("user", "system", "assistant", "developer"), "tool"), content: field(fc.string({ minLength: 1, maxLength: 120, unit: "binary" })) });
+      const message = fc.record({ role: field(fc.constantFrom("user", "system", "assistant", "developer"), "tool"), content: field(fc.string({ minLength: 1, maxLength: 30 }), "", "x".repeat(101)) });
       const common = {
         model: field(fc.constant("default"), "gpt-4o"),
         max_tokens: field(fc.integer({ min: 1, max: 500 }), 0, 501),
@@ -40,8 +40,9 @@ for (const backend of ["servers", "embedded"] as Backend[]) {
         seed: field(fc.integer({ min: 0, max: 2 ** 31 - 1 }), -1, 2 ** 31),
         top_k: field(fc.integer({ min: 0, max: 1000 }), -1, 1001),
       };
-      const chat = fc.record({ ...common, messages: field(fc.array(message, { maxLength: 3 })) }, { requiredKeys: ["model"] });
-      const completion = fc.record({ ...common, prompt: field(fc.string({ maxLength: 120, unit: "binary" })) }, { requiredKeys: ["model"] });
+      // Good prompts fit MAX_PROMPT_CHARS (100); the edges and `weird` bring the rest.
+      const chat = fc.record({ ...common, messages: field(fc.array(message, { minLength: 1, maxLength: 3 }), []) }, { requiredKeys: ["model", "messages"] });
+      const completion = fc.record({ ...common, prompt: field(fc.string({ minLength: 1, maxLength: 90 }), "", "a\u0000b", "p".repeat(101)) }, { requiredKeys: ["model", "prompt"] });
       // Now and then a field OpenAI has and this platform does not.
       const extra = fc.option(fc.record({ tools: weird }), { freq: 8 });
       const call = fc.oneof(
@@ -78,7 +79,7 @@ for (const backend of ["servers", "embedded"] as Backend[]) {
           assert.ok(["invalid_request_error", "not_found_error", "authentication_error", "permission_error", "rate_limit_error"].includes(error.type) || error.type.length > 0, label);
           assert.doesNotMatch(text, /"stack"|\n\s+at |node:internal|\/src\/|\.ts:\d+/, label);
         }),
-        { numRuns: backend === "servers" ? 80 : 120 },
+        { numRuns: 120 },
       );
       assert.ok(opened > 0, `some generated bodies were valid (refusals: ${JSON.stringify([...refusals])})`);
       // Every opened stream was walked away from: each is cancelled before it ran, and released.
