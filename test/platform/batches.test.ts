@@ -41,7 +41,7 @@ for (const backend of ["servers", "embedded"] as Backend[]) {
     let models: string[];
 
     before(async () => {
-      platform = await startPlatform({ backend, env: { BATCH_QUOTA_RETRY_MS: "100", BATCH_DISPATCH_CONCURRENCY: "2" } });
+      platform = await startPlatform({ backend, env: { BATCH_QUOTA_RETRY_MS: "100", BATCH_DISPATCH_CONCURRENCY: "2", BATCH_DISPATCH_INTERVAL_MS: "600000" } });
       // A copy the tests may change (the completion window) without touching the platform's.
       config = { ...platform.config.gateway, batches: { ...platform.config.gateway.batches } };
       store = new SqlBatchStore(platform.database.db);

@@ -53,6 +53,10 @@ export function createWorker(config: WorkerConfig, deps: WorkerDeps): Worker {
   const deadLettered = counter(deps.registry, { name: "messages_dead_lettered_total", help: "Unreadable messages moved to the dead-letter queue, by queue", labelNames: ["queue"]});
   const outcomes = counter(deps.registry, { name: "worker_outcomes_total", help: "Requests finished by the worker, by status and error code", labelNames: ["status", "code"]});
   const inFlight = gauge(deps.registry, { name: "worker_requests_in_flight", help: "Requests being processed"});
+  const firstTokenSeconds = histogram(deps.registry, {
+    name: "worker_time_to_first_token_seconds",
+    help: "From the start of a model call to its first generated text",
+    buckets: [0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10]});
   const callSeconds = histogram(deps.registry, {
     name: "worker_model_call_seconds",
     help: "Duration of model server calls",
@@ -105,7 +109,15 @@ export function createWorker(config: WorkerConfig, deps: WorkerDeps): Worker {
       const startedAt = now().toISOString();
       const started = performance.now();
       try {
-        const result = await callModel(message, trace.callbacks(deltas ? { onDelta: (text) => deltas.add(text) } : {}), cancel.signal, trace.startCall());
+        let waiting = true;
+        const onDelta = (text: string) => {
+          if (waiting) {
+            waiting = false;
+            firstTokenSeconds.observe((performance.now() - started) / 1000);
+          }
+          deltas?.add(text);
+        };
+        const result = await callModel(message, trace.callbacks({ onDelta }), cancel.signal, trace.startCall());
         trace.endCall(result);
         if (abort.signal.aborted) throw new MlCallError("worker_error", "the worker is stopping", true);
         const processingMs = performance.now() - started;
