@@ -6,42 +6,27 @@
  */
 import { requestEventSchema, type RequestEvent } from "../../domain/contracts.js";
 import type { EventBus } from "../../domain/ports.js";
+import { ListenerSets } from "./listener-sets.js";
 
 type Listener = (event: RequestEvent) => void;
 
 export class MemoryEventHub {
-  private readonly listeners = new Map<string, Set<Listener>>();
+  private readonly listeners = new ListenerSets<Listener>();
 
   add(requestId: string, listener: Listener): void {
-    let set = this.listeners.get(requestId);
-    if (!set) {
-      set = new Set();
-      this.listeners.set(requestId, set);
-    }
-    set.add(listener);
+    this.listeners.add(requestId, listener);
   }
 
   remove(requestId: string, listener: Listener): void {
-    const set = this.listeners.get(requestId);
-    if (!set) return;
-    set.delete(listener);
-    if (set.size === 0) this.listeners.delete(requestId);
+    this.listeners.remove(requestId, listener);
   }
 
-  /** Deliver a serialized event to the listeners of its request id. */
+  /** Deliver a serialized event to the listeners of its request id, each its own parsed copy. */
   emit(requestId: string, payload: string): void {
-    const set = this.listeners.get(requestId);
-    if (!set) return;
-    for (const listener of [...set]) {
-      if (!set.has(listener)) continue; // unsubscribed by an earlier listener
+    this.listeners.each(requestId, (listener) => {
       const parsed = requestEventSchema.safeParse(JSON.parse(payload));
-      if (!parsed.success) return;
-      try {
-        listener(parsed.data);
-      } catch {
-        /* a failing listener must not stop the others */
-      }
-    }
+      if (parsed.success) listener(parsed.data);
+    });
   }
 
   /** Number of request ids with at least one listener (for tests and metrics). */

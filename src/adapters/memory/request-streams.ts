@@ -9,6 +9,7 @@
  * same shapes. Watchers hear an append on a later tick (setImmediate), as from a server: append
  * never runs listeners inside its caller. Time comes from the hub's clock, injectable for tests.
  */
+import { ListenerSets } from "./listener-sets.js";
 import type { RequestStreams, StreamEvent } from "../../domain/ports.js";
 import {
   checkedAppendBatch,
@@ -34,7 +35,7 @@ export class MemoryStreamHub {
   readonly now: () => number;
   /** In order of last append, so the ones that expire first come first (see sweep). */
   private readonly streams = new Map<string, StoredStream>();
-  private readonly listeners = new Map<string, Set<Listener>>();
+  private readonly listeners = new ListenerSets<Listener>();
 
   constructor(options: { now?: () => number } = {}) {
     this.now = options.now ?? Date.now;
@@ -96,19 +97,11 @@ export class MemoryStreamHub {
   }
 
   add(requestId: string, listener: Listener): void {
-    let set = this.listeners.get(requestId);
-    if (!set) {
-      set = new Set();
-      this.listeners.set(requestId, set);
-    }
-    set.add(listener);
+    this.listeners.add(requestId, listener);
   }
 
   remove(requestId: string, listener: Listener): void {
-    const set = this.listeners.get(requestId);
-    if (!set) return;
-    set.delete(listener);
-    if (set.size === 0) this.listeners.delete(requestId);
+    this.listeners.remove(requestId, listener);
   }
 
   /**
@@ -116,18 +109,10 @@ export class MemoryStreamHub {
    * parse. Invalid events are dropped, as the Redis adapter drops them; exposed so tests can send one.
    */
   emit(requestId: string, payload: string): void {
-    const set = this.listeners.get(requestId);
-    if (!set) return;
-    for (const listener of [...set]) {
-      if (!set.has(listener)) continue; // unwatched by an earlier listener
+    this.listeners.each(requestId, (listener) => {
       const { events } = parseLiveBatch(payload);
-      if (events.length === 0) return;
-      try {
-        listener(events);
-      } catch {
-        /* a failing listener must not stop the others */
-      }
-    }
+      if (events.length > 0) listener(events);
+    });
   }
 
   /** Number of request ids with at least one watcher (for tests and metrics). */

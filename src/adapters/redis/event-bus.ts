@@ -10,6 +10,7 @@
  * which is why the API serves the final state from the database when a client connects).
  */
 import { Redis } from "ioredis";
+import { SharedSubscriptions } from "./shared-subscriptions.js";
 import { requestEventSchema, type RequestEvent } from "../../domain/contracts.js";
 import type { EventBus } from "../../domain/ports.js";
 import type { Logger } from "../../observability/logger.js";
@@ -22,18 +23,12 @@ export interface RedisEventBusOptions {
   logger?: Logger;
 }
 
-interface ChannelState {
-  listeners: Set<Listener>;
-  /** Resolves once SUBSCRIBE for this channel was acknowledged. */
-  ready: Promise<void>;
-}
-
 export class RedisEventBus implements EventBus {
   private readonly pub: Redis;
   private readonly sub: Redis;
   private readonly prefix: string;
   private readonly logger: Logger | undefined;
-  private readonly channels = new Map<string, ChannelState>();
+  private readonly channels: SharedSubscriptions<Listener>;
   private closed = false;
 
   constructor(options: RedisEventBusOptions) {
@@ -44,6 +39,7 @@ export class RedisEventBus implements EventBus {
     // Auto-pipelining: the final events of a batch of outcomes go out in one write.
     this.pub = new Redis(options.url, { ...common, enableAutoPipelining: true, connectionName: "event-bus-pub" });
     this.sub = new Redis(options.url, { ...common, connectionName: "event-bus-sub", autoResubscribe: true });
+    this.channels = new SharedSubscriptions<Listener>(this.sub, () => this.closed);
     for (const [name, conn] of [
       ["publisher", this.pub],
       ["subscriber", this.sub],
@@ -70,8 +66,8 @@ export class RedisEventBus implements EventBus {
   }
 
   private onMessage(channel: string, message: Buffer): void {
-    const state = this.channels.get(channel);
-    if (!state) return;
+    const listeners = this.channels.listenersOf(channel);
+    if (listeners.length === 0) return;
     let data: unknown;
     try {
       data = JSON.parse(message.toString("utf8"));
@@ -84,11 +80,11 @@ export class RedisEventBus implements EventBus {
       this.logger?.warn({ channel }, "dropped an invalid event");
       return;
     }
-    for (const listener of [...state.listeners]) {
-      if (!state.listeners.has(listener)) continue;
+    for (const listener of listeners) {
+      if (!this.channels.has(channel, listener)) continue;
       try {
         // with several listeners each gets its own copy
-        listener(state.listeners.size > 1 ? structuredClone(parsed.data) : parsed.data);
+        listener(listeners.length > 1 ? structuredClone(parsed.data) : parsed.data);
       } catch (err) {
         this.logger?.warn({ err, channel }, "event listener threw");
       }
@@ -105,35 +101,7 @@ export class RedisEventBus implements EventBus {
     const channel = this.channelName(requestId);
     // A wrapper per subscription, so the same function subscribed twice is two subscriptions.
     const own: Listener = (event) => listener(event);
-    let state = this.channels.get(channel);
-    if (!state) {
-      const ready = this.sub.subscribe(channel).then(() => undefined);
-      state = { listeners: new Set(), ready };
-      this.channels.set(channel, state);
-      const created = state;
-      ready.catch(() => {
-        if (this.channels.get(channel) === created) this.channels.delete(channel);
-      });
-    }
-    state.listeners.add(own);
-    try {
-      await state.ready;
-    } catch (err) {
-      state.listeners.delete(own);
-      throw err;
-    }
-    const subscribed = state;
-    let done = false;
-    return async () => {
-      if (done) return;
-      done = true;
-      subscribed.listeners.delete(own);
-      if (subscribed.listeners.size === 0 && this.channels.get(channel) === subscribed) {
-        this.channels.delete(channel);
-        // Commands on one connection run in order, so a later SUBSCRIBE of the same channel wins.
-        if (!this.closed) await this.sub.unsubscribe(channel).catch(() => undefined);
-      }
-    };
+    return this.channels.add(channel, own);
   }
 
   async close(): Promise<void> {

@@ -32,6 +32,7 @@ import {
   parseStreamEventJson,
 } from "../../domain/stream-events.js";
 import type { Logger } from "../../observability/logger.js";
+import { SharedSubscriptions } from "./shared-subscriptions.js";
 import { openBoundedRedis, readyWithin } from "./connection.js";
 
 export interface RedisRequestStreamsOptions {
@@ -49,12 +50,6 @@ export interface RedisRequestStreamsOptions {
 const CREATE_WAIT_MS = 5_000;
 
 type Listener = (events: StreamEvent[]) => void;
-
-interface ChannelState {
-  listeners: Set<Listener>;
-  /** Resolves once SUBSCRIBE for this channel was acknowledged. */
-  ready: Promise<void>;
-}
 
 interface StreamCommands {
   mlStreamAppend(key: string, bound: number, ttlMs: number, channel: string, ...seqAndJson: string[]): Promise<number>;
@@ -75,7 +70,7 @@ export class RedisRequestStreams implements RequestStreams {
   private readonly bound: number;
   private readonly ttlMs: number;
   private readonly logger: Logger | undefined;
-  private readonly channels = new Map<string, ChannelState>();
+  private readonly channels: SharedSubscriptions<Listener>;
   private closed = false;
 
   constructor(options: RedisRequestStreamsOptions) {
@@ -86,6 +81,7 @@ export class RedisRequestStreams implements RequestStreams {
     this.commands = openBoundedRedis(options.url, "request-streams");
     // Bounded too: a watch while Redis is down fails at once, and the subscriptions come back with it.
     this.sub = openBoundedRedis(options.url, "request-streams-sub");
+    this.channels = new SharedSubscriptions<Listener>(this.sub, () => this.closed);
     for (const [name, conn] of [
       ["commands", this.commands],
       ["subscriber", this.sub],
@@ -160,49 +156,20 @@ export class RedisRequestStreams implements RequestStreams {
     const channel = this.liveChannel(requestId);
     // A wrapper per watch, so the same function watching twice is two watches.
     const own: Listener = (events) => listener(events);
-    let state = this.channels.get(channel);
-    if (!state) {
-      const ready = this.sub.subscribe(channel).then(() => undefined);
-      state = { listeners: new Set(), ready };
-      this.channels.set(channel, state);
-      const created = state;
-      ready.catch(() => {
-        if (this.channels.get(channel) === created) this.channels.delete(channel);
-      });
-    }
-    state.listeners.add(own);
-    try {
-      await state.ready;
-    } catch (err) {
-      state.listeners.delete(own);
-      throw err;
-    }
-    const watched = state;
-    let done = false;
-    return async () => {
-      if (done) return;
-      done = true;
-      watched.listeners.delete(own);
-      if (watched.listeners.size === 0 && this.channels.get(channel) === watched) {
-        this.channels.delete(channel);
-        // Commands on one connection run in order, so a later SUBSCRIBE of the same channel wins.
-        // A failed UNSUBSCRIBE (Redis down) leaves a subscription whose messages onMessage ignores.
-        if (!this.closed) await this.sub.unsubscribe(channel).catch(() => undefined);
-      }
-    };
+    return this.channels.add(channel, own);
   }
 
   private onMessage(channel: string, message: Buffer): void {
-    const state = this.channels.get(channel);
-    if (!state) return;
+    const listeners = this.channels.listenersOf(channel);
+    if (listeners.length === 0) return;
     const { events, dropped } = parseLiveBatch(message.toString("utf8"));
     if (dropped > 0) this.logger?.warn({ channel, dropped }, "dropped invalid live stream events");
     if (events.length === 0) return;
-    for (const listener of [...state.listeners]) {
-      if (!state.listeners.has(listener)) continue; // unwatched by an earlier listener
+    for (const listener of listeners) {
+      if (!this.channels.has(channel, listener)) continue; // unwatched by an earlier listener
       try {
         // with several listeners each gets its own copy
-        listener(state.listeners.size > 1 ? structuredClone(events) : events);
+        listener(listeners.length > 1 ? structuredClone(events) : events);
       } catch (err) {
         this.logger?.warn({ err, channel }, "stream listener threw");
       }

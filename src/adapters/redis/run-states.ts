@@ -29,6 +29,7 @@ import {
   isPlausibleRequestId,
 } from "../../domain/run-state-ids.js";
 import type { Logger } from "../../observability/logger.js";
+import { SharedSubscriptions } from "./shared-subscriptions.js";
 import { openBoundedRedis, readyWithin } from "./connection.js";
 
 export interface RedisRunStatesOptions {
@@ -53,12 +54,6 @@ const CANCEL_RESULTS: ReadonlySet<string> = new Set<CancelResult>(["before_start
 /** How long create() waits for the command connection before giving up. */
 const CONNECT_WAIT_MS = 5_000;
 
-interface Subscription {
-  listeners: Set<CancelListener>;
-  /** Resolves once SUBSCRIBE was acknowledged. */
-  ready: Promise<void>;
-}
-
 export class RedisRunStates implements RunStates {
   private readonly commandConnection: Redis;
   private readonly subscriber: Redis;
@@ -66,7 +61,7 @@ export class RedisRunStates implements RunStates {
   private readonly prefix: string;
   private readonly ttlMs: number;
   private readonly logger: Logger | undefined;
-  private subscription: Subscription | null = null;
+  private readonly subscriptions: SharedSubscriptions<CancelListener>;
   private closed = false;
 
   constructor(options: RedisRunStatesOptions) {
@@ -77,6 +72,7 @@ export class RedisRunStates implements RunStates {
     this.commandConnection = openBoundedRedis(options.url, "run-states");
     // The subscriber keeps ioredis's offline queue: a SUBSCRIBE sent while reconnecting waits for it.
     this.subscriber = new Redis(options.url, { maxRetriesPerRequest: 2, connectionName: "run-states-sub", autoResubscribe: true });
+    this.subscriptions = new SharedSubscriptions<CancelListener>(this.subscriber, () => this.closed);
     for (const [name, connection] of [
       ["command", this.commandConnection],
       ["subscriber", this.subscriber],
@@ -134,46 +130,18 @@ export class RedisRunStates implements RunStates {
     if (this.closed) throw new Error("run states are closed");
     // A wrapper per watch, so the same function watching twice is two watches.
     const own: CancelListener = (requestId) => listener(requestId);
-    let subscription = this.subscription;
-    if (!subscription) {
-      const ready = this.subscriber.subscribe(this.cancelChannel).then(() => undefined);
-      subscription = { listeners: new Set(), ready };
-      this.subscription = subscription;
-      const created = subscription;
-      ready.catch(() => {
-        if (this.subscription === created) this.subscription = null;
-      });
-    }
-    subscription.listeners.add(own);
-    try {
-      await subscription.ready;
-    } catch (err) {
-      subscription.listeners.delete(own);
-      throw err;
-    }
-    const watched = subscription;
-    let done = false;
-    return async () => {
-      if (done) return;
-      done = true;
-      watched.listeners.delete(own);
-      if (watched.listeners.size === 0 && this.subscription === watched) {
-        this.subscription = null;
-        // Commands on one connection run in order, so a later SUBSCRIBE wins over this one.
-        if (!this.closed) await this.subscriber.unsubscribe(this.cancelChannel).catch(() => undefined);
-      }
-    };
+    return this.subscriptions.add(this.cancelChannel, own);
   }
 
   private onMessage(channel: string, message: string): void {
-    const subscription = this.subscription;
-    if (channel !== this.cancelChannel || !subscription) return;
+    const listeners = channel === this.cancelChannel ? this.subscriptions.listenersOf(channel) : [];
+    if (listeners.length === 0) return;
     if (!isPlausibleRequestId(message)) {
       this.logger?.warn({ channel }, "dropped a cancel notice that is not a request id");
       return;
     }
-    for (const listener of [...subscription.listeners]) {
-      if (!subscription.listeners.has(listener)) continue; // unwatched by an earlier listener
+    for (const listener of listeners) {
+      if (!this.subscriptions.has(channel, listener)) continue; // unwatched by an earlier listener
       try {
         listener(message);
       } catch (err) {
@@ -185,7 +153,7 @@ export class RedisRunStates implements RunStates {
   async close(): Promise<void> {
     if (this.closed) return;
     this.closed = true;
-    this.subscription = null;
+    this.subscriptions.clear();
     await Promise.allSettled([this.subscriber.quit(), this.commandConnection.quit()]);
     this.subscriber.disconnect();
     this.commandConnection.disconnect();

@@ -9,6 +9,7 @@ import type { ApiServiceConfig } from "../../config.js";
 import type { RequestEvent } from "../../domain/contracts.js";
 import type { EventBus, QuotaLimits, QuotaStore, RequestStore, RequestStreams, RequestView } from "../../domain/ports.js";
 import { relayTokenEvents } from "./token-events.js";
+import { startEventStream } from "../../http/sse.js";
 import { registerRequestList } from "./request-list.js";
 import type { AuthenticatedUser, Authenticator } from "../../http/authenticator.js";
 import { probeDependencies, sendError } from "../../http/server.js";
@@ -116,14 +117,7 @@ export function createApiService(config: ApiServiceConfig, deps: ApiServiceDeps)
   }
 
   async function streamEvents(reply: FastifyReply, initial: RequestView, requestId: string): Promise<void> {
-    reply.hijack();
-    const raw = reply.raw;
-    raw.writeHead(200, {
-      "content-type": "text/event-stream; charset=utf-8",
-      "cache-control": "no-cache, no-transform",
-      connection: "keep-alive",
-      "x-accel-buffering": "no",
-    });
+    const raw = startEventStream(reply);
     let closed = false;
     let eventId = 0;
     const send = (name: string, data: unknown) => {

@@ -5,6 +5,7 @@
  * requests submitted with `stream: true` (the others have no token stream).
  */
 import type { FastifyReply } from "fastify";
+import { startEventStream } from "../../http/sse.js";
 import { followOrRecover } from "../../domain/follow-or-recover.js";
 import type { EventBus, RequestStore, RequestStreams, RequestView } from "../../domain/ports.js";
 import type { Logger } from "../../observability/logger.js";
@@ -21,16 +22,7 @@ export interface TokenEventDeps {
 }
 
 export async function relayTokenEvents(reply: FastifyReply, request: RequestView, after: number, deps: TokenEventDeps): Promise<void> {
-  reply.hijack();
-  const raw = reply.raw;
-  raw.writeHead(200, {
-    "content-type": "text/event-stream; charset=utf-8",
-    "cache-control": "no-cache, no-transform",
-    connection: "keep-alive",
-    "x-accel-buffering": "no",
-  });
-  // The client learns at once that it was admitted, before the first token.
-  raw.flushHeaders();
+  const raw = startEventStream(reply);
   const stop = new AbortController();
   const close = () => {
     stop.abort();

@@ -46,33 +46,18 @@ export function postJson(
   headers: Record<string, string>,
   options: { signal: AbortSignal; agent?: KeepAliveAgent },
 ): Promise<PostResponse> {
-  const payload = Buffer.from(JSON.stringify(body));
-  const secure = url.protocol === "https:";
-  const request = secure ? https.request : http.request;
   return new Promise<PostResponse>((resolve, reject) => {
     if (options.signal.aborted) {
       reject(abortError());
       return;
     }
-    const req = request(url, {
-      method: "POST",
-      headers: { ...headers, "content-type": "application/json", "content-length": String(payload.length) },
-      ...(options.agent ? { agent: secure ? options.agent.https : options.agent.http } : {}),
-    });
-    let answer: http.IncomingMessage | undefined;
-    // Destroying a request whose answer is complete would destroy a socket already handed back
-    // to the agent, whose error nobody listens to: a complete answer needs no stopping anyway.
-    const onAbort = () => {
-      if (!answer?.complete) req.destroy(abortError());
-    };
-    options.signal.addEventListener("abort", onAbort, { once: true });
-    const done = () => options.signal.removeEventListener("abort", onAbort);
+    const { req, payload, answered, done } = openPost(url, body, headers, options);
     req.once("error", (error) => {
       done();
       reject(error);
     });
     req.once("response", (res) => {
-      answer = res;
+      answered(res);
       const chunks: Buffer[] = [];
       res.on("data", (chunk: Buffer) => chunks.push(chunk));
       res.once("error", (error) => {
@@ -117,26 +102,12 @@ export function postStream(
   headers: Record<string, string>,
   options: { signal: AbortSignal; agent?: KeepAliveAgent },
 ): Promise<StreamResponse> {
-  const payload = Buffer.from(JSON.stringify(body));
-  const secure = url.protocol === "https:";
-  const request = secure ? https.request : http.request;
   return new Promise<StreamResponse>((resolve, reject) => {
     if (options.signal.aborted) {
       reject(abortError());
       return;
     }
-    const req = request(url, {
-      method: "POST",
-      headers: { ...headers, "content-type": "application/json", "content-length": String(payload.length) },
-      ...(options.agent ? { agent: secure ? options.agent.https : options.agent.http } : {}),
-    });
-    let answer: http.IncomingMessage | undefined;
-    // A complete body needs no stopping (and its socket may be back in the agent already: see postJson).
-    const onAbort = () => {
-      if (!answer?.complete) req.destroy(abortError());
-    };
-    options.signal.addEventListener("abort", onAbort, { once: true });
-    const done = () => options.signal.removeEventListener("abort", onAbort);
+    const { req, payload, answered, done } = openPost(url, body, headers, options);
     let responded = false;
     req.on("error", (error) => {
       if (responded) return; // the body's reader sees the cut (close without complete)
@@ -145,7 +116,7 @@ export function postStream(
     });
     req.once("response", (res) => {
       responded = true;
-      answer = res;
+      answered(res);
       // A cut shows to the reader as `close` without `complete`; the error itself is not needed.
       res.on("error", () => undefined);
       // Once the answer has ended, its socket may serve the next call: an abort no longer touches it.
@@ -156,6 +127,33 @@ export function postStream(
     });
     req.end(payload);
   });
+}
+
+/**
+ * A JSON POST on the module and agent of the URL's protocol, not yet sent (`req.end(payload)`).
+ * Aborting the signal destroys it, unless its answer is complete: destroying then would destroy a
+ * socket already handed back to the agent, whose error nobody listens to. `done` stops listening.
+ */
+function openPost(url: URL, body: unknown, headers: Record<string, string>, options: { signal: AbortSignal; agent?: KeepAliveAgent }) {
+  const payload = Buffer.from(JSON.stringify(body));
+  const secure = url.protocol === "https:";
+  const request = secure ? https.request : http.request;
+  const req = request(url, {
+    method: "POST",
+    headers: { ...headers, "content-type": "application/json", "content-length": String(payload.length) },
+    ...(options.agent ? { agent: secure ? options.agent.https : options.agent.http } : {}),
+  });
+  let answer: http.IncomingMessage | undefined;
+  const onAbort = () => {
+    if (!answer?.complete) req.destroy(abortError());
+  };
+  options.signal.addEventListener("abort", onAbort, { once: true });
+  return {
+    req,
+    payload,
+    answered: (res: http.IncomingMessage) => (answer = res),
+    done: () => options.signal.removeEventListener("abort", onAbort),
+  };
 }
 
 function abortError(): Error {

@@ -19,7 +19,7 @@ import { isFinal } from "../../../domain/wait-for-final.js";
 import { ANONYMOUS_USER_ID, type AuthenticatedUser } from "../../../http/authenticator.js";
 import type { Logger } from "../../../observability/logger.js";
 import type { Admit } from "../admission.js";
-import { chatCompletionBody, completionBody } from "../openai/chat-shapes.js";
+import { answerOf, chatCompletionBody, completionBody } from "../openai/chat-shapes.js";
 import { responseOf } from "../openai/responses-routes.js";
 import { outcomeError } from "../openai/routes.js";
 import { lineAdmission } from "./lines.js";
@@ -56,14 +56,7 @@ export function batchUserResolver(users: Pick<UserStore, "findUser">, anonymous:
 /** What a final request puts into the output (completed) or error file. */
 export function lineOutcomeOf(batchId: string, line: number, view: RequestView): LineOutcome {
   if (view.status === "completed") {
-    const answer = {
-      requestId: view.requestId,
-      createdAt: view.createdAt,
-      model: view.model,
-      text: view.outputs ?? [view.outputText ?? ""],
-      finishReason: (view.outputs ?? [null]).map(() => view.finishReason ?? "stop"),
-      usage: view.usage,
-    };
+    const answer = answerOf(view);
     const body = view.api === "chat" ? chatCompletionBody(answer) : view.api === "response" ? responseOf(view) : completionBody(answer);
     return { batchId, line, ok: true, response: { status_code: 200, request_id: view.requestId, body }, error: null };
   }

@@ -11,7 +11,7 @@
  */
 import type { ChatCompletion, ChatCompletionChunk } from "openai/resources/chat/completions";
 import type { Completion, CompletionChoice, CompletionUsage } from "openai/resources/completions";
-import type { StreamEvent } from "../../../domain/ports.js";
+import type { RequestView, StreamEvent } from "../../../domain/ports.js";
 import type { TokenUsage } from "../../../domain/contracts.js";
 
 /** How a generation ended, as the platform records it. */
@@ -68,6 +68,12 @@ export interface AnswerBody extends AnswerContext {
   finishReason: FinishReason[];
   /** Null (not known, e.g. cancelled before the model ran) leaves `usage` out rather than invent zeros. */
   usage: TokenUsage | null;
+}
+
+/** A stored completed request as an answer: one text per choice, each with the request's finish reason. */
+export function answerOf(view: Pick<RequestView, "requestId" | "createdAt" | "model" | "outputs" | "outputText" | "finishReason" | "usage">): AnswerBody {
+  const text = view.outputs ?? [view.outputText ?? ""];
+  return { requestId: view.requestId, createdAt: view.createdAt, model: view.model, text, finishReason: text.map(() => view.finishReason ?? "stop"), usage: view.usage };
 }
 
 /** OpenAI's `created`: Unix seconds. */

@@ -19,7 +19,9 @@ import { isFinal, waitForFinal, WaitAborted } from "../../../domain/wait-for-fin
 import { rateLimitHeaders, rateLimitHeadersOf } from "../rate-limit-headers.js";
 import { registerResponsesRoutes } from "./responses-routes.js";
 import { parseChatBody, parseCompletionBody, type ParsedOpenAiBody } from "./bodies.js";
+import { startEventStream } from "../../../http/sse.js";
 import {
+  answerOf,
   chatChunksFor,
   chatCompletionBody,
   completionBody,
@@ -91,18 +93,7 @@ export async function admissionHeaders(ctx: Pick<OpenAiRouteContext, "quota" | "
 
 /** Starts an SSE answer on the raw socket; `write` waits while a slow reader's socket is full. */
 export function openSse(reply: FastifyReply, headers: Record<string, string>, gone: AbortSignal) {
-  reply.hijack();
-  const raw = reply.raw;
-  raw.writeHead(200, {
-    ...headers,
-    "content-type": "text/event-stream; charset=utf-8",
-    "cache-control": "no-cache, no-transform",
-    connection: "keep-alive",
-    "x-accel-buffering": "no",
-  });
-  // The client learns at once that it was admitted, before the first token.
-  raw.flushHeaders();
-  // A slow reader holds only its own socket's buffer: the stream waits in the store meanwhile.
+  const raw = startEventStream(reply, headers);
   // The chunks written in one tick go out in one segment (corked until the next tick).
   let corked = false;
   const write = async (text: string) => {
@@ -188,14 +179,7 @@ export function registerOpenAiRoutes(app: FastifyInstance, ctx: OpenAiRouteConte
       }
       reply.headers(await limitHeaders(user));
       if (view.status !== "completed") throw outcomeError(view);
-      const answer = {
-        requestId: view.requestId,
-        createdAt: view.createdAt,
-        model: view.model,
-        text: view.outputs ?? [view.outputText ?? ""],
-        finishReason: (view.outputs ?? [null]).map(() => view.finishReason ?? "stop"),
-        usage: view.usage,
-      };
+      const answer = answerOf(view);
       return kind === "chat" ? chatCompletionBody(answer) : completionBody(answer);
     } catch (error) {
       if (user && !reply.hasHeader("x-ratelimit-limit-requests")) reply.headers(await limitHeaders(user));
