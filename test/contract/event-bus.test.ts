@@ -2,6 +2,7 @@
  * One contract for every EventBus adapter: Redis pub/sub and in-process memory. Each suite runs two
  * bus instances standing for two API replicas.
  */
+import { sleep, waitFor } from "../support/wait.js";
 import { after, before, describe, it } from "node:test";
 import assert from "node:assert/strict";
 import { randomUUID } from "node:crypto";
@@ -12,15 +13,7 @@ import { MemoryEventBus, MemoryEventHub } from "../../src/adapters/memory/event-
 import { RedisEventBus } from "../../src/adapters/redis/event-bus.js";
 import { requireServices, TEST_URLS, uniqueName } from "../support/services.js";
 
-const sleep = (ms: number) => new Promise<void>((resolve) => setTimeout(resolve, ms));
 
-async function waitFor(what: string, condition: () => boolean, timeoutMs = 3000): Promise<void> {
-  const deadline = Date.now() + timeoutMs;
-  while (!condition()) {
-    if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}`);
-    await sleep(5);
-  }
-}
 
 /** Long enough for a message that is coming to have arrived (used only to show one did NOT). */
 const SETTLE_MS = 150;

@@ -3,6 +3,7 @@
  * per run) and in-process memory. Each suite runs two instances standing for two replicas (a worker
  * and an API, or two workers) over one shared store.
  */
+import { sleep, waitFor } from "../support/wait.js";
 import { after, before, describe, it } from "node:test";
 import assert from "node:assert/strict";
 import { randomUUID } from "node:crypto";
@@ -12,15 +13,7 @@ import { MemoryRunStateHub, MemoryRunStates } from "../../src/adapters/memory/ru
 import { RedisRunStates } from "../../src/adapters/redis/run-states.js";
 import { requireServices, TEST_URLS, uniqueName } from "../support/services.js";
 
-const sleep = (ms: number) => new Promise<void>((resolve) => setTimeout(resolve, ms));
 
-async function waitFor(what: string, condition: () => boolean, timeoutMs = 3000): Promise<void> {
-  const deadline = Date.now() + timeoutMs;
-  while (!condition()) {
-    if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}`);
-    await sleep(5);
-  }
-}
 
 /** Long enough for a notice that is coming to have arrived (used only to show one did NOT). */
 const SETTLE_MS = 150;
