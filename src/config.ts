@@ -66,10 +66,12 @@ const envSchema = z.object({
   WORKER_MAX_ATTEMPTS: int(1, 20).default(4),
   WORKER_RETRY_BASE_MS: int(1, 600_000).default(1_000),
   STREAM_FLUSH_MS: int(0, 1_000).default(20),
+  WORKER_PROGRESS_INTERVAL_MS: int(0, 60_000).default(250),
   ML_REQUEST_TIMEOUT_MS: int(100, 3_600_000).default(120_000),
 
   // collector
   COLLECTOR_PREFETCH: int(1, 1000).default(128),
+  COLLECTOR_LINGER_MS: int(0, 1000).default(5),
 
   // api service
   SSE_HEARTBEAT_MS: int(100, 600_000).default(15_000),
@@ -168,6 +170,8 @@ export interface WorkerConfig {
   retryBaseMs: number;
   /** Token deltas after the first are gathered for at most this long into one stream event. */
   streamFlushMs: number;
+  /** How often the ML Service reports the counts of a request whose client is not streaming. */
+  progressIntervalMs: number;
   requestTimeoutMs: number;
   /** How long stop() lets model calls in flight finish before aborting them (they are requeued). */
   drainGraceMs: number;
@@ -177,6 +181,8 @@ export interface CollectorConfig {
   /** Port of the collector's /health, /livez and /metrics. */
   port: number;
   prefetch: number;
+  /** How long the first outcome of a batch waits for others to share its statement and writes. */
+  lingerMs: number;
 }
 
 export interface ApiServiceConfig {
@@ -316,11 +322,12 @@ export function loadConfig(
       maxAttempts: e.WORKER_MAX_ATTEMPTS,
       retryBaseMs: e.WORKER_RETRY_BASE_MS,
       streamFlushMs: e.STREAM_FLUSH_MS,
+      progressIntervalMs: e.WORKER_PROGRESS_INTERVAL_MS,
       requestTimeoutMs: e.ML_REQUEST_TIMEOUT_MS,
       // Leaves the rest of SHUTDOWN_TIMEOUT_MS for the collector and connections to close.
       drainGraceMs: Math.max(1_000, Math.floor(e.SHUTDOWN_TIMEOUT_MS * 0.6)),
     },
-    collector: { port: port(DEFAULT_PORTS.collector, component === "collector"), prefetch: e.COLLECTOR_PREFETCH },
+    collector: { port: port(DEFAULT_PORTS.collector, component === "collector"), prefetch: e.COLLECTOR_PREFETCH, lingerMs: e.COLLECTOR_LINGER_MS },
     apiService: {
       port: port(DEFAULT_PORTS.apiService, component === "api-service"),
       sseHeartbeatMs: e.SSE_HEARTBEAT_MS,

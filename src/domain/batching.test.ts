@@ -35,6 +35,28 @@ describe("Batcher", () => {
     );
   });
 
+  it("with a linger, items that arrive one by one within it share one batch; a full batch goes at once", async () => {
+    const batches: number[][] = [];
+    const batcher = new Batcher<number>(async (items) => void batches.push(items), { maxBatch: 4, maxInFlight: 2, lingerMs: 30 });
+    const first = batcher.add(1);
+    await new Promise((r) => setImmediate(r));
+    const second = batcher.add(2);
+    assert.deepEqual(batches, [], "a batch that is not full waits for its linger");
+    await Promise.all([first, second]);
+    assert.deepEqual(batches, [[1, 2]]);
+    const full = [3, 4, 5, 6].map((n) => batcher.add(n));
+    assert.deepEqual(batches, [[1, 2], [3, 4, 5, 6]], "a full batch does not wait");
+    await Promise.all(full);
+  });
+
+  it("with a linger, the wait is bounded by the oldest item's age", async () => {
+    const batcher = new Batcher<number>(async () => undefined, { maxBatch: 100, maxInFlight: 1, lingerMs: 20 });
+    const started = performance.now();
+    await batcher.add(1);
+    const waited = performance.now() - started;
+    assert.ok(waited >= 19, `waited ${waited.toFixed(1)} ms`);
+  });
+
   it("never runs more than maxInFlight batches at once", async () => {
     let running = 0;
     let peak = 0;

@@ -3,25 +3,52 @@
  * one statement. An idle batcher writes at once (no timer, so no added latency); under load, up to
  * `maxInFlight` batches of at most `maxBatch` items run concurrently. Each caller's promise settles
  * with its own batch, so a failed batch fails exactly the requests in it.
+ *
+ * With `lingerMs`, a batch that is not full waits until its oldest item is that old: for work whose
+ * callers can afford a few milliseconds (the collector's outcomes), so that at a moderate rate many
+ * items share one statement and one write to each server instead of one each.
  */
+export interface BatcherOptions {
+  maxBatch: number;
+  maxInFlight: number;
+  /** How long a batch that is not full may wait for more items (default 0: never waits). */
+  lingerMs?: number;
+}
+
 export class Batcher<T> {
-  private waiting: Array<{ item: T; resolve: () => void; reject: (error: unknown) => void }> = [];
+  private waiting: Array<{ item: T; at: number; resolve: () => void; reject: (error: unknown) => void }> = [];
   private inFlight = 0;
+  private lingering: ReturnType<typeof setTimeout> | undefined;
 
   constructor(
     private readonly write: (items: T[]) => Promise<void>,
-    private readonly options: { maxBatch: number; maxInFlight: number } = { maxBatch: 64, maxInFlight: 4 },
+    private readonly options: BatcherOptions = { maxBatch: 64, maxInFlight: 4 },
   ) {}
 
   add(item: T): Promise<void> {
     return new Promise<void>((resolve, reject) => {
-      this.waiting.push({ item, resolve, reject });
+      this.waiting.push({ item, at: performance.now(), resolve, reject });
       this.pump();
     });
   }
 
+  /** Milliseconds the next batch should still wait for more items; 0 when it should go now. */
+  private lingerLeft(): number {
+    const linger = this.options.lingerMs ?? 0;
+    if (linger <= 0 || this.waiting.length >= this.options.maxBatch) return 0;
+    return Math.max(0, linger - (performance.now() - this.waiting[0]!.at));
+  }
+
   private pump(): void {
     while (this.inFlight < this.options.maxInFlight && this.waiting.length > 0) {
+      const wait = this.lingerLeft();
+      if (wait > 0) {
+        this.lingering ??= setTimeout(() => {
+          this.lingering = undefined;
+          this.pump();
+        }, Math.ceil(wait));
+        return;
+      }
       const batch = this.waiting.splice(0, this.options.maxBatch);
       this.inFlight += 1;
       this.write(batch.map((entry) => entry.item)).then(
@@ -46,7 +73,7 @@ export class Batcher<T> {
 export class BatchLoader<K, V> {
   private readonly batcher: Batcher<{ key: K; resolve: (value: V | null) => void }>;
 
-  constructor(fetch: (keys: K[]) => Promise<Map<K, V>>, options?: { maxBatch: number; maxInFlight: number }) {
+  constructor(fetch: (keys: K[]) => Promise<Map<K, V>>, options?: BatcherOptions) {
     this.batcher = new Batcher(async (items) => {
       const found = await fetch([...new Set(items.map((item) => item.key))]);
       for (const item of items) item.resolve(found.get(item.key) ?? null);

@@ -41,7 +41,7 @@ describe("collector: outcomes from the results queue", { skip }, () => {
     queue = new MemoryMessageQueue();
     registry = createRegistry();
     collector = createCollector(
-      { port: 0, prefetch: 4 },
+      { port: 0, prefetch: 4, lingerMs: 0 },
       { logger: silentLogger, registry, queue, quota, requests, events, streams: new MemoryRequestStreams(), resultsQueue: "results" },
     );
     await collector.start();

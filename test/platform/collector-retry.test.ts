@@ -24,7 +24,7 @@ describe("collector retries outcomes it cannot store", { skip }, () => {
     await database.drop(); // every store call now fails
     const queue = new MemoryMessageQueue();
     const collector = createCollector(
-      { port: 0, prefetch: 4 },
+      { port: 0, prefetch: 4, lingerMs: 0 },
       {
         logger: silentLogger,
         registry: createRegistry(),

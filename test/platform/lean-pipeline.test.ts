@@ -102,7 +102,7 @@ describe("the collector commits outcomes in natural batches", () => {
     const events = new MemoryEventBus();
     const queue = new MemoryMessageQueue();
     const registry = createRegistry();
-    const collector = createCollector({ port: 0, prefetch: 64 }, { logger: silentLogger, registry, queue, quota, requests, events, streams: new MemoryRequestStreams(), resultsQueue: "res" });
+    const collector = createCollector({ port: 0, prefetch: 64, lingerMs: 5 }, { logger: silentLogger, registry, queue, quota, requests, events, streams: new MemoryRequestStreams(), resultsQueue: "res" });
     const now = new Date();
     const ids = Array.from({ length: 20 }, () => randomUUID());
     for (const id of ids) {

@@ -30,6 +30,7 @@
  */
 import type { Consumer, ConsumeOptions, MessageQueue, QueueStats } from "../../domain/ports.js";
 import type { Logger } from "../../observability/logger.js";
+import { coalesceFrameWrites } from "./coalesced-writes.js";
 import { RabbitConsumer, type ConsumerOwner, type MessageHandler } from "./consumer.js";
 import { deadLetterQueueName } from "./naming.js";
 import { publish } from "./publish.js";
@@ -71,6 +72,7 @@ export class RabbitMessageQueue implements MessageQueue, ConsumerOwner {
 
   /** Connects and declares the topology; rejects if the broker cannot be reached now. */
   static async connect(options: RabbitMessageQueueOptions): Promise<RabbitMessageQueue> {
+    coalesceFrameWrites();
     const mq = new RabbitMessageQueue(options);
     mq.session = await mq.openDeclaredSession();
     return mq;

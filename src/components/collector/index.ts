@@ -57,7 +57,7 @@ export function createCollector(config: CollectorConfig, deps: CollectorDeps): C
       const { changed } = await deps.requests.finishMany(items.map((item) => item.input));
       for (const item of items) item.answer(changed.delete(item.input.requestId));
     },
-    { maxBatch: Math.max(1, config.prefetch), maxInFlight: 2 },
+    { maxBatch: Math.max(1, config.prefetch), maxInFlight: 2, lingerMs: config.lingerMs },
   );
   const store = (input: FinishInput) =>
     new Promise<boolean>((resolve, reject) => {

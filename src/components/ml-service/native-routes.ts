@@ -4,8 +4,11 @@
  * caller that stops reading knows exactly what was processed up to its last line:
  *   {"token":"","is_finished":false,"prompt_tokens":P,"completion_tokens":0}      once the generation has its sequence
  *   {"token":"…","is_finished":false,"prompt_tokens":P,"completion_tokens":C}     per piece of text (C cumulative)
- *   {"token":"","is_finished":true,"prompt_tokens":P,"completion_tokens":C,"token_usage":{…},"model":…,"processing_time":…,"finish_reason":…}
+ *   {"token":"…","is_finished":true,"prompt_tokens":P,"completion_tokens":C,"token_usage":{…},"model":…,"processing_time":…,"finish_reason":…}
  * or, once streaming has started, a last line {"error":{"code","message"},"is_finished":true}.
+ * The last line carries the text not sent yet. With `stream_interval_ms`, every line (the first
+ * too) gathers what that long brings: a caller that only needs progress for the counts (the worker,
+ * for a client that is not streaming) gets a short generation as that one last line, in one write.
  */
 import type { FastifyInstance } from "fastify";
 import { AppError } from "../../errors.js";
@@ -26,23 +29,35 @@ class ProgressLines {
   private text = "";
   private latest: GenerationProgress | undefined;
   private sentCompletion = -1;
-  private lastSent = -Infinity;
+  private lastSent: number;
   private textSent = false;
   private timer: NodeJS.Timeout | undefined;
 
+  /** `firstAtOnce`: the first line and the first text are not held (a streaming reader's first token). */
   constructor(
     private readonly write: (line: string) => void,
     private readonly flushMs: number,
-  ) {}
+    private readonly firstAtOnce: boolean,
+  ) {
+    this.lastSent = firstAtOnce ? -Infinity : performance.now();
+  }
 
   push(p: GenerationProgress): void {
     this.text += p.text;
     this.latest = p;
     if (this.timer) return;
-    // The first text goes at once too: it is the reader's time to first token.
-    const wait = this.textSent ? this.lastSent + this.flushMs - performance.now() : 0;
+    const wait = this.textSent || !this.firstAtOnce ? this.lastSent + this.flushMs - performance.now() : 0;
     if (wait <= 0) this.flush();
     else this.timer = setTimeout(() => this.flush(), wait);
+  }
+
+  /** The text not sent yet, for the last line; nothing is sent after it. */
+  takeRest(): string {
+    clearTimeout(this.timer);
+    this.timer = undefined;
+    const rest = this.text;
+    this.text = "";
+    return rest;
   }
 
   /** Sends what is gathered (a line for counts that moved without text too). */
@@ -90,10 +105,10 @@ export function registerNativeRoutes(app: FastifyInstance, serving: Serving, max
     }
     const stream = new LazyStream(reply, "application/x-ndjson; charset=utf-8");
     const line = (record: Record<string, unknown>) => `${JSON.stringify(record)}\n`;
-    const progress = new ProgressLines((text) => stream.write(text), streamFlushMs);
+    const interval = body.streamIntervalMs;
+    const progress = new ProgressLines((text) => stream.write(text), interval ?? streamFlushMs, interval === undefined);
     try {
       const { results, elapsed } = await serving.generateAll(requests, signal, undefined, (_i, p) => progress.push(p));
-      progress.flush();
       const first = results[0] as GenerationResult;
       if (first.finishReason === "abort" && !signal.aborted) {
         // Aborted by the service itself (it is stopping), not by this caller: the text is cut short.
@@ -102,7 +117,7 @@ export function registerNativeRoutes(app: FastifyInstance, serving: Serving, max
       const usage = usageOf(results, n);
       stream.end(
         line({
-          token: "",
+          token: progress.takeRest(),
           is_finished: true,
           prompt_tokens: usage.prompt_tokens,
           completion_tokens: usage.completion_tokens,

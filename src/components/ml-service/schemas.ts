@@ -42,6 +42,8 @@ export function inferenceBodySchema(maxTokensLimit: number) {
       messages: z.array(nativeMessageSchema).min(1).max(256).optional(),
       ...bodyParamsShape(limitsOf(maxTokensLimit)),
       stream: z.boolean().default(false),
+      /** How long each NDJSON line gathers text and counts (default ML_STREAM_FLUSH_MS, first line at once). */
+      stream_interval_ms: z.number().int().min(0).max(60_000).optional(),
       model: modelField,
     })
     .superRefine((b, ctx) => {
@@ -55,6 +57,7 @@ export function inferenceBodySchema(maxTokensLimit: number) {
       ...(b.messages !== undefined ? { messages: b.messages as ChatMessage[] } : { prompt: b.prompt as string }),
       model: b.model,
       stream: b.stream,
+      ...(b.stream_interval_ms !== undefined ? { streamIntervalMs: b.stream_interval_ms } : {}),
       params: fromWire(b),
     }));
 }

@@ -72,7 +72,12 @@ export function createWorker(config: WorkerConfig, deps: WorkerDeps): Worker {
   // worker and the ML Service more CPU than the call itself on a small model.
   const agent = createKeepAliveAgent();
   const callModel = (message: RequestMessage, callbacks: StreamCallbacks, signal: AbortSignal, headers?: Record<string, string>): Promise<StreamedGeneration> =>
-    generateStream({ baseUrl: mlServiceUrl, api: config.mlServiceApi, timeoutMs: config.requestTimeoutMs, agent, token: config.mlServiceToken, headers }, message, callbacks, signal);
+    generateStream(
+      { baseUrl: mlServiceUrl, api: config.mlServiceApi, timeoutMs: config.requestTimeoutMs, agent, token: config.mlServiceToken, headers, progressIntervalMs: config.progressIntervalMs },
+      message,
+      callbacks,
+      signal,
+    );
 
   const publishOutcome = async (outcome: OutcomeMessage, options?: { headers?: Record<string, string> }) => {
     await deps.queue.publish(deps.resultsQueue, encodeMessage(outcome), options);

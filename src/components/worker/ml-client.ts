@@ -52,6 +52,11 @@ export interface MlClientOptions {
   token?: string;
   /** Sent with the call as they are: the model call span's traceparent when tracing is on. */
   headers?: Record<string, string>;
+  /**
+   * For a request whose client is not streaming: how often the streamed call reports progress
+   * (the counts a cancel charges). Unset: the server's own pace, made for readers of text.
+   */
+  progressIntervalMs?: number;
 }
 
 export async function generate(options: MlClientOptions, message: MlRequest, signal?: AbortSignal): Promise<Generation> {
@@ -139,9 +144,10 @@ export function httpError(status: number, text: string, retryAfterHeader: string
  * The request's parameters go to the model server as the queue message carries them; only the
  * OpenAI protocol renames two (`max_tokens`, `n`). Exported for the parameter table test.
  */
-export function nativeRequest(baseUrl: string, m: MlRequest, stream = false) {
+export function nativeRequest(baseUrl: string, m: MlRequest, stream = false, streamIntervalMs?: number) {
   const input = m.messages ? { messages: m.messages } : { prompt: m.prompt };
-  return { url: new URL("/inference", baseUrl), body: { ...input, model: m.model, ...m.params, stream } };
+  const interval = stream && streamIntervalMs !== undefined ? { stream_interval_ms: streamIntervalMs } : {};
+  return { url: new URL("/inference", baseUrl), body: { ...input, model: m.model, ...m.params, stream, ...interval } };
 }
 
 /** `/v1/completions` for a prompt, `/v1/chat/completions` for messages. */

@@ -142,6 +142,28 @@ describe("generateStream against a scripted model server", () => {
     assert.equal(result.outputs, undefined);
   });
 
+  it("a request whose client is not streaming asks for the progress interval; one that streams keeps the server's pace", async () => {
+    script = (_req, res) => {
+      ndjsonHead(res);
+      res.end(last(3, 1, "stop"));
+    };
+    await generateStream(options({ progressIntervalMs: 250 }), MESSAGE, {});
+    assert.equal(received[0]?.body.stream_interval_ms, 250);
+    await generateStream(options({ progressIntervalMs: 250 }), { ...MESSAGE, stream: true }, {});
+    assert.ok(!("stream_interval_ms" in (received[1]?.body ?? {})), "a streaming client's text is not held back");
+  });
+
+  it("the text of the last line is part of the result and its last delta", async () => {
+    script = (_req, res) => {
+      ndjsonHead(res);
+      res.end(tok("Once", 3, 1) + line({ token: " upon", is_finished: true, ...counts(3, 2), token_usage: { ...counts(3, 2), total_tokens: 5 }, model: "m", finish_reason: "stop" }));
+    };
+    const deltas: string[] = [];
+    const result = await generateStream(options(), MESSAGE, { onDelta: (d) => deltas.push(d) });
+    assert.equal(result.outputText, "Once upon");
+    assert.deepEqual(deltas, ["Once", " upon"]);
+  });
+
   it("a last line without a trailing newline still ends the answer", async () => {
     script = (_req, res) => {
       ndjsonHead(res);

@@ -62,7 +62,7 @@ export function generateStream(
   signal?: AbortSignal,
 ): Promise<StreamedGeneration> {
   if (options.api !== "native" || (message.params.num_return_sequences ?? 1) > 1) return generateWhole(options, message, callbacks, signal);
-  const { url, body } = nativeRequest(options.baseUrl, message, true);
+  const { url, body } = nativeRequest(options.baseUrl, message, true, message.stream ? undefined : options.progressIntervalMs);
   const reader = new LineReader(message.model, callbacks);
   if (signal?.aborted) return Promise.resolve(reader.cancelled());
 
@@ -147,6 +147,8 @@ class LineReader {
     if (isCount(json.prompt_tokens)) this.promptTokens = json.prompt_tokens;
     if (isCount(json.completion_tokens)) this.completionTokens = json.completion_tokens;
     if (json.is_finished === true) {
+      // The last line carries the text not sent before it (none from a server that sends it all earlier).
+      if (typeof json.token === "string" && json.token.length > 0) this.addText(json.token);
       const usage = readUsage(json.token_usage);
       if (!usage) throw badLine("the last line has no token_usage");
       if (json.finish_reason === "abort") {
@@ -163,11 +165,13 @@ class LineReader {
       return { result };
     }
     if (typeof json.token !== "string") throw badLine("a line has no token");
-    if (json.token.length > 0) {
-      this.text += json.token;
-      this.callbacks.onDelta?.(json.token);
-    }
+    if (json.token.length > 0) this.addText(json.token);
     return undefined;
+  }
+
+  private addText(text: string): void {
+    this.text += text;
+    this.callbacks.onDelta?.(text);
   }
 }
 
