@@ -155,9 +155,10 @@ export interface RequestStore {
   /**
    * `finish` for many outcomes in one statement (all stored, or none): each request that was not yet
    * finished takes its outcome (the first, if an id comes twice) and its ledger row. `changed` names
-   * the requests that changed; any other id is a duplicate outcome or an unknown request.
+   * the requests that changed, each with the quota window it was reserved in (so that settling it
+   * needs no lookup); any other id is a duplicate outcome or an unknown request.
    */
-  finishMany(inputs: FinishInput[]): Promise<{ changed: Set<string> }>;
+  finishMany(inputs: FinishInput[]): Promise<{ changed: Map<string, QuotaWindow> }>;
   get(requestId: string): Promise<StoredRequest | null>;
   /** The request without prompt and parameters (cheaper to read, for status lookups). */
   view(requestId: string): Promise<RequestView | null>;

@@ -77,10 +77,14 @@ export interface QuotaStore {
    * Reserving the same requestId twice counts once (`duplicate: true`).
    */
   reserve(input: ReserveInput): Promise<ReserveResult>;
-  /** Replace the reservation by the real count, exactly once, in the windows it was reserved in. */
-  settle(input: { userId: string; requestId: string; actualTokens: number }): Promise<SettleResult>;
-  /** Give the reservation (tokens and the request count) back; exactly once. */
-  release(input: { userId: string; requestId: string }): Promise<ReleaseResult>;
+  /**
+   * Replace the reservation by the real count, exactly once, in the windows it was reserved in.
+   * `window`, when the caller knows it (the stored request has it), spares looking it up; a wrong
+   * one changes nothing (the store then finds the right one itself).
+   */
+  settle(input: { userId: string; requestId: string; actualTokens: number; window?: QuotaWindow }): Promise<SettleResult>;
+  /** Give the reservation (tokens and the request count) back; exactly once. `window` as for settle. */
+  release(input: { userId: string; requestId: string; window?: QuotaWindow }): Promise<ReleaseResult>;
   usage(userId: string, now: Date): Promise<QuotaUsage>;
   /** Liveness check used by /health and start-up. */
   ping(): Promise<void>;

@@ -261,6 +261,20 @@ for (const subject of subjects) {
       assert.deepEqual(await store.usage(u, NOW), before);
     });
 
+    it("a window the caller passes is only a hint: the right one settles at once, a wrong one changes nothing and the reservation's own windows are used", async () => {
+      const u = user();
+      const [right, wrong, released] = [req(), req(), req()];
+      const window = { day: "2031-03-10", month: "2031-03" };
+      const elsewhere = { day: "2031-02-01", month: "2031-02" };
+      for (const id of [right, wrong, released]) await reserve(u, id, 100);
+      assert.equal(await store.settle({ userId: u, requestId: right, actualTokens: 7, window }), "settled");
+      assert.equal(await store.settle({ userId: u, requestId: wrong, actualTokens: 9, window: elsewhere }), "settled");
+      assert.equal(await store.release({ userId: u, requestId: released, window: elsewhere }), "released");
+      assert.equal(await store.settle({ userId: u, requestId: right, actualTokens: 7, window }), "already_settled");
+      assert.deepEqual((await store.usage(u, NOW)).daily, { requests: 2, tokensUsed: 16, tokensReserved: 0 });
+      assert.equal((await store.usage(u, at("2031-02-01T12:00:00Z"))).daily.tokensUsed, 0, "the wrong window was not touched");
+    });
+
     it("settle and release of an unknown reservation answer unknown_reservation", async () => {
       const u = user();
       const id = req();

@@ -177,7 +177,8 @@ for (const [name, open, skip] of backends) {
         failed(done!.requestId, "late"),
         failed(unknown, "nobody"),
       ]);
-      assert.deepEqual([...changed].sort(), [a!.requestId, b!.requestId, c!.requestId].sort(), "only the open requests change, each once");
+      assert.deepEqual([...changed.keys()].sort(), [a!.requestId, b!.requestId, c!.requestId].sort(), "only the open requests change, each once");
+      assert.deepEqual(changed.get(a!.requestId), a!.window, "each with the quota window it was reserved in");
       const storedA = await store.get(a!.requestId);
       assert.equal(storedA?.status, "completed");
       assert.equal(storedA?.outputText, "a", "the first outcome of an id is the one stored");

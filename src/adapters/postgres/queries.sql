@@ -91,7 +91,7 @@ WITH outcome AS (
      OR (status = 'failed' AND charged)
   ON CONFLICT (request_id) DO NOTHING
 )
-SELECT request_id FROM finished;
+SELECT request_id, quota_day, quota_month FROM finished;
 
 -- name: getRequest
 SELECT request_id, user_id, model, prompt, params, estimated_tokens, quota_day, quota_month, status, published,

@@ -4,6 +4,7 @@ import type {
   NewRequest,
   FinishReason,
   QuotaReplayEntry,
+  QuotaWindow,
   RequestApi,
   RequestPage,
   RequestStatus,
@@ -129,7 +130,7 @@ export class SqlRequestStore implements RequestStore {
     return { changed: changed.has(input.requestId) };
   }
 
-  async finishMany(inputs: FinishInput[]): Promise<{ changed: Set<string> }> {
+  async finishMany(inputs: FinishInput[]): Promise<{ changed: Map<string, QuotaWindow> }> {
     // One outcome per id (the statement would otherwise pick one of them at random), and ids answered
     // as the caller spelled them (PostgreSQL answers a uuid in lower case).
     const spelled = new Map<string, string>();
@@ -139,9 +140,9 @@ export class SqlRequestStore implements RequestStore {
       spelled.set(key, input.requestId);
       return true;
     });
-    if (outcomes.length === 0) return { changed: new Set() };
+    if (outcomes.length === 0) return { changed: new Map() };
     const column = <V>(pick: (input: FinishInput) => V) => outcomes.map(pick);
-    const result = await this.db.query<{ request_id: string }>(sql("finishRequests"), [
+    const result = await this.db.query<{ request_id: string; quota_day: string; quota_month: string }>(sql("finishRequests"), [
       column((o) => o.requestId),
       column((o) => o.status),
       column((o) => o.at),
@@ -157,7 +158,11 @@ export class SqlRequestStore implements RequestStore {
       column((o) => o.status === "failed" && o.charged === true),
       column((o) => o.finishReason ?? null),
     ]);
-    return { changed: new Set(result.rows.map((row) => spelled.get(row.request_id) ?? row.request_id)) };
+    return {
+      changed: new Map(
+        result.rows.map((row) => [spelled.get(row.request_id) ?? row.request_id, { day: String(row.quota_day), month: row.quota_month }]),
+      ),
+    };
   }
 
   async get(requestId: string): Promise<StoredRequest | null> {

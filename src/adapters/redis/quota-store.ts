@@ -200,10 +200,10 @@ export class RedisQuotaStore implements QuotaStore {
     };
   }
 
-  async settle(input: { userId: string; requestId: string; actualTokens: number }): Promise<SettleResult> {
+  async settle(input: { userId: string; requestId: string; actualTokens: number; window?: QuotaWindow }): Promise<SettleResult> {
     assertQuotaIds(input.userId, input.requestId);
     assertCount("actualTokens", input.actualTokens);
-    const reply = await this.onReservation(input.userId, input.requestId, (keys, w) =>
+    const reply = await this.onReservation(input.userId, input.requestId, input.window, (keys, w) =>
       this.commands.mlQuotaSettle(
         ...keys,
         input.actualTokens,
@@ -217,9 +217,9 @@ export class RedisQuotaStore implements QuotaStore {
     return reply as SettleResult;
   }
 
-  async release(input: { userId: string; requestId: string }): Promise<ReleaseResult> {
+  async release(input: { userId: string; requestId: string; window?: QuotaWindow }): Promise<ReleaseResult> {
     assertQuotaIds(input.userId, input.requestId);
-    const reply = await this.onReservation(input.userId, input.requestId, (keys, w) =>
+    const reply = await this.onReservation(input.userId, input.requestId, input.window, (keys, w) =>
       this.commands.mlQuotaRelease(...keys, w.day, w.month, dayKeyExpireAt(w.day), monthKeyExpireAt(w.month)),
     );
     if (!RELEASE_RESULTS.has(reply)) throw new Error(`unexpected release reply: ${reply}`);
@@ -257,13 +257,23 @@ export class RedisQuotaStore implements QuotaStore {
    * reservation, day and month keys. The script re-checks the window and answers window_mismatch
    * if the record changed in between (expired and re-made); then we read again.
    */
+  /**
+   * Runs a settle or release script on the reservation's windows: first on `hint` when the caller
+   * knows them (one round trip; the script answers window_mismatch or unknown_reservation if they
+   * are not the reservation's), else, or then, on the windows read from the reservation.
+   */
   private async onReservation(
     userId: string,
     requestId: string,
+    hint: QuotaWindow | undefined,
     script: (keys: [string, string, string], window: QuotaWindow) => Promise<unknown>,
   ): Promise<string> {
     const k = this.keys(userId);
     const reservationKey = k.reservation(requestId);
+    if (hint) {
+      const reply = String(await script([reservationKey, k.day(hint.day), k.month(hint.month)], hint));
+      if (reply !== "window_mismatch" && reply !== "unknown_reservation") return reply;
+    }
     for (let attempt = 0; attempt < MAX_WINDOW_RETRIES; attempt++) {
       const [day, month] = await this.redis.hmget(reservationKey, "day", "month");
       if (!day || !month) {

@@ -11,7 +11,7 @@ import type { CollectorConfig } from "../../config.js";
 import { chargedOnFailure } from "../../errors.js";
 import { parseOutcomeMessage, type OutcomeMessage } from "../../domain/contracts.js";
 import { Batcher } from "../../domain/batching.js";
-import type { Consumer, EventBus, FinishInput, HandlerVerdict, MessageQueue, QuotaStore, RequestStore, RequestStreams, RequestView } from "../../domain/ports.js";
+import type { Consumer, EventBus, FinishInput, HandlerVerdict, MessageQueue, QuotaStore, QuotaWindow, RequestStore, RequestStreams, RequestView } from "../../domain/ports.js";
 import { probeDependencies } from "../../http/server.js";
 import type { Logger } from "../../observability/logger.js";
 import { counter, type Registry } from "../../observability/metrics.js";
@@ -50,19 +50,24 @@ export function createCollector(config: CollectorConfig, deps: CollectorDeps): C
   let consumer: Consumer | undefined;
 
   // Outcomes that arrive while one batch is being written are gathered into the next: one statement
-  // for many outcomes (at most what the prefetch lets in). Each answers whether its request changed;
-  // a request id twice in one batch changes with its first outcome only.
-  const finishes = new Batcher<{ input: FinishInput; answer: (changed: boolean) => void }>(
+  // for many outcomes (at most what the prefetch lets in). Each answers whether its request changed
+  // (with the quota window it was reserved in); a request id twice in one batch changes with its
+  // first outcome only.
+  const finishes = new Batcher<{ input: FinishInput; answer: (window: QuotaWindow | undefined) => void }>(
     async (items) => {
       const { changed } = await deps.requests.finishMany(items.map((item) => item.input));
-      for (const item of items) item.answer(changed.delete(item.input.requestId));
+      for (const item of items) {
+        const window = changed.get(item.input.requestId);
+        changed.delete(item.input.requestId);
+        item.answer(window);
+      }
     },
     { maxBatch: Math.max(1, config.prefetch), maxInFlight: 2, lingerMs: config.lingerMs },
   );
   const store = (input: FinishInput) =>
-    new Promise<boolean>((resolve, reject) => {
-      let changed = false;
-      finishes.add({ input, answer: (c) => (changed = c) }).then(() => resolve(changed), reject);
+    new Promise<QuotaWindow | undefined>((resolve, reject) => {
+      let window: QuotaWindow | undefined;
+      finishes.add({ input, answer: (w) => (window = w) }).then(() => resolve(window), reject);
     });
 
   function finishInput(outcome: OutcomeMessage): FinishInput {
@@ -90,7 +95,8 @@ export function createCollector(config: CollectorConfig, deps: CollectorDeps): C
 
   async function finish(outcome: OutcomeMessage): Promise<void> {
     const input = finishInput(outcome);
-    const changed = await store(input);
+    const window = await store(input);
+    const changed = window !== undefined;
     // Settle/release even when nothing changed: a crash after the commit and before this point is
     // repaired by the redelivery, and the quota store applies each exactly once per request id.
     const stored = changed ? null : await deps.requests.view(outcome.request_id);
@@ -104,13 +110,13 @@ export function createCollector(config: CollectorConfig, deps: CollectorDeps): C
     // A cancelled request that ran pays for the tokens processed; one that never ran is released.
     const ran = settledStatus === "completed" || (settledStatus === "cancelled" && (settledUsage?.total_tokens ?? 0) > 0);
     if (ran && settledUsage) {
-      const result = await deps.quota.settle({ userId: outcome.user_id, requestId: outcome.request_id, actualTokens: settledUsage.total_tokens });
+      const result = await deps.quota.settle({ userId: outcome.user_id, requestId: outcome.request_id, actualTokens: settledUsage.total_tokens, window });
       if (result === "settled") tokensSettled.inc(settledUsage.total_tokens);
     } else if (charged) {
       // Failed on its own input (too long a prompt, parameters the model refuses): the request counts.
-      await deps.quota.settle({ userId: outcome.user_id, requestId: outcome.request_id, actualTokens: 0 });
+      await deps.quota.settle({ userId: outcome.user_id, requestId: outcome.request_id, actualTokens: 0, window });
     } else {
-      await deps.quota.release({ userId: outcome.user_id, requestId: outcome.request_id });
+      await deps.quota.release({ userId: outcome.user_id, requestId: outcome.request_id, window });
     }
     if (outcome.stream_seq !== undefined) await endStream(outcome, stored, input);
     if (!changed) {
