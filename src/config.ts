@@ -47,6 +47,8 @@ const envSchema = z.object({
   RATE_LIMIT_PER_IP_PER_MINUTE: int(0, 1e9).default(0),
   AUTH_CACHE_TTL_MS: int(0, 1_000).default(500),
   SWEEP_INTERVAL_MS: int(100, 3_600_000).default(5_000),
+  QUEUE_ESTIMATE_INTERVAL_MS: int(100, 600_000).default(1_000),
+  QUEUE_ESTIMATE_WINDOW_S: int(1, 3_600).default(30),
   SWEEP_UNPUBLISHED_AFTER_MS: int(100, 3_600_000).default(30_000),
   SWEEP_LEASE_MS: int(1_000, 3_600_000).default(60_000),
   RESERVATION_TIMEOUT_MS: int(1_000, 7 * 24 * 3_600_000).default(6 * 3_600_000),
@@ -135,6 +137,8 @@ export interface GatewayConfig {
   /** How long an API key lookup is cached: a revoked key keeps working at most this long. */
   authCacheTtlMs: number;
   sweepIntervalMs: number;
+  /** How often the queue estimate reads the backlog, and over how many seconds it measures the throughput. */
+  queueEstimate: { intervalMs: number; windowSeconds: number };
   sweepUnpublishedAfterMs: number;
   /** How long a sweeper's claim on rows (to publish or expire them) keeps other replicas off them. */
   sweepLeaseMs: number;
@@ -300,6 +304,7 @@ export function loadConfig(
       rateLimitPerIpPerMinute: e.RATE_LIMIT_PER_IP_PER_MINUTE,
       authCacheTtlMs: e.AUTH_CACHE_TTL_MS,
       sweepIntervalMs: e.SWEEP_INTERVAL_MS,
+      queueEstimate: { intervalMs: e.QUEUE_ESTIMATE_INTERVAL_MS, windowSeconds: e.QUEUE_ESTIMATE_WINDOW_S },
       sweepUnpublishedAfterMs: e.SWEEP_UNPUBLISHED_AFTER_MS,
       sweepLeaseMs: e.SWEEP_LEASE_MS,
       reservationTimeoutMs: e.RESERVATION_TIMEOUT_MS,

@@ -48,6 +48,7 @@ export const ERRORS = {
 
   // ---- limits: retry later
   quota_exceeded: { status: 429, retryable: true, doc: "A quota limit is reached; `details.limit` names it and `Retry-After` says when it resets." },
+  queue_deadline_unmeetable: { status: 429, retryable: true, doc: "The estimated wait before the request would start is longer than its `max_queue_seconds`; nothing was reserved. `Retry-After` says when the backlog should be short enough." },
   rate_limited: { status: 429, retryable: true, doc: "Too many requests a minute from this address; see `Retry-After`." },
   request_timeout: { status: 408, retryable: true, doc: "The request was not received completely in time." },
 
@@ -62,6 +63,7 @@ export const ERRORS = {
   // ---- outcomes stored on a failed request (GET /api/v1/requests/{id}: `error.code`)
   attempts_exhausted: { status: 503, retryable: true, doc: "The model server kept failing transiently until `WORKER_MAX_ATTEMPTS` was used up." },
   timeout: { status: 504, retryable: true, doc: "The request did not finish within `RESERVATION_TIMEOUT_MS`; its reservation was released." },
+  deadline_exceeded: { status: 504, retryable: true, doc: "The request was still queued when its `max_queue_seconds` ran out; it never ran and its reservation was released." },
   missing_usage: { status: 502, retryable: true, doc: "The model server reported no token usage, so the result could not be settled and was not kept." },
   ml_http_error: { status: 502, retryable: false, doc: "The model server refused the request with a status and code of its own; the message names both." },
   ml_timeout: { status: 504, retryable: true, doc: "The model server did not answer within `ML_REQUEST_TIMEOUT_MS` (retried, then `attempts_exhausted`)." },

@@ -17,7 +17,9 @@ import { SqlOutbox } from "./adapters/postgres/outbox.js";
 import { SqlStaleRequests } from "./adapters/postgres/stale-requests.js";
 import { SqlQuotaLedger } from "./adapters/postgres/quota-ledger.js";
 import { SqlBatchStore } from "./adapters/postgres/batch-store.js";
+import { SqlBacklogStats } from "./adapters/postgres/backlog-stats.js";
 import type { BatchStore } from "./domain/batches.js";
+import type { BacklogStats } from "./domain/ports.js";
 import { RedisQuotaStore } from "./adapters/redis/quota-store.js";
 import { openBoundedRedis, readyWithin } from "./adapters/redis/connection.js";
 import { RedisEventBus } from "./adapters/redis/event-bus.js";
@@ -35,6 +37,7 @@ import type { Logger } from "./observability/logger.js";
 export interface Adapters {
   requests: RequestStore;
   batches: BatchStore;
+  backlog: BacklogStats;
   outbox: Outbox;
   stale: StaleRequests;
   users: UserStore;
@@ -119,7 +122,7 @@ export async function openDatabase(config: Config, logger: Logger, options: Pick
 
 /** Everything that lives in the database, on one client. */
 function databaseAdapters(db: SqlClient) {
-  return { requests: new SqlRequestStore(db), batches: new SqlBatchStore(db), outbox: new SqlOutbox(db), stale: new SqlStaleRequests(db), users: new SqlUserStore(db) };
+  return { requests: new SqlRequestStore(db), batches: new SqlBatchStore(db), backlog: new SqlBacklogStats(db), outbox: new SqlOutbox(db), stale: new SqlStaleRequests(db), users: new SqlUserStore(db) };
 }
 
 /** Opens the named adapters, and only those; a name that cannot be opened fails the whole call. */
@@ -153,7 +156,7 @@ export async function openInfrastructure<K extends AdapterName>(
   };
   let db: SqlClient | undefined;
   try {
-    if (["requests", "batches", "outbox", "stale", "users"].some((name) => wanted.has(name as AdapterName))) {
+    if (["requests", "batches", "backlog", "outbox", "stale", "users"].some((name) => wanted.has(name as AdapterName))) {
       if (options.database) {
         db = options.database;
         kinds.database = options.database.kind;

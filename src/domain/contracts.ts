@@ -32,6 +32,8 @@ export const requestMessageSchemaFor = (limits: GenerationLimits) =>
       messages: z.array(chatMessageSchema).min(1).max(256).optional(),
       /** The worker publishes the token deltas to the request's stream. */
       stream: z.literal(true).optional(),
+      /** The latest time the request may start; a worker that takes it later fails it deadline_exceeded. */
+      deadline_at: z.string().refine((v) => !Number.isNaN(Date.parse(v)), "must be a date-time").optional(),
       params: wireParamsSchema(limits),
       reserved_tokens: z.number().int().nonnegative(),
       attempt: z.number().int().min(1),

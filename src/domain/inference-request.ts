@@ -22,10 +22,24 @@ export interface InferenceInput {
   params: GenerationParams;
   /** Accepted for compatibility with the first version; results are delivered on events_url. */
   stream: boolean;
+  /** The longest the request may wait in the queue (refused at admission when the estimate is longer). */
+  maxQueueSeconds?: number;
+}
+
+/** Bounds of max_queue_seconds: a second to a day. */
+export const MAX_QUEUE_SECONDS = { min: 1, max: 86_400 } as const;
+
+/** The body's max_queue_seconds, checked (shared by every submit route); undefined when absent or null. */
+export function readMaxQueueSeconds(value: unknown): number | undefined {
+  if (value === undefined || value === null) return undefined;
+  if (typeof value !== "number" || !Number.isFinite(value) || value < MAX_QUEUE_SECONDS.min || value > MAX_QUEUE_SECONDS.max) {
+    throw bad("max_queue_seconds", `must be a number of seconds from ${MAX_QUEUE_SECONDS.min} to ${MAX_QUEUE_SECONDS.max}, got ${describe(value)}`);
+  }
+  return value;
 }
 
 /** Every top-level field the body may carry (the OpenAPI document's schema is checked against it). */
-export const KNOWN_FIELDS = new Set<string>(["prompt", "model", "stream", ...GENERATION_FIELD_NAMES]);
+export const KNOWN_FIELDS = new Set<string>(["prompt", "model", "stream", "max_queue_seconds", ...GENERATION_FIELD_NAMES]);
 
 export interface ValidationLimits extends GenerationLimits {
   maxPromptChars: number;
@@ -84,7 +98,8 @@ export function parseInferenceBody(body: unknown, limits: ValidationLimits): Inf
   }
 
   const params = readParams(record, limits);
-  return { prompt, model, params, stream };
+  const maxQueueSeconds = readMaxQueueSeconds(record.max_queue_seconds);
+  return { prompt, model, params, stream, ...(maxQueueSeconds !== undefined ? { maxQueueSeconds } : {}) };
 }
 
 /**

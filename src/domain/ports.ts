@@ -5,6 +5,7 @@
 import type { ChatMessage, RequestEvent, TokenUsage } from "./contracts.js";
 import type { GenerationParams } from "./generation-params.js";
 import type { QuotaLimits, QuotaWindow } from "./quota-ports.js";
+import type { QueueSnapshot } from "./queue-estimate.js";
 export * from "./quota-ports.js";
 export * from "./stream-ports.js";
 
@@ -87,6 +88,8 @@ export interface NewRequest {
   streamTokens?: boolean;
   /** Hash of the route and body sent with an Idempotency-Key (the key itself names the request id). */
   idempotencyHash?: string | null;
+  /** The latest time the request may start (max_queue_seconds); past it, it fails deadline_exceeded. */
+  deadlineAt?: Date | null;
 }
 
 export interface StoredRequest extends NewRequest {
@@ -265,4 +268,18 @@ export interface UserStore {
   revokeApiKey(keyId: string): Promise<boolean>;
   upsertTier(tier: Tier): Promise<void>;
   listTiers(): Promise<Tier[]>;
+}
+
+/** A user's place in the queue: their open requests, and what was admitted before the oldest of them. */
+export interface QueuePosition {
+  open: number;
+  ahead: number;
+  aheadEstimatedTokens: number;
+}
+
+/** The backlog and recent throughput the queue estimate is made from. */
+export interface BacklogStats {
+  /** The backlog now, and what finished in the last `windowSeconds` before `now`. */
+  snapshot(windowSeconds: number, now: Date): Promise<QueueSnapshot>;
+  positionOf(userId: string): Promise<QueuePosition>;
 }

@@ -8,7 +8,7 @@ import type { NewRequest } from "./ports.js";
 
 export type PublishableRequest = Pick<
   NewRequest,
-  "requestId" | "userId" | "model" | "prompt" | "params" | "estimatedTokens" | "createdAt" | "messages" | "streamTokens"
+  "requestId" | "userId" | "model" | "prompt" | "params" | "estimatedTokens" | "createdAt" | "messages" | "streamTokens" | "deadlineAt"
 >;
 
 export function requestMessageOf(request: PublishableRequest): RequestMessage {
@@ -24,5 +24,6 @@ export function requestMessageOf(request: PublishableRequest): RequestMessage {
     reserved_tokens: request.estimatedTokens,
     attempt: 1,
     created_at: request.createdAt.toISOString(),
+    ...(request.deadlineAt ? { deadline_at: request.deadlineAt.toISOString() } : {}),
   };
 }

@@ -427,6 +427,7 @@ export const RULES: Rule[] = [
       const want: Record<string, string> = {
         "/api/v1/inference": "api-gateway",
         "/v1": "api-gateway",
+        "/api/v1/queue": "api-gateway",
         "/console": "api-gateway",
         "/api/v1/status": "api-service",
         "/api/v1/requests": "api-service",

@@ -16,6 +16,8 @@ import { Authenticator } from "../../src/http/authenticator.js";
 import { silentLogger } from "../../src/observability/logger.js";
 import { createAdmission } from "../../src/components/gateway/admission.js";
 import { PublishedMarker } from "../../src/components/gateway/published-marker.js";
+import { QueueEstimator } from "../../src/components/gateway/queue-estimator.js";
+import { SqlBacklogStats } from "../../src/adapters/postgres/backlog-stats.js";
 import { SqlBatchStore } from "../../src/adapters/postgres/batch-store.js";
 import { registerBatchRoutes } from "../../src/components/gateway/batches/routes.js";
 import { BatchDispatcher, batchUserResolver } from "../../src/components/gateway/batches/dispatcher.js";
@@ -54,6 +56,7 @@ for (const backend of ["servers", "embedded"] as Backend[]) {
         requestsQueue: platform.queues.requests,
         insert: async (request) => (await platform.requests.insertMany([request])).inserted.has(request.requestId),
         marker: new PublishedMarker(platform.outbox, silentLogger),
+        estimator: new QueueEstimator({ stats: new SqlBacklogStats(platform.database.db), log: silentLogger, intervalMs: 1_000, windowSeconds: 30, now: () => new Date() }),
         onPublished: () => undefined,
         now: () => new Date(),
       });

@@ -5,9 +5,9 @@
 -- name: insertRequests
 INSERT INTO inference_requests
   (request_id, user_id, model, prompt, params, estimated_tokens, quota_day, quota_month, created_at,
-   api, api_options, messages, stream_tokens, idempotency_hash)
+   api, api_options, messages, stream_tokens, idempotency_hash, deadline_at)
 SELECT * FROM unnest($1::uuid[], $2::text[], $3::text[], $4::text[], $5::jsonb[], $6::int[], $7::date[], $8::text[],
-                     $9::timestamptz[], $10::text[], $11::jsonb[], $12::jsonb[], $13::boolean[], $14::text[])
+                     $9::timestamptz[], $10::text[], $11::jsonb[], $12::jsonb[], $13::boolean[], $14::text[], $15::timestamptz[])
 ON CONFLICT (request_id) DO NOTHING
 RETURNING request_id;
 
@@ -30,7 +30,7 @@ WHERE request_id IN (
   FOR UPDATE SKIP LOCKED)
 RETURNING request_id, user_id, model, prompt, params, estimated_tokens, quota_day, quota_month, status, published,
           created_at, started_at, completed_at, result, outputs, prompt_tokens, completion_tokens, total_tokens,
-          error_code, error_message, api, api_options, messages, stream_tokens, finish_reason, idempotency_hash;
+          error_code, error_message, api, api_options, messages, stream_tokens, finish_reason, idempotency_hash, deadline_at;
 
 -- name: claimStale
 UPDATE inference_requests SET claimed_until = $3
@@ -96,7 +96,7 @@ SELECT request_id, quota_day, quota_month FROM finished;
 -- name: getRequest
 SELECT request_id, user_id, model, prompt, params, estimated_tokens, quota_day, quota_month, status, published,
        created_at, started_at, completed_at, result, outputs, prompt_tokens, completion_tokens, total_tokens,
-       error_code, error_message, api, api_options, messages, stream_tokens, finish_reason, idempotency_hash
+       error_code, error_message, api, api_options, messages, stream_tokens, finish_reason, idempotency_hash, deadline_at
 FROM inference_requests WHERE request_id = $1;
 
 -- name: viewRequest
@@ -312,3 +312,27 @@ UPDATE batches SET status = $3::text, finalizing_at = $4::timestamptz, output_fi
   cancelled_at = CASE WHEN $3::text = 'cancelled' THEN $4::timestamptz END
 WHERE batch_id = $1 AND status = $2
 RETURNING batch_id;
+
+-- The queue as the estimate sees it: open requests (queued or running) and their estimated tokens,
+-- batch lines not yet dispatched, and what finished since $1 (count, estimated tokens, mean run).
+-- name: queueSnapshot
+SELECT o.open_requests, o.open_tokens,
+       (SELECT count(*) FROM batch_lines WHERE status = 'pending')::int AS pending_lines,
+       f.finished, f.finished_tokens, f.mean_run_seconds
+FROM (SELECT count(*)::int AS open_requests, COALESCE(sum(estimated_tokens), 0)::bigint AS open_tokens
+      FROM inference_requests WHERE status IN ('queued', 'processing')) o,
+     (SELECT count(*)::int AS finished, COALESCE(sum(estimated_tokens), 0)::bigint AS finished_tokens,
+             avg(EXTRACT(EPOCH FROM completed_at - started_at)) FILTER (WHERE started_at IS NOT NULL)::float8 AS mean_run_seconds
+      FROM inference_requests WHERE completed_at > $1) f;
+
+-- A user's open requests, and the open requests (and their estimated tokens) admitted before the oldest of them.
+-- name: queuePosition
+WITH mine AS (
+  SELECT count(*)::int AS open, min(created_at) AS oldest
+  FROM inference_requests WHERE user_id = $1 AND status IN ('queued', 'processing')
+)
+SELECT mine.open, a.ahead, a.ahead_tokens
+FROM mine, LATERAL (
+  SELECT count(*)::int AS ahead, COALESCE(sum(estimated_tokens), 0)::bigint AS ahead_tokens
+  FROM inference_requests r WHERE r.status IN ('queued', 'processing') AND r.created_at < mine.oldest
+) a;

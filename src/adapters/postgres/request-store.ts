@@ -44,6 +44,7 @@ interface RequestRow {
   stream_tokens: boolean;
   finish_reason: FinishReason | null;
   idempotency_hash: string | null;
+  deadline_at?: Date | string | null;
 }
 
 const asDate = (value: Date | string | null): Date | null => (value === null ? null : new Date(value));
@@ -55,6 +56,7 @@ function toStored(row: RequestRow): StoredRequest {
     prompt: row.prompt,
     params: fromWire(asJson(row.params) as WireGenerationParams),
     messages: asJson(row.messages ?? null),
+    deadlineAt: asDate(row.deadline_at ?? null),
   };
 }
 
@@ -119,6 +121,7 @@ export class SqlRequestStore implements RequestStore {
       column((r) => json(r.messages)),
       column((r) => r.streamTokens === true),
       column((r) => r.idempotencyHash ?? null),
+      column((r) => r.deadlineAt ?? null),
     ]);
     // Ids answered as the caller spelled them (PostgreSQL answers a uuid in lower case).
     const spelled = new Map(requests.map((r) => [r.requestId.toLowerCase(), r.requestId]));

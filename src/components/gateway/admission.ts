@@ -15,6 +15,8 @@ import type { AuthenticatedUser } from "../../http/authenticator.js";
 import type { Logger } from "../../observability/logger.js";
 import { extract, SpanKind, withSpan, withTraceHeaders, type Span } from "../../observability/tracing.js";
 import type { PublishedMarker } from "./published-marker.js";
+import type { Estimate } from "../../domain/queue-estimate.js";
+import type { QueueEstimator } from "./queue-estimator.js";
 
 export interface AdmissionInput {
   user: AuthenticatedUser;
@@ -30,6 +32,8 @@ export interface AdmissionInput {
   idempotency?: { key: string; route: string; body: unknown };
   /** The client's W3C traceparent header, which the admission span continues (else a new trace). */
   traceparent?: string | string[];
+  /** max_queue_seconds: refused when the estimated wait is longer; failed deadline_exceeded if still queued after it. */
+  maxQueueSeconds?: number;
 }
 
 export interface Admitted {
@@ -40,6 +44,8 @@ export interface Admitted {
   existing?: RequestView;
   /** The user's windows with this reservation in them (for the rate-limit headers); absent for a repeat. */
   counts?: QuotaCounts;
+  /** When the request should start and finish, from the queue ahead of it (null: no measurement yet). */
+  estimate?: Estimate | null;
 }
 
 export interface AdmissionDeps {
@@ -53,6 +59,8 @@ export interface AdmissionDeps {
   insert: (request: NewRequest) => Promise<boolean>;
   marker: PublishedMarker;
   onPublished: () => void;
+  /** The queue ahead: estimates, deadlines, and this admission counted into the backlog. */
+  estimator: Pick<QueueEstimator, "estimate" | "checkDeadline" | "admitted">;
   now: () => Date;
 }
 
@@ -123,6 +131,9 @@ export function createAdmission(deps: AdmissionDeps) {
     // A chat template adds role markers around each message: counted, so the estimate stays a bound.
     const templateTokens = (input.messages?.length ?? 0) * CHAT_TEMPLATE_TOKENS_PER_MESSAGE * input.params.numReturnSequences;
     const estimatedTokens = estimateTokens(input.prompt, input.params) + templateTokens;
+    // A deadline the queue cannot meet is refused before anything is reserved.
+    const estimate =
+      input.maxQueueSeconds !== undefined ? deps.estimator.checkDeadline(estimatedTokens, input.maxQueueSeconds) : deps.estimator.estimate(estimatedTokens);
     const reservation = await unavailableOnFailure("quota store", () =>
       deps.quota.reserve({ userId: user.userId, requestId, tokens: estimatedTokens, limits: user.limits, now: createdAt }),
     );
@@ -167,6 +178,7 @@ export function createAdmission(deps: AdmissionDeps) {
       messages: input.messages ?? null,
       streamTokens: input.streamTokens,
       idempotencyHash: hash ?? null,
+      deadlineAt: input.maxQueueSeconds !== undefined ? new Date(createdAt.getTime() + input.maxQueueSeconds * 1000) : null,
     };
     let inserted: boolean;
     try {
@@ -187,6 +199,7 @@ export function createAdmission(deps: AdmissionDeps) {
       await unavailableOnFailure("message broker", () => deps.queue.publish(deps.requestsQueue, encodeMessage(message), withTraceHeaders(span)));
       deps.onPublished();
       deps.marker.add(requestId);
+      deps.estimator.admitted(estimatedTokens);
     } catch (error) {
       let removed: boolean | undefined;
       try {
@@ -203,7 +216,7 @@ export function createAdmission(deps: AdmissionDeps) {
       throw error;
     }
     log.info({ request_id: requestId, user_id: user.userId, estimated_tokens: estimatedTokens, api: input.api }, "request admitted");
-    return { requestId, createdAt, estimatedTokens, ...(reservation.counts ? { counts: reservation.counts } : {}) };
+    return { requestId, createdAt, estimatedTokens, estimate, ...(reservation.counts ? { counts: reservation.counts } : {}) };
   }
 }
 

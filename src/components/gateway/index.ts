@@ -21,6 +21,9 @@ import { createCanceller } from "./cancel.js";
 import { registerOpenAiRoutes } from "./openai/routes.js";
 import { BatchDispatcher, batchUserResolver, registerBatchRoutes } from "./batches/index.js";
 import type { BatchStore } from "../../domain/batches.js";
+import type { BacklogStats } from "../../domain/ports.js";
+import { etaBody } from "../../domain/queue-estimate.js";
+import { QueueEstimator, registerQueueRoute } from "./queue-estimator.js";
 
 /** How often a held connection reads its request again in case its final event was lost. */
 const HOLD_RECHECK_MS = 2_000;
@@ -33,6 +36,7 @@ export interface GatewayDeps {
   quota: QuotaStore;
   requests: RequestStore;
   batches: BatchStore;
+  backlog: BacklogStats;
   users: UserStore;
   outbox: Outbox;
   stale: StaleRequests;
@@ -88,6 +92,7 @@ export function createGateway(config: GatewayConfig, deps: GatewayDeps): Gateway
       inserts.add({ request, answer: (value) => (inserted = value) }).then(() => resolve(inserted), reject);
     });
   const sweeper = new Sweeper(config, { ...deps, logger: log, now, openGauge, published });
+  const estimator = new QueueEstimator({ stats: deps.backlog, log, ...config.queueEstimate, now });
   const admit = createAdmission({
     log,
     quota: deps.quota,
@@ -98,6 +103,7 @@ export function createGateway(config: GatewayConfig, deps: GatewayDeps): Gateway
     insert,
     marker,
     onPublished: () => published.inc({ queue: deps.requestsQueue }),
+    estimator,
     now,
   });
   const fail = (reply: import("fastify").FastifyReply, error: unknown) => {
@@ -153,6 +159,7 @@ export function createGateway(config: GatewayConfig, deps: GatewayDeps): Gateway
       estimated_tokens: admitted.estimatedTokens,
       user_id: user.userId,
       timestamp: admitted.createdAt.toISOString(),
+      ...etaBody(admitted.estimate ?? null),
     };
   };
 
@@ -178,6 +185,7 @@ export function createGateway(config: GatewayConfig, deps: GatewayDeps): Gateway
               streamTokens: input.stream,
               ...(key ? { idempotency: { key, route: "/api/v1/inference", body: request.body } } : {}),
               traceparent: request.headers.traceparent,
+              ...(input.maxQueueSeconds !== undefined ? { maxQueueSeconds: input.maxQueueSeconds } : {}),
             }),
           );
           return reply
@@ -200,6 +208,7 @@ export function createGateway(config: GatewayConfig, deps: GatewayDeps): Gateway
         }
       });
 
+      registerQueueRoute(app, { auth: deps.auth, stats: deps.backlog, estimator, fail, now });
       registerBatchRoutes(app, { config, log, auth: deps.auth, store: deps.batches, models: deps.models, quota: deps.quota, now });
       registerOpenAiRoutes(app, {
         config,
@@ -228,10 +237,12 @@ export function createGateway(config: GatewayConfig, deps: GatewayDeps): Gateway
     start: () => {
       sweeper.start();
       batchDispatcher.start();
+      estimator.start();
     },
     sweep: () => sweeper.sweep(),
     tickBatches: () => batchDispatcher.tick(),
     async stop() {
+      estimator.stop();
       await batchDispatcher.stop();
       await sweeper.stop();
       await marker.flush();

@@ -96,6 +96,17 @@ export function createWorker(config: WorkerConfig, deps: WorkerDeps): Worker {
     const base = { v: 1 as const, request_id: message.request_id, user_id: message.user_id, attempt: message.attempt };
     const queuedMs = Math.max(0, now().getTime() - Date.parse(message.created_at));
     const trace = requestTrace(meta?.headers, message, now()); // spans: src/components/worker/trace.ts
+    // Still queued past its deadline (max_queue_seconds): it never runs, and its reservation is
+    // released (the collector gives back what deadline_exceeded does not charge).
+    if (message.deadline_at !== undefined && now().getTime() > Date.parse(message.deadline_at)) {
+      const waited = Math.round(queuedMs / 1000);
+      await publishOutcome(
+        { ...base, status: "failed", error: { code: "deadline_exceeded", message: `still queued after ${waited} s, past its max_queue_seconds; it did not run` }, ...(message.stream ? { stream_seq: 0 } : {}), at: now().toISOString() },
+        trace.outcome(),
+      ).finally(() => trace.end());
+      outcomes.inc({ status: "failed", code: "deadline_exceeded" });
+      return "ack";
+    }
     // A cancel that came before this claim wins: the request is not run. Its outcome is published
     // anyway (the canceller stored it already; a duplicate changes nothing), so that a canceller
     // that died before storing it does not leave the request open.

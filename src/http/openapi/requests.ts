@@ -10,7 +10,7 @@
  */
 import { createBatchBody } from "../../components/gateway/batches/routes.js";
 import { z } from "zod";
-import { KNOWN_FIELDS } from "../../domain/inference-request.js";
+import { KNOWN_FIELDS, MAX_QUEUE_SECONDS } from "../../domain/inference-request.js";
 import { bodyParamsShape } from "../../domain/generation-params.js";
 import { chatSchema, completionSchema } from "../../components/gateway/openai/bodies.js";
 import { responsesBodySchema } from "../../components/gateway/openai/responses-body.js";
@@ -50,6 +50,12 @@ export function inferenceBodySchema(limits: DocLimits): z.ZodType {
       .meta({ pattern: "\\S", description: `The text to continue: not blank, at most ${limits.maxPromptChars} characters (MAX_PROMPT_CHARS).` }),
     model: z.string().optional().meta({ description: `A served model (GET /v1/models)${limits.defaultModel ? `; default ${limits.defaultModel}` : ""}.` }),
     stream: z.boolean().optional().meta({ description: "Keep the token stream, for GET /events/{id}?tokens=true." }),
+    max_queue_seconds: z
+      .number()
+      .min(MAX_QUEUE_SECONDS.min)
+      .max(MAX_QUEUE_SECONDS.max)
+      .nullish()
+      .meta({ description: "The longest the request may wait before it starts: refused at once (429 queue_deadline_unmeetable) when the estimate is longer, failed deadline_exceeded if still queued after it." }),
     ...bodyParamsShape({ maxLength: limits.maxLengthLimit }),
   });
   const fields = Object.keys(schema.shape).sort();

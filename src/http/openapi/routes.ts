@@ -47,7 +47,7 @@ export const BODY_ERRORS: ErrorCode[] = ["invalid_json", "invalid_body", "payloa
 /** Any route that reads the API key (a key store that cannot answer is service_unavailable, in SHELL_ERRORS). */
 export const AUTH_ERRORS: ErrorCode[] = ["unauthorized", "forbidden"];
 /** Admission of a new request (admission.ts). */
-const SUBMIT_ERRORS: ErrorCode[] = ["invalid_idempotency_key", "idempotency_key_reused", "quota_exceeded", "invalid_parameter", "unknown_field", "missing_prompt", "prompt_too_long", "model_not_found"];
+const SUBMIT_ERRORS: ErrorCode[] = ["invalid_idempotency_key", "idempotency_key_reused", "quota_exceeded", "queue_deadline_unmeetable", "invalid_parameter", "unknown_field", "missing_prompt", "prompt_too_long", "model_not_found"];
 /** A route that holds the connection until the request is final answers with the request's own outcome. */
 const OUTCOME_ERRORS: ErrorCode[] = [
   "request_cancelled",
@@ -55,6 +55,7 @@ const OUTCOME_ERRORS: ErrorCode[] = [
   "queue_full",
   "model_not_ready",
   "attempts_exhausted",
+  "deadline_exceeded",
   "timeout",
   "missing_usage",
   "ml_http_error",
@@ -175,6 +176,13 @@ export const ROUTES: RouteDoc[] = [
     summary: "The caller's own requests, newest first, a page at a time",
     success: { 200: { description: "A page: `data` (status bodies without `result`), `has_more`, `next_cursor`.", content: json("RequestList") } },
     errors: ["invalid_parameter"],
+  },
+  {
+    method: "get", path: "/api/v1/queue", part: "gateway", tag: "Requests", auth: "bearer",
+    summary: "The queue: backlog by priority, throughput, and the caller's place",
+    description: "Interactive requests (queued or running) go ahead of batch lines not yet dispatched; the estimate divides the backlog's estimated tokens by the estimated tokens finished per second lately.",
+    success: { 200: { description: "The backlog, the throughput and the caller's own position.", content: json("Queue") } },
+    errors: [],
   },
   {
     method: "get", path: "/api/v1/quota", part: "api-service", tag: "Requests", auth: "bearer",

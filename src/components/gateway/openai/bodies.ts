@@ -8,6 +8,7 @@
 import { z } from "zod";
 import { AppError } from "../../../errors.js";
 import type { ChatMessage } from "../../../domain/contracts.js";
+import { MAX_QUEUE_SECONDS } from "../../../domain/inference-request.js";
 import { fromOpenAi, generationFields, isStorable, openAiParamsShape, type GenerationParams } from "../../../domain/generation-params.js";
 
 export interface OpenAiBodyLimits {
@@ -26,6 +27,7 @@ export interface ParsedOpenAiBody {
   params: GenerationParams;
   stream: boolean;
   includeUsage: boolean;
+  maxQueueSeconds?: number;
 }
 
 /** OpenAI's defaults where ours differ: sampling as the model is (temperature 1, no top-k, no penalty). */
@@ -48,6 +50,9 @@ const unsupported = {
   top_logprobs: neutral("top_logprobs", (v) => v === 0, { const: 0 }),
 };
 
+const queueLimit = (b: { max_queue_seconds?: number | null }) =>
+  typeof b.max_queue_seconds === "number" ? { maxQueueSeconds: b.max_queue_seconds } : {};
+
 function commonFields(limits: OpenAiBodyLimits) {
   return {
     model: z.string().min(1).max(256),
@@ -55,6 +60,8 @@ function commonFields(limits: OpenAiBodyLimits) {
     stream: z.boolean().nullish(),
     stream_options: z.object({ include_usage: z.boolean().nullish() }).strict().nullish(),
     user: z.string().max(256).nullish(),
+    /** Extension: the longest the request may wait in the queue (see POST /api/v1/inference). */
+    max_queue_seconds: z.number().min(MAX_QUEUE_SECONDS.min).max(MAX_QUEUE_SECONDS.max).nullish(),
     ...unsupported,
   };
 }
@@ -167,7 +174,7 @@ export function parseChatBody(body: unknown, limits: OpenAiBodyLimits): ParsedOp
   checkLength(prompt, "messages", limits);
   const params = fromOpenAi({ ...b, max_tokens: b.max_completion_tokens ?? b.max_tokens }, { ...OPENAI_DEFAULTS, maxLength: limits.maxLength });
   checkStreaming(b.stream === true, params);
-  return { model: checkModel(b.model, limits), messages, prompt, params, stream: b.stream === true, includeUsage: b.stream_options?.include_usage === true };
+  return { model: checkModel(b.model, limits), messages, prompt, params, stream: b.stream === true, includeUsage: b.stream_options?.include_usage === true, ...queueLimit(b) };
 }
 
 export function parseCompletionBody(body: unknown, limits: OpenAiBodyLimits): ParsedOpenAiBody {
@@ -176,5 +183,5 @@ export function parseCompletionBody(body: unknown, limits: OpenAiBodyLimits): Pa
   checkLength(prompt, "prompt", limits);
   const params = fromOpenAi(b, { ...OPENAI_DEFAULTS, maxLength: Math.min(COMPLETION_DEFAULT_MAX_TOKENS, limits.maxLength) });
   checkStreaming(b.stream === true, params);
-  return { model: checkModel(b.model, limits), prompt, params, stream: b.stream === true, includeUsage: b.stream_options?.include_usage === true };
+  return { model: checkModel(b.model, limits), prompt, params, stream: b.stream === true, includeUsage: b.stream_options?.include_usage === true, ...queueLimit(b) };
 }

@@ -6,6 +6,7 @@
  *
  * Bounds of the generation fields are generation-params.ts's (`generationFields`), never restated.
  */
+import { MAX_QUEUE_SECONDS } from "../../../domain/inference-request.js";
 import { z } from "zod";
 import { AppError } from "../../../errors.js";
 import { describeValue, generationFields, isStorable, type GenerationLimits, type GenerationParams } from "../../../domain/generation-params.js";
@@ -69,6 +70,8 @@ export function responsesBodySchema(limits: GenerationLimits) {
     metadata: metadata.nullish(),
     background: z.boolean().nullish(),
     stream: z.boolean().nullish(),
+    /** Extension: the longest the response may wait in the queue (see POST /api/v1/inference). */
+    max_queue_seconds: z.number().min(MAX_QUEUE_SECONDS.min).max(MAX_QUEUE_SECONDS.max).nullish(),
     store: z.boolean().nullish().refine((v) => v !== false, STORE_FALSE).meta({ enum: [true, null], description: STORE_FALSE }),
     user: text.refine((v) => v.length <= MAX_NAME_CHARS, `must be at most ${MAX_NAME_CHARS} characters`).meta({ maxLength: MAX_NAME_CHARS }).nullish(),
   });

@@ -5,6 +5,7 @@
  * live), `POST /v1/responses/{id}/cancel`. Event sequence numbers depend only on the request's
  * stream (responses-shapes.ts), so a client that reconnects gets every event exactly once.
  */
+import { etaBody } from "../../../domain/queue-estimate.js";
 import type { FastifyInstance, FastifyReply } from "fastify";
 import { AppError, openAiErrorBody } from "../../../errors.js";
 import { followOrRecover } from "../../../domain/follow-or-recover.js";
@@ -137,6 +138,7 @@ export function registerResponsesRoutes(app: FastifyInstance, ctx: OpenAiRouteCo
         apiOptions: { ...options },
         ...(key ? { idempotency: { key, route: "/v1/responses", body: request.body } } : {}),
         traceparent: request.headers.traceparent,
+        ...(typeof body.max_queue_seconds === "number" ? { maxQueueSeconds: body.max_queue_seconds } : {}),
       });
       const facts = factsOf({ requestId: admitted.requestId, createdAt: admitted.existing?.createdAt ?? admitted.createdAt, model: requested === "default" ? limits.defaultModel : requested, apiOptions: { ...options } });
       const gone = clientGone(reply);
@@ -144,7 +146,7 @@ export function registerResponsesRoutes(app: FastifyInstance, ctx: OpenAiRouteCo
       if (background && !admitted.existing) {
         // The reservation's own counts: no second round trip to the quota store on this path.
         reply.headers(await admissionHeaders(ctx, user, admitted));
-        return responseObject({ ...facts, status: "queued", text: null, usage: null, error: null });
+        return { ...responseObject({ ...facts, status: "queued", text: null, usage: null, error: null }), ...etaBody(admitted.estimate ?? null) };
       }
       let view: RequestView;
       try {

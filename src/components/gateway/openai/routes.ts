@@ -167,6 +167,7 @@ export function registerOpenAiRoutes(app: FastifyInstance, ctx: OpenAiRouteConte
         apiOptions: { include_usage: body.includeUsage },
         ...(key ? { idempotency: { key, route, body: request.body } } : {}),
         traceparent: request.headers.traceparent,
+        ...(body.maxQueueSeconds !== undefined ? { maxQueueSeconds: body.maxQueueSeconds } : {}),
       });
       const gone = clientGone(reply);
       if (body.stream) return await relayStream(kind, reply, user, body, admitted, gone);
