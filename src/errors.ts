@@ -32,6 +32,8 @@ export const ERRORS = {
   malformed_request: { status: 400, retryable: false, doc: "The HTTP request could not be parsed (bad request line, URL encoding or headers)." },
   unauthorized: { status: 401, retryable: false, doc: "The API key is missing, malformed, unknown or revoked." },
   forbidden: { status: 403, retryable: false, doc: "The key's user is disabled." },
+  admin_required: { status: 403, retryable: false, doc: "An admin route (`/api/v1/admin/*`) was called without `ADMIN_API_KEY` (or the platform has none set)." },
+  conflict: { status: 409, retryable: false, doc: "What the admin route would create exists already (a user id taken)." },
   not_found: { status: 404, retryable: false, doc: "No such route (or, in the admin CLI, no such user or key)." },
   request_not_found: { status: 404, retryable: false, doc: "No such request for this key (someone else's request included)." },
   file_not_found: { status: 404, retryable: false, doc: "No such file for this key (someone else's file included)." },

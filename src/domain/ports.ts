@@ -177,6 +177,8 @@ export interface RequestStore {
   quotaReplay(month: string): Promise<{ settled: QuotaReplayEntry[]; open: QuotaReplayEntry[] }>;
   /** Requests queued or processing (open reservations), for the gauge. */
   countOpen(): Promise<number>;
+  /** Requests that reached a final status at or after `since` (the admin page's throughput). */
+  countFinishedSince(since: Date): Promise<number>;
   ping(): Promise<void>;
   close(): Promise<void>;
 }

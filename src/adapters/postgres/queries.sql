@@ -62,6 +62,9 @@ WHERE status IN ('queued', 'processing') AND (published OR claimed_until IS NOT 
 -- name: countOpen
 SELECT COUNT(*)::int AS n FROM inference_requests WHERE status IN ('queued', 'processing');
 
+-- name: countFinishedSince
+SELECT COUNT(*)::int AS n FROM inference_requests WHERE completed_at >= $1;
+
 -- name: finishRequests
 -- Many outcomes in one statement (one per request id): the rows still open take their outcome, the
 -- completed ones their ledger row, and so do cancelled ones that ran (the tokens processed) and

@@ -201,6 +201,10 @@ export class SqlRequestStore implements RequestStore {
     return Number((await this.db.query<{ n: number }>(sql("countOpen"))).rows[0]?.n ?? 0);
   }
 
+  async countFinishedSince(since: Date): Promise<number> {
+    return Number((await this.db.query<{ n: number }>(sql("countFinishedSince"), [since])).rows[0]?.n ?? 0);
+  }
+
   async ping(): Promise<void> {
     await this.db.query("SELECT 1");
   }

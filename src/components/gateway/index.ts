@@ -21,6 +21,7 @@ import { createCanceller } from "./cancel.js";
 import { registerOpenAiRoutes } from "./openai/routes.js";
 import { BatchDispatcher, batchUserResolver, registerBatchRoutes } from "./batches/index.js";
 import type { BatchStore } from "../../domain/batches.js";
+import { registerAdminRoutes } from "./admin/index.js";
 
 /** How often a held connection reads its request again in case its final event was lost. */
 const HOLD_RECHECK_MS = 2_000;
@@ -200,6 +201,7 @@ export function createGateway(config: GatewayConfig, deps: GatewayDeps): Gateway
         }
       });
 
+      registerAdminRoutes(app, { adminApiKey: config.adminApiKey, log, users: deps.users, requests: deps.requests, queue: deps.queue, requestsQueue: deps.requestsQueue, now });
       registerBatchRoutes(app, { config, log, auth: deps.auth, store: deps.batches, models: deps.models, quota: deps.quota, now });
       registerOpenAiRoutes(app, {
         config,
