@@ -54,7 +54,7 @@ function outcome(b: Batch, io: CliIo): number {
 const BAR_WIDTH = 24;
 
 /** On a terminal: one bar redrawn in place. Elsewhere: a line each time the batch moves. */
-function progressWriter(out: Out): { update(b: Batch): void; stop(): void } {
+export function progressWriter(out: Out): { update(b: Batch): void; stop(): void } {
   let drawn = false;
   return {
     update(b) {

@@ -14,7 +14,7 @@ const createdKey = obj({ user_id: str, key_id: str, api_key: { type: "string", d
 const queue = obj({
   queue: str,
   ready: { type: "integer", description: "Messages waiting for a worker." },
-  unacked: { type: "integer", description: "Messages a worker is generating." },
+  unacked: { type: "integer", description: "Messages a worker is generating (the embedded broker says; RabbitMQ reports 0)." },
   open_requests: { type: "integer", description: "Requests queued or processing." },
   finished_recently: { type: "integer", description: "Requests finished within window_seconds." },
   window_seconds: int,

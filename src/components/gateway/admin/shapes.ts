@@ -33,7 +33,7 @@ export interface QueueAnswer {
   queue: string;
   /** Messages waiting in the broker for a worker. */
   ready: number;
-  /** Messages a worker holds and has not acknowledged yet (being generated). */
+  /** Messages a worker holds and has not acknowledged yet (the embedded broker says; RabbitMQ reports 0). */
   unacked: number;
   /** Requests queued or processing in the database (their reservations are open). */
   open_requests: number;
