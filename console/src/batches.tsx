@@ -147,7 +147,7 @@ function BatchRow(props: { batch: Batch; onChanged: () => void }) {
         <StatusBadge status={b.status} />
         {b.errors?.data.map((e, i) => (
           <div key={i} class="error">
-            {e.line ? `Line ${e.line}: ` : ""}
+            {e.line && !/^line \d/i.test(e.message) ? `Line ${e.line}: ` : ""}
             {e.message}
           </div>
         ))}
