@@ -71,14 +71,9 @@ export function progressWriter(out: Out): { update(b: Batch): void; stop(): void
 }
 
 async function create(client: Client, args: string[], io: CliIo, signal: AbortSignal): Promise<number> {
-  const endpointAt = args.indexOf("--endpoint");
-  // --endpoint takes a string, which parseCommandArgs's kinds do not: read it here, the rest there.
-  const endpoint = endpointAt >= 0 ? args[endpointAt + 1] : undefined;
-  if (endpointAt >= 0 && (endpoint === undefined || !ENDPOINTS.includes(endpoint as BatchEndpoint))) {
-    throw new UsageError(`--endpoint must be one of ${ENDPOINTS.join(", ")}`);
-  }
-  const rest = endpointAt >= 0 ? [...args.slice(0, endpointAt), ...args.slice(endpointAt + 2)] : args;
-  const { positional, flags } = parseCommandArgs(rest, { wait: "boolean", json: "boolean" }, { count: 1, what: "one JSONL file" });
+  const { positional, flags } = parseCommandArgs(args, { endpoint: "string", wait: "boolean", json: "boolean" }, { count: 1, what: "one JSONL file" });
+  const endpoint = flags.endpoint as string | undefined;
+  if (endpoint !== undefined && !ENDPOINTS.includes(endpoint as BatchEndpoint)) throw new UsageError(`--endpoint must be one of ${ENDPOINTS.join(", ")}`);
   const path = positional[0] as string;
   let content: Buffer;
   try {

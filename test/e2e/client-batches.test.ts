@@ -110,16 +110,21 @@ describe("client batches and `ml-inference batch` against the embedded platform 
     assert.deepEqual(outputLines(output.stdout).map((l) => l.custom_id).sort(), ["x", "y"]);
   });
 
-  it("the CLI's failures: a bad file or endpoint exits 2, an unknown batch 3, a failed batch and a missing error file 1", async () => {
+  it("the CLI's failures: a bad file or endpoint exits 2 (another endpoint is taken), an unknown batch 3, a failed batch and a missing error file 1", async () => {
     const bad = join(dir, "bad.jsonl");
     writeFileSync(bad, `{"custom_id":"bad"}\n`);
     const env = { url: platform.url, key };
-    const [missing, endpoint, unknown, failed] = await Promise.all([
+    const completions = join(dir, "completions.jsonl");
+    writeFileSync(completions, JSON.stringify({ custom_id: "c", method: "POST", url: "/v1/completions", body: { model: "default", prompt: "Once", max_tokens: 4 } }) + "\n");
+    const [missing, endpoint, unknown, failed, other] = await Promise.all([
       cli(["batch", "create", join(dir, "absent.jsonl")], env),
       cli(["batch", "create", bad, "--endpoint", "/v1/embeddings"], env),
       cli(["batch", "status", "batch_nope"], env),
       cli(["batch", "create", bad], env),
+      cli(["batch", "create", completions, "--endpoint=/v1/completions", "--json"], env),
     ]);
+    assert.equal(other.code, 0, show(other));
+    assert.equal(JSON.parse(other.stdout).endpoint, "/v1/completions", "--endpoint=VALUE is read too");
     assert.equal(missing.code, 2, show(missing));
     assert.match(missing.stderr, /^error: usage: batch: cannot read .*absent\.jsonl: ENOENT/, show(missing));
     assert.equal(endpoint.code, 2, show(endpoint));
