@@ -4,7 +4,7 @@
  * completed, or some of its lines failed.
  */
 import { readFile } from "node:fs/promises";
-import { ClientError, FINAL_BATCH_STATES, type Batch, type BatchEndpoint, type Client } from "../client/index.js";
+import { FINAL_BATCH_STATES, type Batch, type BatchEndpoint, type Client } from "../client/index.js";
 import { EXIT, UsageError, parseCommandArgs } from "./args.js";
 import { errorLine, type Out } from "./output.js";
 import type { CliIo } from "./index.js";
@@ -122,7 +122,8 @@ async function output(client: Client, args: string[], io: CliIo, signal: AbortSi
   const text = await client.batches.output(batch, { errors: flags.errors === true, signal });
   if (text === null) {
     const what = flags.errors ? "no error file (no line failed, or it is not final yet)" : "no output file yet";
-    throw new ClientError("no_output", `batch ${batch.id} has ${what}; it is ${batch.status}`);
+    io.stderr.write(errorLine({ code: "no_output", message: `batch ${batch.id} has ${what}; it is ${batch.status}` }));
+    return EXIT.failed;
   }
   io.stdout.write(text.endsWith("\n") || text === "" ? text : `${text}\n`);
   return EXIT.ok;
