@@ -34,7 +34,7 @@ export const ERRORS = {
   forbidden: { status: 403, retryable: false, doc: "The key's user is disabled." },
   admin_required: { status: 403, retryable: false, doc: "An admin route (`/api/v1/admin/*`) was called without `ADMIN_API_KEY` (or the platform has none set)." },
   conflict: { status: 409, retryable: false, doc: "What the admin route would create exists already (a user id taken)." },
-  not_found: { status: 404, retryable: false, doc: "No such route (or, in the admin CLI, no such user or key)." },
+  not_found: { status: 404, retryable: false, doc: "No such route (or, in the admin CLI and the admin routes, no such user, tier or key)." },
   request_not_found: { status: 404, retryable: false, doc: "No such request for this key (someone else's request included)." },
   file_not_found: { status: 404, retryable: false, doc: "No such file for this key (someone else's file included)." },
   batch_not_found: { status: 404, retryable: false, doc: "No such batch for this key (someone else's batch included)." },
