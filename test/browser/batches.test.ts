@@ -2,7 +2,7 @@
  * The console's batches and admin pages in headless Chromium against the real platform (embedded
  * backend, the real tiny model, the gateway's own batch dispatcher). Admin: sign in with
  * ADMIN_API_KEY, create a user and a key (shown once, and it works), see the queue depth the API
- * reports while no worker runs. Batches: upload a small JSONL file from the page, watch its
+ * reports while no worker runs, and the page follow it to empty once one does. Batches: upload a small JSONL file from the page, watch its
  * progress reach completed, download the output and read its lines. A user's key sees no admin page.
  */
 import { after, before, describe, it } from "node:test";
@@ -25,6 +25,9 @@ describe("console batches and admin pages in Chromium", { skip, timeout: 240_000
   let stopServer: () => Promise<void> = async () => undefined;
   let browser: Awaited<ReturnType<typeof launchBrowser>>;
   let user: { userId: string; authorization: string };
+  let consuming: Promise<void> | undefined;
+  /** The worker and collector, started once by whichever test needs them first. */
+  const consume = () => (consuming ??= platform.startConsumers());
 
   before(async () => {
     const [dir, started] = await Promise.all([
@@ -48,7 +51,7 @@ describe("console batches and admin pages in Chromium", { skip, timeout: 240_000
     if (built) rmSync(built, { recursive: true, force: true });
   });
 
-  it("admin: signs in with the admin key, sees the queue depth, creates a user and a key shown once that works", async () => {
+  it("admin: signs in with the admin key, sees the queue depth follow the queue live, creates a user and a key shown once that works", async () => {
     const waiting = [];
     for (const prompt of ["Once upon a time", "A cat"]) waiting.push(await submit(platform.url, { prompt, max_length: 8 }, user.authorization));
     assert.deepEqual(waiting.map((w) => w.status), [202, 202]);
@@ -91,6 +94,12 @@ describe("console batches and admin pages in Chromium", { skip, timeout: 240_000
       await page.getByTestId("new-key").filter({ hasText: "(revoked)" }).waitFor();
       assert.equal((await fetch(`${platform.url}/api/v1/quota`, { headers: { authorization: `Bearer ${key}` } })).status, 401);
       assert.ok((await page.getByTestId("tiers-table").textContent())?.includes("free"), "the tiers are listed");
+
+      // Live: once a worker runs, the page (read every 2 s) sees the queue empty and the two finished.
+      await consume();
+      await page.getByTestId("queue-ready").filter({ hasText: /^0$/ }).waitFor({ timeout: 30_000 });
+      await page.waitForFunction(() => Number(document.querySelector('[data-testid="queue-finished"]')?.textContent) >= 2, undefined, { timeout: 30_000 });
+      assert.notEqual(await page.getByTestId("queue-throughput").textContent(), "0.00");
     });
   });
 
@@ -104,7 +113,7 @@ describe("console batches and admin pages in Chromium", { skip, timeout: 240_000
   });
 
   it("batches: uploads a JSONL file, watches it reach completed, downloads the output", async () => {
-    await platform.startConsumers();
+    await consume();
     const lines = [chatLine("first", "Once upon a time"), chatLine("second", "The little dog"), chatLine("third", "A cat")];
     await withPage(browser.context, "batches", async (page) => {
       await signIn(page, consoleUrl, user.authorization);
