@@ -120,8 +120,16 @@ describe("console batches and admin pages in Chromium", { skip, timeout: 240_000
       await page.getByRole("link", { name: "Batches" }).click();
       await page.getByRole("heading", { level: 2, name: "Batches" }).waitFor();
 
-      // Nothing chosen: said in words, nothing sent.
-      await page.getByRole("button", { name: "Upload and create batch" }).click();
+      // The keyboard's order: heading, file, endpoint, the button; Enter on it says in words that no file was chosen.
+      await page.waitForFunction(() => document.activeElement?.tagName === "H2");
+      const tabTo = async () => {
+        await page.keyboard.press("Tab");
+        return page.evaluate(() => document.activeElement?.id || document.activeElement?.textContent);
+      };
+      assert.equal(await tabTo(), "batch-file");
+      assert.equal(await tabTo(), "batch-endpoint");
+      assert.equal(await tabTo(), "Upload and create batch");
+      await page.keyboard.press("Enter");
       await page.getByRole("alert").filter({ hasText: "Choose a JSONL file first" }).waitFor();
 
       await page.getByLabel("JSONL file").setInputFiles({ name: "three.jsonl", mimeType: "application/jsonl", buffer: Buffer.from(lines.join("\n") + "\n") });
