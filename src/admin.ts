@@ -1,7 +1,7 @@
 /** Command-line management of the schema, users, API keys and tiers. */
 import type { Config } from "./config.js";
 import { AppError } from "./errors.js";
-import { generateApiKey } from "./domain/api-keys.js";
+import { adminOperations, DEFAULT_TIER } from "./admin-operations.js";
 import { migrate } from "./adapters/postgres/migrate.js";
 import type { QuotaLimits } from "./domain/ports.js";
 import type { Logger } from "./observability/logger.js";
@@ -17,8 +17,6 @@ export const ADMIN_HELP = `Administration (DATABASE_URL, or the embedded databas
   tiers set <name> [--daily-requests N] [--daily-tokens N] [--monthly-requests N] [--monthly-tokens N]
                                               create or change a tier (a limit left out is unlimited)
 `;
-
-const USER_ID = /^[A-Za-z0-9._@-]{1,128}$/;
 
 function flags(args: string[]): { positional: string[]; options: Map<string, string> } {
   const positional: string[] = [];
@@ -54,6 +52,7 @@ export async function runAdminCommand(command: string, args: string[], config: C
   const database = await openDatabase(config, logger, { embeddedAllowed: true });
   try {
     const { db, users } = database;
+    const ops = adminOperations(users);
     const { positional, options } = flags(args);
     const [sub, a, b] = positional;
     switch (`${command} ${sub ?? ""}`.trim()) {
@@ -63,13 +62,12 @@ export async function runAdminCommand(command: string, args: string[], config: C
         return 0;
       }
       case "users create": {
-        if (!a || !USER_ID.test(a)) throw new AppError("invalid_parameter", "user id: 1-128 characters of letters, digits and . _ @ -");
-        await users.createUser(a, options.get("tier") ?? "free");
-        out({ user_id: a, tier: options.get("tier") ?? "free" });
+        const created = await ops.createUser(a, options.get("tier") ?? DEFAULT_TIER);
+        out({ user_id: created.userId, tier: created.tier });
         return 0;
       }
       case "users list":
-        out(await users.listUsers());
+        out(await ops.listUsers());
         return 0;
       case "users set-tier": {
         if (!a || !b) throw new AppError("invalid_parameter", "usage: users set-tier <user-id> <tier>");
@@ -79,20 +77,17 @@ export async function runAdminCommand(command: string, args: string[], config: C
       }
       case "keys create": {
         if (!a) throw new AppError("invalid_parameter", "usage: keys create <user-id>");
-        if (!(await users.findUser(a))) throw new AppError("not_found", `no user ${a}; create it first with "users create ${a}"`);
-        const key = generateApiKey();
-        await users.addApiKey(key.keyId, a, key.keyHash);
-        out({ user_id: a, key_id: key.keyId, api_key: key.key, note: "store this key now: it is not shown again" });
+        const key = await ops.createKey(a);
+        out({ user_id: key.userId, key_id: key.keyId, api_key: key.apiKey, note: "store this key now: it is not shown again" });
         return 0;
       }
       case "keys revoke": {
         if (!a) throw new AppError("invalid_parameter", "usage: keys revoke <key-id>");
-        if (!(await users.revokeApiKey(a))) throw new AppError("not_found", `no active key ${a}`);
-        out({ key_id: a, revoked: true });
+        out({ key_id: (await ops.revokeKey(a)).keyId, revoked: true });
         return 0;
       }
       case "tiers list":
-        out(await users.listTiers());
+        out(await ops.listTiers());
         return 0;
       case "tiers set": {
         if (!a) throw new AppError("invalid_parameter", "usage: tiers set <name> [--daily-requests N] ...");

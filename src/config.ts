@@ -38,6 +38,8 @@ const envSchema = z.object({
 
   // gateway
   ANONYMOUS_ACCESS: bool.optional(),
+  // The operator's credential for the admin routes (/api/v1/admin/*) and the console's admin page.
+  ADMIN_API_KEY: z.string().min(24, "at least 24 characters").max(512).optional(),
   ANONYMOUS_DAILY_REQUESTS: int(0, 1e9).default(100),
   ANONYMOUS_DAILY_TOKENS: int(0, 1e12).default(100_000),
   BODY_LIMIT_BYTES: int(256, 10 * 1024 * 1024).default(64 * 1024),
@@ -144,6 +146,8 @@ export interface GatewayConfig {
   sweepLeaseMs: number;
   reservationTimeoutMs: number;
   batches: BatchConfig;
+  /** `ADMIN_API_KEY`: the bearer token the admin routes demand; unset: they answer 403 to everyone. */
+  adminApiKey: string | undefined;
 }
 
 /** The Batch API (gateway/batches): limits on input files and how the dispatcher runs the lines. */
@@ -308,6 +312,7 @@ export function loadConfig(
       sweepUnpublishedAfterMs: e.SWEEP_UNPUBLISHED_AFTER_MS,
       sweepLeaseMs: e.SWEEP_LEASE_MS,
       reservationTimeoutMs: e.RESERVATION_TIMEOUT_MS,
+      adminApiKey: e.ADMIN_API_KEY,
       batches: {
         fileMaxBytes: e.BATCH_FILE_MAX_BYTES,
         maxLines: e.BATCH_MAX_LINES,

@@ -65,9 +65,23 @@ export async function getJson<T>(path: string, signal?: AbortSignal): Promise<T>
   return (await (await call(path, signal ? { signal } : {})).json()) as T;
 }
 
-export async function postJson<T>(path: string, body: unknown): Promise<T> {
-  const response = await call(path, { method: "POST", headers: { "content-type": "application/json" }, body: JSON.stringify(body) });
-  return (await response.json()) as T;
+export async function postJson<T>(path: string, body?: unknown): Promise<T> {
+  const init: RequestInit = body === undefined ? { method: "POST" } : { method: "POST", headers: { "content-type": "application/json" }, body: JSON.stringify(body) };
+  return (await (await call(path, init)).json()) as T;
+}
+
+/** A multipart upload (the browser writes the boundary into the content type itself). */
+export async function postForm<T>(path: string, form: FormData): Promise<T> {
+  return (await (await call(path, { method: "POST", body: form })).json()) as T;
+}
+
+export async function deleteJson<T>(path: string): Promise<T> {
+  return (await (await call(path, { method: "DELETE" })).json()) as T;
+}
+
+/** A file's bytes (a batch's output), for the browser to save. */
+export async function getBlob(path: string): Promise<Blob> {
+  return (await call(path)).blob();
 }
 
 export interface SseEvent {
@@ -162,6 +176,58 @@ export interface Quota {
   daily: QuotaWindow;
   monthly: QuotaWindow;
   resets: { daily: string; monthly: string };
+}
+
+export type BatchStatus = "validating" | "failed" | "in_progress" | "finalizing" | "completed" | "expired" | "cancelling" | "cancelled";
+export const FINAL_BATCH_STATUSES: readonly BatchStatus[] = ["completed", "failed", "expired", "cancelled"];
+
+/** OpenAI's Batch object, as far as the console reads it (times are unix seconds). */
+export interface Batch {
+  id: string;
+  status: BatchStatus;
+  endpoint: string;
+  input_file_id: string;
+  output_file_id?: string;
+  error_file_id?: string;
+  created_at: number;
+  completed_at?: number;
+  request_counts: { total: number; completed: number; failed: number };
+  errors?: { data: Array<{ code: string; message: string; line?: number | null }> };
+}
+
+export interface ListPage<T> {
+  data: T[];
+  has_more: boolean;
+  last_id: string | null;
+}
+
+export interface AdminUser {
+  user_id: string;
+  tier: string;
+  disabled: boolean;
+  active_keys: number;
+  created_at: string;
+}
+
+export interface AdminTier {
+  name: string;
+  limits: { daily_requests: number | null; daily_tokens: number | null; monthly_requests: number | null; monthly_tokens: number | null };
+}
+
+export interface AdminKey {
+  user_id: string;
+  key_id: string;
+  api_key: string;
+}
+
+export interface AdminQueue {
+  queue: string;
+  ready: number;
+  unacked: number;
+  open_requests: number;
+  finished_recently: number;
+  window_seconds: number;
+  throughput_per_second: number;
 }
 
 /** Pages tell each other that a request settled (the quota view then reads the quota again). */

@@ -1,7 +1,8 @@
 /**
  * The console's shell: sign-in, the banner with its navigation, and a hash router (`#/playground`,
- * `#/requests`, `#/requests/<id>`, `#/quota`), so the server serves one page and a reload keeps the
- * page. On each page change the page's heading takes the focus: a screen reader announces where
+ * `#/requests`, `#/requests/<id>`, `#/quota`, `#/batches`, `#/admin`), so the server serves one page
+ * and a reload keeps the page. The admin key (ADMIN_API_KEY) signs in to the admin page only; a
+ * user's key to every other page. On each page change the page's heading takes the focus: a screen reader announces where
  * the user is, and the keyboard starts from there.
  */
 import { render } from "preact";
@@ -10,10 +11,33 @@ import { ApiError, getJson, session, type Quota } from "./api.js";
 import { Playground } from "./playground.js";
 import { RequestDetail, Requests } from "./requests.js";
 import { QuotaPage } from "./quota.js";
+import { BatchesPage } from "./batches.js";
+import { AdminPage } from "./admin.js";
 import { ErrorNote } from "./ui.js";
 import "./styles.css";
 
-type Route = { page: "playground" } | { page: "requests" } | { page: "detail"; id: string } | { page: "quota" };
+type Route = { page: "playground" } | { page: "requests" } | { page: "detail"; id: string } | { page: "quota" } | { page: "batches" } | { page: "admin" };
+
+/** Who signed in: a user (by the quota route) or the operator (by an admin route). */
+type Who = { userId: string; admin: boolean };
+
+/**
+ * Which kind of key this is. A user's key answers the quota route; the admin key is no user's, so
+ * that answers 401 and the admin queue route is asked instead. Anything else is the first refusal.
+ */
+async function identify(): Promise<Who> {
+  try {
+    return { userId: (await getJson<Quota>("/api/v1/quota")).user_id, admin: false };
+  } catch (failure) {
+    if (!(failure instanceof ApiError) || failure.status !== 401 || session.key() === "") throw failure;
+    try {
+      await getJson("/api/v1/admin/queue");
+    } catch {
+      throw failure;
+    }
+    return { userId: "admin", admin: true };
+  }
+}
 
 function parseRoute(hash: string): Route {
   const path = hash.replace(/^#\/?/, "");
@@ -21,6 +45,8 @@ function parseRoute(hash: string): Route {
   if (detail) return { page: "detail", id: detail[1] as string };
   if (path === "requests") return { page: "requests" };
   if (path === "quota") return { page: "quota" };
+  if (path === "batches") return { page: "batches" };
+  if (path === "admin") return { page: "admin" };
   return { page: "playground" };
 }
 
@@ -34,7 +60,7 @@ function useRoute(): Route {
   return route;
 }
 
-function SignIn(props: { onSignedIn: (userId: string) => void }) {
+function SignIn(props: { onSignedIn: (who: Who) => void }) {
   const [key, setKey] = useState("");
   const [error, setError] = useState<unknown>(null);
   const [busy, setBusy] = useState(false);
@@ -45,8 +71,7 @@ function SignIn(props: { onSignedIn: (userId: string) => void }) {
     session.signIn(key);
     try {
       // The quota route answers only to a valid key: a cheap way to check it before going on.
-      const quota = await getJson<Quota>("/api/v1/quota");
-      props.onSignedIn(quota.user_id);
+      props.onSignedIn(await identify());
     } catch (failure) {
       session.signOut();
       setError(failure instanceof ApiError && failure.status === 401 ? new Error(`Sign-in failed: ${failure.message}`) : failure);
@@ -81,29 +106,34 @@ function SignIn(props: { onSignedIn: (userId: string) => void }) {
   );
 }
 
-const NAV: Array<{ href: string; label: string; pages: Route["page"][] }> = [
-  { href: "#/playground", label: "Playground", pages: ["playground"] },
-  { href: "#/requests", label: "My requests", pages: ["requests", "detail"] },
-  { href: "#/quota", label: "Quota", pages: ["quota"] },
+const NAV: Array<{ href: string; label: string; pages: Route["page"][]; admin: boolean }> = [
+  { href: "#/playground", label: "Playground", pages: ["playground"], admin: false },
+  { href: "#/requests", label: "My requests", pages: ["requests", "detail"], admin: false },
+  { href: "#/quota", label: "Quota", pages: ["quota"], admin: false },
+  { href: "#/batches", label: "Batches", pages: ["batches"], admin: false },
+  { href: "#/admin", label: "Admin", pages: ["admin"], admin: true },
 ];
 
 function App() {
-  const route = useRoute();
-  const [userId, setUserId] = useState<string | null>(null);
+  const routed = useRoute();
+  const [who, setWho] = useState<Who | null>(null);
+  const userId = who?.userId ?? null;
+  // The admin key opens the admin page only, and a user's key every page but that one.
+  const route: Route = who?.admin ? { page: "admin" } : routed.page === "admin" ? { page: "playground" } : routed;
   const [checking, setChecking] = useState(session.key() !== null);
 
   // A reload keeps the tab's key: check it once instead of asking again.
   useEffect(() => {
     if (session.key() === null) return;
-    getJson<Quota>("/api/v1/quota")
-      .then((quota) => setUserId(quota.user_id))
+    identify()
+      .then(setWho)
       .catch(() => session.signOut())
       .finally(() => setChecking(false));
   }, []);
 
   const signOut = () => {
     session.signOut();
-    setUserId(null);
+    setWho(null);
   };
 
   return (
@@ -125,7 +155,7 @@ function App() {
           <>
             <nav aria-label="Console">
               <ul>
-                {NAV.map((item) => (
+                {NAV.filter((item) => item.admin === who?.admin).map((item) => (
                   <li key={item.href}>
                     <a href={item.href} aria-current={item.pages.includes(route.page) ? "page" : undefined}>
                       {item.label}
@@ -148,13 +178,15 @@ function App() {
           <p role="status">Checking your key…</p>
         </main>
       ) : userId === null ? (
-        <SignIn onSignedIn={setUserId} />
+        <SignIn onSignedIn={setWho} />
       ) : (
         <main id="main" tabIndex={-1}>
           {route.page === "playground" && <Playground />}
           {route.page === "requests" && <Requests />}
           {route.page === "detail" && <RequestDetail id={route.id} />}
           {route.page === "quota" && <QuotaPage />}
+          {route.page === "batches" && <BatchesPage />}
+          {route.page === "admin" && <AdminPage />}
         </main>
       )}
     </>

@@ -31,11 +31,11 @@ export function exitCodeOf(error: ClientError): number {
   return EXIT.failed;
 }
 
-export type FlagKind = "boolean" | "integer" | "number";
+export type FlagKind = "boolean" | "integer" | "number" | "string";
 
 export interface Parsed {
   positional: string[];
-  flags: Record<string, boolean | number | undefined>;
+  flags: Record<string, boolean | number | string | undefined>;
 }
 
 /**
@@ -60,6 +60,7 @@ export function parseCommandArgs(args: string[], kinds: Record<string, FlagKind>
     const raw = parsed.values[name];
     if (raw === undefined) continue;
     if (kind === "boolean") flags[name] = raw === true;
+    else if (kind === "string") flags[name] = String(raw);
     else flags[name] = numberFlag(name, String(raw), kind === "integer");
   }
   return { positional: parsed.positionals, flags };

@@ -6,8 +6,9 @@
 import { Client, ClientError, type RequestStatus, type StreamEvent } from "../client/index.js";
 import { EXIT, UsageError, exitCodeOf, parseCommandArgs } from "./args.js";
 import { errorLine, outputText, Progress, quotaText, statusText, type Out } from "./output.js";
+import { batch, BATCH_HELP } from "./batch.js";
 
-export const CLIENT_COMMANDS = ["submit", "status", "cancel", "quota"] as const;
+export const CLIENT_COMMANDS = ["submit", "status", "cancel", "quota", "batch"] as const;
 export type ClientCommand = (typeof CLIENT_COMMANDS)[number];
 
 export const DEFAULT_URL = "http://localhost:8080";
@@ -19,7 +20,7 @@ export const CLIENT_HELP = `Using the platform (HTTP to ML_INFERENCE_URL, defaul
   status <id> [--json]                        a request's status and result
   cancel <id> [--json]                        cancel a request (a finished one stays as it is)
   quota [--json]                              your limits and what is used of them
-  --json prints one JSON object (one per line with --stream: submitted, tokens, final).
+${BATCH_HELP}  --json prints one JSON object (one per line with --stream: submitted, tokens, final).
   Exit codes: 0 ok; 1 the request failed or was cancelled (status: when it is failed/cancelled);
   2 usage error (bad flags, nothing sent); 3 the platform refused (4xx; its message is shown);
   4 unavailable (unreachable, 5xx, or 429 with Retry-After): try again later; 130 interrupted.
@@ -153,4 +154,4 @@ const quota: Command = async (client, args, io) => {
   return EXIT.ok;
 };
 
-const COMMANDS: Record<ClientCommand, Command> = { submit, status, cancel, quota };
+const COMMANDS: Record<ClientCommand, Command> = { submit, status, cancel, quota, batch };

@@ -4,11 +4,11 @@
  * dependency beyond `fetch` (a custom one can be passed), reads no environment variable (the CLI
  * does) and throws one error class, ClientError, for refusals and for network failures alike.
  *
- * Batches: the platform has no batch route yet (issue 10); a `submitBatch` belongs here once it
- * exists, built like `submit`. Nothing is stubbed until then.
+ * Batches (OpenAI's Batch API on the gateway) are `client.batches` (batches.ts).
  */
 import { ClientError, errorFromResponse } from "./errors.js";
 import { readSse, SseParser } from "./sse.js";
+import { BatchesApi } from "./batches.js";
 import {
   FINAL_STATES,
   cancelledFrom,
@@ -30,6 +30,8 @@ import {
 
 export { ClientError, CLIENT_ERROR_CODES, parseRetryAfter } from "./errors.js";
 export type * from "./types.js";
+export { BatchesApi, DEFAULT_BATCH_ENDPOINT, FINAL_BATCH_STATES } from "./batches.js";
+export type { Batch, BatchEndpoint, BatchFile, BatchPage, BatchState, BatchWaitOptions, CreateBatchOptions, RequestCounts } from "./batches.js";
 
 export interface ClientOptions {
   /** Where the gateway and API service answer, e.g. http://localhost:8080 (one host in `all` and behind the Ingress). */
@@ -54,6 +56,8 @@ type Wire = Record<string, any>;
 interface SendInit {
   method?: "GET" | "POST";
   body?: unknown;
+  /** A multipart body (the file upload); fetch sets its content type with the boundary. */
+  form?: FormData;
   headers?: Record<string, string>;
   signal?: AbortSignal | undefined;
 }
@@ -62,12 +66,19 @@ export class Client {
   private readonly baseUrl: string;
   private readonly apiKey: string | undefined;
   private readonly fetchImpl: typeof fetch;
+  /** The Batch API: upload a JSONL file, create, retrieve, list, cancel, wait, read the output. */
+  readonly batches: BatchesApi;
 
   constructor(options: ClientOptions) {
     if (!options || typeof options.baseUrl !== "string" || options.baseUrl === "") throw new TypeError("Client: baseUrl is required");
     this.baseUrl = options.baseUrl.replace(/\/+$/, "");
     this.apiKey = options.apiKey || undefined;
     this.fetchImpl = options.fetch ?? ((input, init) => globalThis.fetch(input, init));
+    this.batches = new BatchesApi({
+      json: (path, init) => this.json(path, init),
+      text: (path, init) => this.text(path, init),
+      sleep,
+    });
   }
 
   /** POST /api/v1/inference: admits the request (quota reserved) and answers at once with its id. */
@@ -216,7 +227,7 @@ export class Client {
       response = await this.fetchImpl(`${this.baseUrl}${path}`, {
         method: init.method ?? "GET",
         headers,
-        ...(init.body !== undefined ? { body: JSON.stringify(init.body) } : {}),
+        ...(init.body !== undefined ? { body: JSON.stringify(init.body) } : init.form ? { body: init.form } : {}),
         ...(init.signal ? { signal: init.signal } : {}),
       });
     } catch (cause) {
@@ -227,20 +238,28 @@ export class Client {
     return response;
   }
 
+  /** An answer's body as text (a file's content). */
+  private async text(path: string, init: SendInit): Promise<string> {
+    return readTextOf(await this.send(path, init), init.signal, this.baseUrl);
+  }
+
   private async json(path: string, init: SendInit): Promise<{ body: Wire; status: number }> {
     const response = await this.send(path, init);
-    let text: string;
-    try {
-      text = await response.text();
-    } catch (cause) {
-      if (init.signal?.aborted) throw abortedError(init.signal, cause);
-      throw new ClientError("unreachable", `the answer from ${this.baseUrl} could not be read: ${describeCause(cause)}`, { cause });
-    }
+    const text = await readTextOf(response, init.signal, this.baseUrl);
     try {
       return { body: JSON.parse(text) as Wire, status: response.status };
     } catch {
       throw new ClientError("bad_response", `HTTP ${response.status} answer is not JSON`, { status: response.status });
     }
+  }
+}
+
+async function readTextOf(response: Response, signal: AbortSignal | undefined, baseUrl: string): Promise<string> {
+  try {
+    return await response.text();
+  } catch (cause) {
+    if (signal?.aborted) throw abortedError(signal, cause);
+    throw new ClientError("unreachable", `the answer from ${baseUrl} could not be read: ${describeCause(cause)}`, { cause });
   }
 }
 

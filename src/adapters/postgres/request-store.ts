@@ -209,6 +209,7 @@ export class SqlRequestStore implements RequestStore {
     return Number((await this.db.query<{ n: number }>(sql("countOpen"))).rows[0]?.n ?? 0);
   }
 
+
   async ping(): Promise<void> {
     await this.db.query("SELECT 1");
   }

@@ -24,6 +24,7 @@ import type { BatchStore } from "../../domain/batches.js";
 import type { BacklogStats } from "../../domain/ports.js";
 import { etaBody } from "../../domain/queue-estimate.js";
 import { QueueEstimator, registerQueueRoute } from "./queue-estimator.js";
+import { registerAdminRoutes } from "./admin/index.js";
 
 /** How often a held connection reads its request again in case its final event was lost. */
 const HOLD_RECHECK_MS = 2_000;
@@ -209,6 +210,7 @@ export function createGateway(config: GatewayConfig, deps: GatewayDeps): Gateway
       });
 
       registerQueueRoute(app, { auth: deps.auth, stats: deps.backlog, estimator, fail, now });
+      registerAdminRoutes(app, { adminApiKey: config.adminApiKey, log, users: deps.users, backlog: deps.backlog, queue: deps.queue, requestsQueue: deps.requestsQueue, now });
       registerBatchRoutes(app, { config, log, auth: deps.auth, store: deps.batches, models: deps.models, quota: deps.quota, now });
       registerOpenAiRoutes(app, {
         config,

@@ -6,6 +6,7 @@
  */
 import type { ErrorCode } from "../../errors.js";
 import type { JsonSchema } from "./requests.js";
+import { ADMIN_PARAMETERS, ADMIN_ROUTE_DOCS } from "../../components/gateway/admin/docs.js";
 
 export type Part = "gateway" | "api-service" | "shell";
 
@@ -195,6 +196,7 @@ export const ROUTES: RouteDoc[] = [
     success: { 200: { description: "The event stream.", content: { "text/event-stream": "RequestEvent" } } },
     errors: ["invalid_request_id", "request_not_found"],
   },
+  ...ADMIN_ROUTE_DOCS,
   {
     method: "get", path: "/health", part: "shell", tag: "Operations", auth: "none",
     summary: "Readiness", description: "Ready when every dependency answers; 503 names the ones down.",
@@ -243,4 +245,5 @@ export const PARAMETERS: Record<string, JsonSchema> = {
   AccessToken: { name: "access_token", in: "query", required: false, description: "The API key, for clients (EventSource) that cannot send Authorization.", schema: { type: "string" } },
   Tokens: { name: "tokens", in: "query", required: false, description: "true: also the token deltas, for a request submitted with stream: true.", schema: { enum: ["true", "false"] } },
   LastEventId: { name: "Last-Event-ID", in: "header", required: false, description: "With tokens=true: resume after this token seq.", schema: { type: "integer", minimum: 0 } },
+  ...ADMIN_PARAMETERS,
 };
