@@ -21,6 +21,7 @@
  *     include_usage), at 1 and at BENCH_STREAM_CONCURRENCY concurrent streams: TTFT (request written
  *     → first chunk with content) p50/p99 for both, the added TTFT (difference of percentiles) and
  *     tokens/s (usage completion_tokens of all streams ÷ wall time) with the ratio at 16;
+ *  b1) (b) again, right before (b2), so the two are compared in the same conditions;
  *  b2) the OpenAI door's admission: POST /v1/responses with `background: true` (answered "queued" at
  *     admission; a non-streamed /v1/chat/completions would hold its connection until completion, and
  *     both share admission.ts), same raw client, connections and closed loops as (b), and its
@@ -75,7 +76,7 @@ import { CONNECTIONS, KEY_PREFIX, MAX_LENGTH, MODEL, QUEUES, RUN, SCHEMA, SECOND
 import { children, sampleMemory, startChild, stopChild } from "./platform/children.js";
 import { cleanup, setup } from "./platform/setup.js";
 import { summarize } from "./platform/load.js";
-import { phaseAdmission, phaseCeiling, phaseStatus, phaseV1Admission } from "./platform/phases.js";
+import { phaseAdmission, phaseAdmissionAgain, phaseCeiling, phaseStatus, phaseV1Admission } from "./platform/phases.js";
 import { phaseDrain, type DrainReport } from "./platform/drain.js";
 import { phaseMlAlone } from "./platform/ml-alone.js";
 import { phaseStreaming, streamingFigures, type StreamingReport } from "./platform/streaming.js";
@@ -138,13 +139,17 @@ async function main(): Promise<number> {
     }
 
     // (b2) runs last (see the header): its requests are not drained, the cleanup deletes their queue.
+    log("b1) admission through POST /api/v1/inference again, in (b2)'s conditions");
+    const again = await phaseAdmissionAgain(gateway, s);
+    const b1 = summarize(again.result);
+    log(`b1) ${fmt(b1.throughput)}/s, p50 ${fmt(b1.p50, 2)} ms, p99 ${fmt(b1.p99, 2)} ms`);
     log("b2) admission through POST /v1/responses (background: true), workers not running");
     const v1 = await phaseV1Admission(gateway, s);
     const b2 = summarize(v1.result);
-    log(`b2) ${fmt(b2.throughput)}/s, p50 ${fmt(b2.p50, 2)} ms, p99 ${fmt(b2.p99, 2)} ms — ${fmt(b2.throughput / b.throughput, 2)} of (b)`);
+    log(`b2) ${fmt(b2.throughput)}/s, p50 ${fmt(b2.p50, 2)} ms, p99 ${fmt(b2.p99, 2)} ms — ${fmt(b2.throughput / b1.throughput, 2)} of (b1)`);
     sampleMemory();
 
-    const figures = { ceiling, admission: admission.result, status, drain, mlAlone, v1Admission: v1.result, streaming, runSeconds: (performance.now() - runStarted) / 1000 };
+    const figures = { ceiling, admission: admission.result, status, drain, mlAlone, admissionAgain: again.result, v1Admission: v1.result, streaming, runSeconds: (performance.now() - runStarted) / 1000 };
     process.stdout.write(renderReport(figures));
     if (process.env.BENCH_JSON) writeFileSync(process.env.BENCH_JSON, benchJson(figures));
     return drain && !drain.checks.every((ch) => ch.ok) ? 1 : 0;

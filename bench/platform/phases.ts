@@ -76,6 +76,15 @@ export async function phaseAdmission(gateway: Child, s: Setup): Promise<{ result
   return admissionLoops(gateway, "b) admission: POST /api/v1/inference", "/api/v1/inference", requestBody, (status) => status === 202, s.authorization);
 }
 
+/**
+ * Phase (b1): (b) again, right before (b2) and in its conditions (the queue not consumed, the
+ * tables as the run left them), so that /v1 ÷ /api/v1 compares like with like.
+ */
+export async function phaseAdmissionAgain(gateway: Child, s: Setup): Promise<{ result: LoadResult; admitted: number }> {
+  setPhase("b1");
+  return admissionLoops(gateway, "b1) admission again: POST /api/v1/inference", "/api/v1/inference", requestBody, (status) => status === 202, s.authorization);
+}
+
 /** The same prompt and length as (b), as a background response: answered at admission, `queued`. */
 export const responsesBody = JSON.stringify({ model: "default", input: PROMPT, max_output_tokens: MAX_LENGTH, background: true });
 const QUEUED = Buffer.from('"status":"queued"');

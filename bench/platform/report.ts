@@ -43,7 +43,7 @@ export function cpuPerRequest(r: LoadResult): number {
 }
 
 export function memoryTable(): string {
-  const phases = ["setup", "a", "b", "c", "d", "f", "g", "b2"];
+  const phases = ["setup", "a", "b", "c", "d", "f", "g", "b1", "b2"];
   const out = [
     `| component (pid) | peak RSS (VmHWM, MB) | ${phases.map((p) => `max RSS in ${p}`).join(" | ")} | goal ≤ 200 MB |`,
     `|---|--:|${phases.map(() => "--:").join("|")}|:-:|`,
@@ -73,7 +73,8 @@ export interface Figures {
   status: LoadResult;
   drain: DrainReport | undefined;
   mlAlone: LoadResult | undefined;
-  /** (b2), run after (g) with the worker stopped (see platform.ts). */
+  /** (b1) and (b2), run one after the other after (g) with the worker stopped (see platform.ts). */
+  admissionAgain: LoadResult | undefined;
   v1Admission: LoadResult | undefined;
   streaming: StreamingReport | undefined;
   runSeconds: number;
@@ -84,11 +85,13 @@ export function derive(f: Figures) {
   const [a, b, c] = [summarize(f.ceiling), summarize(f.admission), summarize(f.status)];
   const f6 = f.mlAlone && summarize(f.mlAlone);
   const b2 = f.v1Admission && summarize(f.v1Admission);
+  const b1 = f.admissionAgain && summarize(f.admissionAgain);
   return {
     a,
     b,
+    b1,
     b2,
-    v1AdmissionRatio: b2 ? b2.throughput / b.throughput : Number.NaN,
+    v1AdmissionRatio: b2 && b1 ? b2.throughput / b1.throughput : Number.NaN,
     c,
     f: f6,
     ratio: b.throughput / a.throughput,
@@ -99,13 +102,13 @@ export function derive(f: Figures) {
 }
 
 export function renderReport(f: Figures): string {
-  const { a, b, b2, v1AdmissionRatio, c, f: f6, ratio, cpuRatio, platformCpuUsPerRequest, drainVsMlAlone } = derive(f);
+  const { a, b, b1, b2, v1AdmissionRatio, c, f: f6, ratio, cpuRatio, platformCpuUsPerRequest, drainVsMlAlone } = derive(f);
   const drain = f.drain;
   const lines: string[] = [];
   lines.push(`\n## Platform benchmark — ${new Date().toISOString()}`);
   lines.push(`\n${CONNECTIONS} concurrent, ${SECONDS} s measured per phase after ${WARMUP_SECONDS} s warm-up; Node ${process.version}; ${machineCores()} cores.\n`);
   lines.push("### Throughput and latency\n");
-  const rows = [a, b, ...(b2 ? [b2] : []), c, ...(f6 ? [f6] : [])];
+  const rows = [a, b, ...(b1 ? [b1] : []), ...(b2 ? [b2] : []), c, ...(f6 ? [f6] : [])];
   lines.push(loadTable(rows));
   const failures = rows.filter((r) => r.errors > 0);
   if (failures.length > 0) {
@@ -115,7 +118,7 @@ export function renderReport(f: Figures): string {
   if (b2) {
     lines.push(
       `\n(b2) measures the OpenAI door's admission: a non-streamed /v1/chat/completions holds its connection until the request completes, so admission is timed through POST /v1/responses with background: true, which shares admission.ts and answers "queued" at once.` +
-        ` It runs last (after (g), the worker stopped; right after (c) when the drain is skipped), so the queue fills as in (b); its requests are left queued and removed with the run's queues. /v1 ÷ /api/v1 admission: **${fmt(v1AdmissionRatio, 2)}**.`,
+        ` It runs last (after (g), the worker stopped; right after (c) when the drain is skipped), so the queue fills as in (b), right after (b1), which is (b) again in the same conditions; their requests are left queued and removed with the run's queues. /v1 ÷ /api/v1 admission, (b2) ÷ (b1): **${fmt(v1AdmissionRatio, 2)}**.`,
     );
   }
   lines.push(`\nAdmission / ceiling: **${fmt(ratio * 100, 1)} %** (${fmt(b.throughput)} vs ${fmt(a.throughput)} per s).`);
@@ -128,6 +131,7 @@ export function renderReport(f: Figures): string {
     cpuTable([
       ["a) ceiling", f.ceiling.cpu, f.ceiling.ok],
       ["b) admission", f.admission.cpu, f.admission.ok],
+      ...(f.admissionAgain ? [["b1) admission again", f.admissionAgain.cpu, f.admissionAgain.ok] as [string, CpuSnapshotDelta | undefined, number]] : []),
       ...(f.v1Admission ? [["b2) /v1 admission", f.v1Admission.cpu, f.v1Admission.ok] as [string, CpuSnapshotDelta | undefined, number]] : []),
       ["c) status", f.status.cpu, f.status.ok],
       ["d) drain", drain?.cpu, drain ? drain.rows : 0],
@@ -158,7 +162,7 @@ export function renderReport(f: Figures): string {
   lines.push(`| a) raw ceiling (Lua reserve + INSERT + confirmed publish) | ${fmt(a.throughput)}/s, p50 ${fmt(a.p50, 1)} ms, p99 ${fmt(a.p99, 1)} ms | — | |`);
   lines.push(`| b) admission, POST /api/v1/inference | ${fmt(b.throughput)}/s, p50 ${fmt(b.p50, 1)} ms, p99 ${fmt(b.p99, 1)} ms | ≥ 70 % of (a), p99 ≤ 50 ms | ${yes(ratio >= 0.7 && b.p99 <= 50 && b.errors === 0)} |`);
   lines.push(`| b / a | ${fmt(ratio * 100, 1)} % (by CPU per request: ${fmt(cpuRatio * 100, 1)} %) | ≥ 70 % | ${yes(ratio >= 0.7)} |`);
-  if (b2) lines.push(`| b2) /v1/responses (background) ÷ /api/v1/inference admission | ${fmt(b2.throughput)}/s ÷ ${fmt(b.throughput)}/s = ${fmt(v1AdmissionRatio, 2)} | ≥ 0.9 | ${yes(v1AdmissionRatio >= 0.9 && b2.errors === 0)} |`);
+  if (b2 && b1) lines.push(`| b2 ÷ b1) /v1/responses (background) ÷ /api/v1/inference admission, one after the other | ${fmt(b2.throughput)}/s ÷ ${fmt(b1.throughput)}/s = ${fmt(v1AdmissionRatio, 2)} | ≥ 0.9 | ${yes(v1AdmissionRatio >= 0.9 && b2.errors === 0)} |`);
   lines.push(`| c) status lookups | ${fmt(c.throughput)}/s, p50 ${fmt(c.p50, 1)} ms, p99 ${fmt(c.p99, 1)} ms | ≥ 5,000/s, p99 ≤ 10 ms | ${yes(c.throughput >= 5000 && c.p99 <= 10 && c.errors === 0)} |`);
   if (drain) {
     lines.push(`| d) every admitted request completed exactly once | ${fmt(drain.byStatus.completed ?? 0)} of ${fmt(drain.admitted)} in ${fmt(drain.seconds, 1)} s | all, once | ${yes(drain.checks.every((ch) => ch.ok))} |`);
@@ -178,7 +182,7 @@ export function renderReport(f: Figures): string {
 
 /** What BENCH_JSON holds. */
 export function benchJson(f: Figures): string {
-  const { a, b, b2, v1AdmissionRatio, c, f: f6, ratio, cpuRatio, platformCpuUsPerRequest, drainVsMlAlone } = derive(f);
+  const { a, b, b1, b2, v1AdmissionRatio, c, f: f6, ratio, cpuRatio, platformCpuUsPerRequest, drainVsMlAlone } = derive(f);
   return JSON.stringify(
     {
       run: RUN,
@@ -192,11 +196,12 @@ export function benchJson(f: Figures): string {
       mlAlone: f6,
       platform_cpu_us_per_request: Number.isFinite(platformCpuUsPerRequest) ? platformCpuUsPerRequest : null,
       drain_vs_ml_alone: Number.isFinite(drainVsMlAlone) ? drainVsMlAlone : null,
+      admission_again: b1,
       v1_admission: b2,
       v1_admission_ratio: Number.isFinite(v1AdmissionRatio) ? v1AdmissionRatio : null,
       ...streamingFigures(f.streaming),
       streaming: f.streaming?.legs.map((l) => ({ ...l, cpu: undefined })),
-      cpu: { a: f.ceiling.cpu, b: f.admission.cpu, b2: f.v1Admission?.cpu, c: f.status.cpu, d: f.drain?.cpu, f: f.mlAlone?.cpu, g: f.streaming?.legs.map((l) => l.cpu) },
+      cpu: { a: f.ceiling.cpu, b: f.admission.cpu, b1: f.admissionAgain?.cpu, b2: f.v1Admission?.cpu, c: f.status.cpu, d: f.drain?.cpu, f: f.mlAlone?.cpu, g: f.streaming?.legs.map((l) => l.cpu) },
       drain: f.drain && { ...f.drain, cpu: undefined },
       memoryMb: Object.fromEntries([...children.values()].map((ch) => [ch.name, { peakHwm: ch.peakHwmKb / 1024, byPhase: Object.fromEntries([...ch.phaseRssKb].map(([p, kb]) => [p, kb / 1024])) }])),
     },
