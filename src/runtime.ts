@@ -18,6 +18,8 @@ import { SqlStaleRequests } from "./adapters/postgres/stale-requests.js";
 import { SqlQuotaLedger } from "./adapters/postgres/quota-ledger.js";
 import { SqlBatchStore } from "./adapters/postgres/batch-store.js";
 import type { BatchStore } from "./domain/batches.js";
+import { SqlWebhookStore } from "./adapters/postgres/webhook-store.js";
+import type { WebhookStore } from "./domain/webhooks.js";
 import { RedisQuotaStore } from "./adapters/redis/quota-store.js";
 import { openBoundedRedis, readyWithin } from "./adapters/redis/connection.js";
 import { RedisEventBus } from "./adapters/redis/event-bus.js";
@@ -35,6 +37,7 @@ import type { Logger } from "./observability/logger.js";
 export interface Adapters {
   requests: RequestStore;
   batches: BatchStore;
+  webhooks: WebhookStore;
   outbox: Outbox;
   stale: StaleRequests;
   users: UserStore;
@@ -119,7 +122,7 @@ export async function openDatabase(config: Config, logger: Logger, options: Pick
 
 /** Everything that lives in the database, on one client. */
 function databaseAdapters(db: SqlClient) {
-  return { requests: new SqlRequestStore(db), batches: new SqlBatchStore(db), outbox: new SqlOutbox(db), stale: new SqlStaleRequests(db), users: new SqlUserStore(db) };
+  return { requests: new SqlRequestStore(db), batches: new SqlBatchStore(db), webhooks: new SqlWebhookStore(db), outbox: new SqlOutbox(db), stale: new SqlStaleRequests(db), users: new SqlUserStore(db) };
 }
 
 /** Opens the named adapters, and only those; a name that cannot be opened fails the whole call. */
@@ -153,7 +156,7 @@ export async function openInfrastructure<K extends AdapterName>(
   };
   let db: SqlClient | undefined;
   try {
-    if (["requests", "batches", "outbox", "stale", "users"].some((name) => wanted.has(name as AdapterName))) {
+    if (["requests", "batches", "webhooks", "outbox", "stale", "users"].some((name) => wanted.has(name as AdapterName))) {
       if (options.database) {
         db = options.database;
         kinds.database = options.database.kind;

@@ -20,7 +20,7 @@ import { createWorker, type Worker } from "./worker/index.js";
 export type PartName = "gateway" | "api-service" | "collector" | "worker" | "ml-service";
 
 export const NEEDS = {
-  gateway: ["requests", "batches", "outbox", "stale", "users", "quota", "queue", "events", "streams", "runs"],
+  gateway: ["requests", "batches", "webhooks", "outbox", "stale", "users", "quota", "queue", "events", "streams", "runs"],
   "api-service": ["requests", "users", "quota", "events", "streams"],
   collector: ["requests", "quota", "queue", "events", "streams"],
   worker: ["queue", "streams", "runs"],
@@ -74,6 +74,7 @@ export async function startGateway(config: Config, deps: GatewayInfra & HttpDeps
     quota: deps.quota,
     requests: deps.requests,
     batches: deps.batches,
+    webhooks: deps.webhooks,
     users: deps.users,
     outbox: deps.outbox,
     stale: deps.stale,

@@ -21,6 +21,8 @@ import { createCanceller } from "./cancel.js";
 import { registerOpenAiRoutes } from "./openai/routes.js";
 import { BatchDispatcher, batchUserResolver, registerBatchRoutes } from "./batches/index.js";
 import type { BatchStore } from "../../domain/batches.js";
+import type { WebhookStore } from "../../domain/webhooks.js";
+import { WebhookDeliveryLoop, registerWebhookRoutes } from "../webhooks/index.js";
 
 /** How often a held connection reads its request again in case its final event was lost. */
 const HOLD_RECHECK_MS = 2_000;
@@ -33,6 +35,7 @@ export interface GatewayDeps {
   quota: QuotaStore;
   requests: RequestStore;
   batches: BatchStore;
+  webhooks: WebhookStore;
   users: UserStore;
   outbox: Outbox;
   stale: StaleRequests;
@@ -54,6 +57,8 @@ export interface Gateway {
   sweep(): Promise<{ republished: number; expired: number }>;
   /** Runs the batch dispatcher once now (it also runs on its own every BATCH_DISPATCH_INTERVAL_MS). */
   tickBatches(): Promise<unknown>;
+  /** Runs the webhook delivery loop once now (it also runs on its own every WEBHOOK_POLL_INTERVAL_MS). */
+  tickWebhooks(): Promise<unknown>;
   stop(): Promise<void>;
 }
 
@@ -116,6 +121,8 @@ export function createGateway(config: GatewayConfig, deps: GatewayDeps): Gateway
     models: deps.models,
     now,
   });
+  // Webhooks are sent off every request's path: a slow or failing receiver delays nothing but its own deliveries.
+  const webhookLoop = new WebhookDeliveryLoop({ config: config.webhooks, store: deps.webhooks, log, registry: deps.registry, now });
   const cancel = createCanceller({ ...deps, log, now, recheckMs: HOLD_RECHECK_MS });
 
   /** The caller's own request; anyone else's is answered exactly like a missing one. */
@@ -200,6 +207,7 @@ export function createGateway(config: GatewayConfig, deps: GatewayDeps): Gateway
         }
       });
 
+      registerWebhookRoutes(app, { config: config.webhooks, log, auth: deps.auth, store: deps.webhooks });
       registerBatchRoutes(app, { config, log, auth: deps.auth, store: deps.batches, models: deps.models, quota: deps.quota, now });
       registerOpenAiRoutes(app, {
         config,
@@ -228,11 +236,14 @@ export function createGateway(config: GatewayConfig, deps: GatewayDeps): Gateway
     start: () => {
       sweeper.start();
       batchDispatcher.start();
+      webhookLoop.start();
     },
     sweep: () => sweeper.sweep(),
     tickBatches: () => batchDispatcher.tick(),
+    tickWebhooks: () => webhookLoop.tick(),
     async stop() {
       await batchDispatcher.stop();
+      await webhookLoop.stop();
       await sweeper.stop();
       await marker.flush();
     },
