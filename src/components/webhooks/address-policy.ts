@@ -87,7 +87,8 @@ export function checkedLookup(allowPrivate: boolean) {
         if (options.all) callback(null, addresses);
         else callback(null, (addresses[0] as LookupAddress).address, (addresses[0] as LookupAddress).family);
       },
-      (error: Error) => callback(Object.assign(error, { code: error instanceof AddressRefused ? "EADDRREFUSED" : (error as NodeJS.ErrnoException).code }), ""),
+      // The AddressRefused itself reaches the request's "error" listener (send.ts tells it apart).
+      (error: NodeJS.ErrnoException) => callback(error, ""),
     );
   };
 }

@@ -37,7 +37,7 @@ export function sendWebhook(url: string, body: string, headers: Record<string, s
     });
     req.once("error", (error: NodeJS.ErrnoException) => {
       if (signal.aborted) resolve({ ok: false, error: `no answer within ${options.timeoutMs} ms` });
-      else if (error instanceof AddressRefused || error.code === "EADDRREFUSED") resolve({ ok: false, error: `refused: ${error.message}` });
+      else if (error instanceof AddressRefused) resolve({ ok: false, error: `refused: ${error.message}` });
       else resolve({ ok: false, error: `could not connect: ${error.code ?? error.message}` });
     });
     req.once("response", (res) => {

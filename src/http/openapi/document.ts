@@ -25,6 +25,7 @@ const BODY_ROUTES: Record<string, string> = {
   CompletionBody: "post /v1/completions",
   ResponsesBody: "post /v1/responses",
   BatchBody: "post /v1/batches",
+  WebhookBody: "post /api/v1/webhooks",
 };
 
 /** POST /v1/files: the one upload, as OpenAI takes it. */

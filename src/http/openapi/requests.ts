@@ -9,6 +9,7 @@
  * zod metadata (`.meta`) beside the refinement, so the document still states them.
  */
 import { createBatchBody } from "../../components/gateway/batches/routes.js";
+import { createWebhookBody } from "../../components/webhooks/endpoints.js";
 import { z } from "zod";
 import { KNOWN_FIELDS } from "../../domain/inference-request.js";
 import { bodyParamsShape } from "../../domain/generation-params.js";
@@ -67,5 +68,6 @@ export function bodySchemas(limits: DocLimits): Record<string, z.ZodType> {
     "post /v1/completions": completionSchema(openAi),
     "post /v1/responses": responsesBodySchema({ maxLength: limits.maxLengthLimit }),
     "post /v1/batches": createBatchBody,
+    "post /api/v1/webhooks": createWebhookBody,
   };
 }
