@@ -31,7 +31,8 @@ export class WebhookDeliveryLoop {
   private readonly deliveries;
   private readonly pending;
   private timer: NodeJS.Timeout | undefined;
-  private running: Promise<void> | undefined;
+  private running: Promise<number> | undefined;
+  private readonly inFlight = new Set<Promise<void>>();
   private stopped = true;
 
   constructor(private readonly deps: DeliveryLoopDeps) {
@@ -51,43 +52,59 @@ export class WebhookDeliveryLoop {
     this.schedule(this.deps.config.pollIntervalMs);
   }
 
+  /** Stops claiming, then waits for the deliveries in flight (each bounded by WEBHOOK_TIMEOUT_MS). */
   async stop(): Promise<void> {
     this.stopped = true;
     clearTimeout(this.timer);
     await this.running;
+    await Promise.all(this.inFlight);
   }
 
   private schedule(delayMs: number): void {
     if (this.stopped) return;
     this.timer = setTimeout(() => {
       let full = false;
-      void this.tick()
-        .then((claimed) => (full = claimed >= this.deps.config.concurrency))
+      void this.claimAndSend()
+        .then((claimed) => (full = claimed > 0))
         .catch((error: unknown) => this.deps.log.warn({ err: error }, "webhook delivery failed; trying again next tick"))
-        // A full claim means more may be due: the next tick comes at once.
+        // A claim that found work may have left more due: the next tick comes at once.
         .finally(() => this.schedule(full ? 0 : this.deps.config.pollIntervalMs));
     }, delayMs);
     this.timer.unref?.();
   }
 
-  /** One pass; answers how many deliveries it claimed. Concurrent calls share the pass in progress. */
-  tick(): Promise<number> {
-    if (!this.running) {
-      let claimed = 0;
-      const pass = this.pass().then((n) => void (claimed = n));
-      this.running = pass.finally(() => (this.running = undefined));
-      return this.running.then(() => claimed);
-    }
-    return this.running.then(() => 0);
+  /** One pass, and the deliveries it started (tests; the timer does not wait for them). */
+  async tick(): Promise<number> {
+    const before = new Set(this.inFlight);
+    const claimed = await this.claimAndSend();
+    await Promise.all([...this.inFlight].filter((p) => !before.has(p)));
+    return claimed;
   }
 
-  private async pass(): Promise<number> {
+  /**
+   * Claims what there is room for and starts sending it without waiting: one receiver that hangs
+   * holds one of the WEBHOOK_CONCURRENCY places until its timeout, not the loop. Concurrent calls
+   * share the claim in progress.
+   */
+  private claimAndSend(): Promise<number> {
+    this.running ??= this.claim().finally(() => (this.running = undefined));
+    return this.running;
+  }
+
+  private async claim(): Promise<number> {
     const { store, config } = this.deps;
-    const now = this.now();
-    const claimed = await store.claimDue(now, new Date(now.getTime() + leaseMs(config)), config.concurrency);
-    await Promise.all(claimed.map((delivery) => this.deliver(delivery)));
-    this.pending.set(await store.countPending());
-    return claimed.length;
+    const room = config.concurrency - this.inFlight.size;
+    if (room > 0) {
+      const now = this.now();
+      const claimed = await store.claimDue(now, new Date(now.getTime() + leaseMs(config)), room);
+      for (const delivery of claimed) {
+        const sending: Promise<void> = this.deliver(delivery).finally(() => this.inFlight.delete(sending));
+        this.inFlight.add(sending);
+      }
+      this.pending.set(await store.countPending());
+      return claimed.length;
+    }
+    return 0;
   }
 
   private async deliver(delivery: ClaimedDelivery): Promise<void> {
