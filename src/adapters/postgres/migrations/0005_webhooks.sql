@@ -39,14 +39,18 @@ CREATE INDEX webhook_deliveries_due ON webhook_deliveries (next_attempt_at) WHER
 CREATE INDEX webhook_deliveries_by_endpoint ON webhook_deliveries (endpoint_id) WHERE delivered_at IS NULL AND gave_up_at IS NULL;
 
 -- Writes the deliveries of one event for every enabled endpoint of the user that takes its type.
--- With no endpoint this is one probe of webhook_endpoints_by_user and no row written.
+-- With no endpoint this is one probe of webhook_endpoints_by_user and no row written. PL/pgSQL, not
+-- SQL: its statement's plan is kept for the session, where a SQL function's is made again each call
+-- (measured: 3x the cost of the whole UPDATE per finished row).
 CREATE FUNCTION webhook_enqueue(owner text, kind text, subject text, at timestamptz) RETURNS void
-LANGUAGE sql AS $$
+LANGUAGE plpgsql AS $$
+BEGIN
   INSERT INTO webhook_deliveries (endpoint_id, event_id, event_type, subject_id, created_at, next_attempt_at)
   SELECT e.endpoint_id, ev.id, kind, subject, at, at
   FROM (SELECT 'evt_' || replace(gen_random_uuid()::text, '-', '') AS id) ev
   CROSS JOIN webhook_endpoints e
-  WHERE e.user_id = owner AND e.disabled_at IS NULL AND (cardinality(e.events) = 0 OR kind = ANY (e.events))
+  WHERE e.user_id = owner AND e.disabled_at IS NULL AND (cardinality(e.events) = 0 OR kind = ANY (e.events));
+END
 $$;
 
 -- A request reached a final status: its event type from its API and outcome (a completed response cut
