@@ -42,7 +42,7 @@ CREATE INDEX webhook_deliveries_by_endpoint ON webhook_deliveries (endpoint_id) 
 -- With no endpoint this is one probe of webhook_endpoints_by_user and no row written. PL/pgSQL, not
 -- SQL: its statement's plan is kept for the session, where a SQL function's is made again each call
 -- (measured: 3x the cost of the whole UPDATE per finished row).
-CREATE FUNCTION webhook_enqueue(owner text, kind text, subject text, at timestamptz) RETURNS void
+CREATE OR REPLACE FUNCTION webhook_enqueue(owner text, kind text, subject text, at timestamptz) RETURNS void
 LANGUAGE plpgsql AS $$
 BEGIN
   INSERT INTO webhook_deliveries (endpoint_id, event_id, event_type, subject_id, created_at, next_attempt_at)
@@ -55,7 +55,7 @@ $$;
 
 -- A request reached a final status: its event type from its API and outcome (a completed response cut
 -- off by max_output_tokens is incomplete, as the Responses API reports it).
-CREATE FUNCTION webhook_request_finished() RETURNS trigger
+CREATE OR REPLACE FUNCTION webhook_request_finished() RETURNS trigger
 LANGUAGE plpgsql AS $$
 BEGIN
   IF NEW.api = 'response' THEN
@@ -78,7 +78,7 @@ WHEN (OLD.status IN ('queued', 'processing') AND NEW.status IN ('completed', 'fa
       AND (NEW.api = 'inference' OR (NEW.api = 'response' AND NEW.api_options ->> 'background' = 'true')))
 EXECUTE FUNCTION webhook_request_finished();
 
-CREATE FUNCTION webhook_batch_finished() RETURNS trigger
+CREATE OR REPLACE FUNCTION webhook_batch_finished() RETURNS trigger
 LANGUAGE plpgsql AS $$
 BEGIN
   PERFORM webhook_enqueue(NEW.user_id, 'batch.' || NEW.status, NEW.batch_id,
