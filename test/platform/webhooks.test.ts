@@ -210,12 +210,16 @@ for (const backend of ["servers", "embedded"] as Backend[]) {
       assert.equal((await api("DELETE", `/api/v1/webhooks/${hook.id}`, owner.authorization)).status, 404);
     });
 
-    it("without WEBHOOK_ALLOW_PRIVATE, private and loopback targets are refused at registration and at delivery", async () => {
+    it("without WEBHOOK_ALLOW_PRIVATE, private and loopback targets are refused at registration and at delivery; anonymous callers get none", async () => {
       const user = await platform.createUser();
       const settings = { ...platform.config.gateway.webhooks, allowPrivate: false };
       const app = createHttpApp({ logger: silentLogger, registries: [], bodyLimitBytes: 65_536 });
-      registerWebhookRoutes(app, { config: settings, log: silentLogger, auth: new Authenticator({ users: platform.users, anonymous: platform.config.gateway.anonymous, cacheTtlMs: 0 }), store: new SqlWebhookStore(platform.database.db) });
+      registerWebhookRoutes(app, { config: settings, log: silentLogger, auth: new Authenticator({ users: platform.users, anonymous: { ...platform.config.gateway.anonymous, enabled: true }, cacheTtlMs: 0 }), store: new SqlWebhookStore(platform.database.db) });
       try {
+        // Anonymous callers (allowed on this app) share one user id: no endpoints for them.
+        const anonymous = await app.inject({ method: "POST", url: "/api/v1/webhooks", payload: { url: "https://example.com/x" } });
+        assert.equal(anonymous.statusCode, 401);
+        assert.equal(anonymous.json().error.code, "unauthorized");
         for (const url of [receiver.path("private"), "http://localhost:9/x", "http://[::1]/x", "http://10.1.2.3/x", "http://169.254.169.254/latest", "http://[fe80::1]/x", "http://0.0.0.0/x", "http://[::ffff:127.0.0.1]/x"]) {
           const answer = await app.inject({ method: "POST", url: "/api/v1/webhooks", headers: { authorization: user.authorization }, payload: { url } });
           assert.equal(answer.statusCode, 400, url);

@@ -22,6 +22,12 @@ export interface WebhookRouteDeps {
 const ENDPOINT_ID = /^whe_[0-9a-f]{24}$/;
 
 export function registerWebhookRoutes(app: FastifyInstance, deps: WebhookRouteDeps): void {
+  // Anonymous callers share one user id: an endpoint of theirs would receive everyone's events.
+  const owner = async (authorization: string | undefined) => {
+    const user = await deps.auth.authenticate(authorization);
+    if (user.anonymous) throw new AppError("unauthorized", "webhook endpoints need an API key");
+    return user;
+  };
   const fail = (reply: FastifyReply, error: unknown) => {
     if (!isAppError(error)) deps.log.error({ err: error }, "webhook route failed");
     return sendError(reply, isAppError(error) ? error : new AppError("internal_error", "internal error"));
@@ -29,7 +35,7 @@ export function registerWebhookRoutes(app: FastifyInstance, deps: WebhookRouteDe
 
   app.post("/api/v1/webhooks", async (request, reply) => {
     try {
-      const user = await deps.auth.authenticate(request.headers.authorization);
+      const user = await owner(request.headers.authorization);
       const input = parseCreateWebhookBody(request.body);
       return reply.code(201).send(await createEndpoint(deps.store, deps.config, user.userId, input));
     } catch (error) {
@@ -39,7 +45,7 @@ export function registerWebhookRoutes(app: FastifyInstance, deps: WebhookRouteDe
 
   app.get("/api/v1/webhooks", async (request, reply) => {
     try {
-      const user = await deps.auth.authenticate(request.headers.authorization);
+      const user = await owner(request.headers.authorization);
       return { object: "list", data: (await deps.store.listEndpoints(user.userId)).map(endpointView) };
     } catch (error) {
       return fail(reply, error);
@@ -48,7 +54,7 @@ export function registerWebhookRoutes(app: FastifyInstance, deps: WebhookRouteDe
 
   app.delete<{ Params: { id: string } }>("/api/v1/webhooks/:id", async (request, reply) => {
     try {
-      const user = await deps.auth.authenticate(request.headers.authorization);
+      const user = await owner(request.headers.authorization);
       const id = request.params.id;
       if (!ENDPOINT_ID.test(id) || !(await deps.store.deleteEndpoint(id, user.userId))) {
         throw new AppError("webhook_not_found", `no webhook endpoint ${id.slice(0, 64)}`, { details: { field: "id" } });

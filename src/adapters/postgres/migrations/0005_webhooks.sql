@@ -71,6 +71,10 @@ $$;
 
 -- A row trigger whose WHEN clause is checked without calling the function: the many status updates
 -- that are not a final status of a native request or a background response cost nothing more.
+-- Measured on the finishing UPDATE (100 rows a statement, this 2-core machine, best of 6): about
+-- +7-14 us per finished row over 22-58 us without the trigger, with or without endpoints; a
+-- statement-level trigger with transition tables was no cheaper and would materialize the
+-- transition tables on every UPDATE of the table (publishing, claims), not only the final ones.
 CREATE TRIGGER webhook_request_finished
 AFTER UPDATE OF status ON inference_requests
 FOR EACH ROW
