@@ -82,11 +82,11 @@ for (const backend of ["servers", "embedded"] as Backend[]) {
       assert.equal(created.status, 201, JSON.stringify(created.body));
       return created.body as { id: string; secret: string };
     };
-    const eventsAt = (name: string) => receiver.at(name).map((r) => JSON.parse(r.body) as Event);
-    const eventFor = async (name: string, subject: string, timeoutMs = 30_000) => {
-      await waitFor(`an event about ${subject} at /${name}`, () => eventsAt(name).some((e) => e.data.id === subject), timeoutMs);
-      const index = eventsAt(name).findIndex((e) => e.data.id === subject);
-      return { event: eventsAt(name)[index] as Event, delivery: receiver.at(name)[index]! };
+    const eventsAt = (name: string, at = receiver) => at.at(name).map((r) => JSON.parse(r.body) as Event);
+    const eventFor = async (name: string, subject: string, timeoutMs = 30_000, at = receiver) => {
+      await waitFor(`an event about ${subject} at /${name}`, () => eventsAt(name, at).some((e) => e.data.id === subject), timeoutMs);
+      const index = eventsAt(name, at).findIndex((e) => e.data.id === subject);
+      return { event: eventsAt(name, at)[index] as Event, delivery: at.at(name)[index]! };
     };
     const endpoints = async (authorization: string) => (await api("GET", "/api/v1/webhooks", authorization)).body.data as Array<Record<string, any>>;
 
@@ -154,6 +154,25 @@ for (const backend of ["servers", "embedded"] as Backend[]) {
       assert.match(String(shown!.last_error), /answered 500/);
       assert.ok(shown!.last_delivered_at, "last_delivered_at is set");
       assert.equal(shown!.pending_deliveries, 0);
+    });
+
+    it("a receiver that is down (nothing listening) gets the event, with the id the outbox gave it, once it comes up", async () => {
+      const user = await platform.createUser();
+      const probe = await startReceiver();
+      const port = new URL(probe.url).port;
+      await probe.close();
+      await register(user.authorization, `http://127.0.0.1:${port}/down`);
+      const admitted = await submit(platform.url, { prompt: "Ben ran", max_length: 6 }, user.authorization);
+      await until("a refused connection to show", async () => (await endpoints(user.authorization)).find((e) => /could not connect/.test(String(e.last_error))));
+      const up = await startReceiver(Number(port));
+      try {
+        const { delivery } = await eventFor("down", admitted.body.request_id, 30_000, up);
+        const stored = await platform.database.db.query<{ event_id: string; attempts: number }>("SELECT event_id, attempts FROM webhook_deliveries WHERE subject_id = $1", [admitted.body.request_id]);
+        assert.equal(delivery.headers["webhook-id"], stored.rows[0]!.event_id);
+        assert.ok(Number(stored.rows[0]!.attempts) >= 2, "it was tried while down");
+      } finally {
+        await up.close();
+      }
     });
 
     it("an endpoint whose deliveries fail past the max age is disabled, shows why, and gets no new events", async () => {

@@ -29,7 +29,8 @@ export interface Receiver {
   close(): Promise<void>;
 }
 
-export async function startReceiver(): Promise<Receiver> {
+/** On `port` (0: any free one). */
+export async function startReceiver(port = 0): Promise<Receiver> {
   const behaviours = new Map<string, Behaviour>();
   const holding = new Map<string, http.ServerResponse[]>();
   const received: Received[] = [];
@@ -52,7 +53,7 @@ export async function startReceiver(): Promise<Receiver> {
       res.writeHead(status, { "content-type": "text/plain" }).end(status === 200 ? "ok" : "receiver broken");
     });
   });
-  await new Promise<void>((resolve) => server.listen(0, "127.0.0.1", resolve));
+  await new Promise<void>((resolve) => server.listen(port, "127.0.0.1", resolve));
   const url = `http://127.0.0.1:${(server.address() as AddressInfo).port}`;
   const release = (name: string) => {
     for (const res of holding.get(name) ?? []) res.writeHead(200).end("ok");
