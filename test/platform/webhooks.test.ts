@@ -178,10 +178,14 @@ for (const backend of ["servers", "embedded"] as Backend[]) {
     it("an endpoint whose deliveries fail past the max age is disabled, shows why, and gets no new events", async () => {
       const user = await platform.createUser();
       const hook = await register(user.authorization, receiver.path(`dead-${backend}`, { kind: "always-fail" }));
-      const admitted = await submit(platform.url, { prompt: "The sun was", max_length: 6 }, user.authorization);
-      await waitForFinal(platform.url, admitted.body.request_id, user.authorization);
+      // Two events: when the first is given up the second (younger) is given up with it.
+      for (const prompt of ["The sun was", "The sky was"]) {
+        const admitted = await submit(platform.url, { prompt, max_length: 6 }, user.authorization);
+        await waitForFinal(platform.url, admitted.body.request_id, user.authorization);
+      }
       const shown = await until("the endpoint to be disabled", async () => (await endpoints(user.authorization)).find((e) => e.status === "disabled"), MAX_AGE_MS + 15_000);
       assert.match(String(shown!.disabled_reason), /could not be delivered in \d+ attempts .*answered 500/);
+      assert.equal(shown!.pending_deliveries, 0, "nothing waits for a disabled endpoint");
       assert.ok(receiver.at(`dead-${backend}`).length >= 3, "it was tried several times first");
       const again = await submit(platform.url, { prompt: "The moon was", max_length: 6 }, user.authorization);
       await waitForFinal(platform.url, again.body.request_id, user.authorization);

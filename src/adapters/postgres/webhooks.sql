@@ -16,8 +16,14 @@ ORDER BY e.user_id, e.seq;
 -- name: countWebhookEndpoints
 SELECT count(*)::int AS n FROM webhook_endpoints WHERE user_id = $1;
 
+-- Its undelivered events go with it.
 -- name: deleteWebhookEndpoint
-DELETE FROM webhook_endpoints WHERE endpoint_id = $1 AND ($2::text IS NULL OR user_id = $2::text) RETURNING endpoint_id;
+WITH gone AS (
+  DELETE FROM webhook_endpoints WHERE endpoint_id = $1 AND ($2::text IS NULL OR user_id = $2::text) RETURNING endpoint_id
+), deliveries AS (
+  DELETE FROM webhook_deliveries WHERE endpoint_id IN (SELECT endpoint_id FROM gone)
+)
+SELECT endpoint_id FROM gone;
 
 -- One statement: the row locks (SKIP LOCKED, so replicas pass each other by) last only as long as the
 -- UPDATE; what keeps other replicas off a delivery while it is sent is its lease ($2), which one that
@@ -49,16 +55,21 @@ WITH failed AS (
 )
 UPDATE webhook_endpoints SET last_error = $3, last_error_at = $4 WHERE endpoint_id IN (SELECT endpoint_id FROM failed);
 
--- The first reason an endpoint was disabled is kept.
+-- The endpoint is disabled (the first reason is kept) and its other waiting events are given up
+-- with it: a disabled endpoint is never sent to again (its owner registers it anew).
 -- name: giveUpWebhookDelivery
 WITH given_up AS (
   UPDATE webhook_deliveries SET gave_up_at = $4, claimed_until = NULL, last_error = $2
   WHERE delivery_id = $1 AND delivered_at IS NULL
   RETURNING endpoint_id
+), others AS (
+  UPDATE webhook_deliveries SET gave_up_at = $4
+  WHERE endpoint_id IN (SELECT endpoint_id FROM given_up) AND delivery_id <> $1 AND delivered_at IS NULL AND gave_up_at IS NULL
 )
 UPDATE webhook_endpoints
 SET last_error = $2, last_error_at = $4, disabled_at = COALESCE(disabled_at, $4), disabled_reason = COALESCE(disabled_reason, $3)
 WHERE endpoint_id IN (SELECT endpoint_id FROM given_up);
 
 -- name: countPendingWebhookDeliveries
-SELECT count(*)::int AS n FROM webhook_deliveries WHERE delivered_at IS NULL AND gave_up_at IS NULL;
+SELECT count(*)::int AS n FROM webhook_deliveries d JOIN webhook_endpoints e ON e.endpoint_id = d.endpoint_id
+WHERE d.delivered_at IS NULL AND d.gave_up_at IS NULL AND e.disabled_at IS NULL;
