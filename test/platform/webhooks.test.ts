@@ -220,16 +220,23 @@ for (const backend of ["servers", "embedded"] as Backend[]) {
     it("someone else's endpoint is neither listed nor deletable (404); the owner deletes it", async () => {
       const owner = await platform.createUser();
       const stranger = await platform.createUser();
-      const hook = await register(owner.authorization, receiver.path(`mine-${backend}`), ["inference.failed"]);
+      const hook = await register(owner.authorization, receiver.path(`mine-${backend}`, { kind: "hold" }), ["inference.completed"]);
+      const admitted = await submit(platform.url, { prompt: "Sam", max_length: 4 }, owner.authorization);
+      // Held open, so it is still undelivered when the endpoint is deleted (however slow this machine is).
+      await waitFor("the delivery to be under way", () => receiver.held(`mine-${backend}`) === 1, 30_000);
+      const outbox = () => platform.database.db.query("SELECT 1 FROM webhook_deliveries WHERE endpoint_id = $1", [hook.id]);
       assert.deepEqual(await endpoints(stranger.authorization), []);
       const theirs = await api("DELETE", `/api/v1/webhooks/${hook.id}`, stranger.authorization);
       assert.equal(theirs.status, 404);
       assert.equal(theirs.body.error.code, "webhook_not_found");
       const listed = await endpoints(owner.authorization);
-      assert.deepEqual(listed.map((e) => [e.id, e.events, e.status]), [[hook.id, ["inference.failed"], "enabled"]]);
+      assert.deepEqual(listed.map((e) => [e.id, e.events, e.status]), [[hook.id, ["inference.completed"], "enabled"]]);
+      assert.equal((await outbox()).rows.length, 1, `the event about ${admitted.body.request_id} waits`);
       assert.equal("secret" in listed[0]!, false, "the secret is never shown again");
       assert.equal((await api("DELETE", `/api/v1/webhooks/${hook.id}`, owner.authorization)).status, 200);
       assert.deepEqual(await endpoints(owner.authorization), []);
+      assert.equal((await outbox()).rows.length, 0, "its undelivered events went with it");
+      receiver.release(`mine-${backend}`);
       assert.equal((await api("DELETE", `/api/v1/webhooks/${hook.id}`, owner.authorization)).status, 404);
     });
 
