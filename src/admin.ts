@@ -6,6 +6,8 @@ import { migrate } from "./adapters/postgres/migrate.js";
 import type { QuotaLimits } from "./domain/ports.js";
 import type { Logger } from "./observability/logger.js";
 import { openDatabase } from "./runtime.js";
+import { SqlWebhookStore } from "./adapters/postgres/webhook-store.js";
+import { runWebhookCommand, WEBHOOK_ADMIN_HELP } from "./components/webhooks/admin-commands.js";
 
 export const ADMIN_HELP = `Administration (DATABASE_URL, or the embedded database in DATA_DIR when unset):
   users create <user-id> [--tier <tier>]      create a user (tier default: free)
@@ -16,7 +18,7 @@ export const ADMIN_HELP = `Administration (DATABASE_URL, or the embedded databas
   tiers list                                  list tiers and their limits
   tiers set <name> [--daily-requests N] [--daily-tokens N] [--monthly-requests N] [--monthly-tokens N]
                                               create or change a tier (a limit left out is unlimited)
-`;
+${WEBHOOK_ADMIN_HELP}`;
 
 function flags(args: string[]): { positional: string[]; options: Map<string, string> } {
   const positional: string[] = [];
@@ -44,7 +46,7 @@ function limit(options: Map<string, string>, name: string): number | null {
 const out = (value: unknown) => process.stdout.write(`${typeof value === "string" ? value : JSON.stringify(value, null, 2)}\n`);
 
 export async function runAdminCommand(command: string, args: string[], config: Config, logger: Logger): Promise<number> {
-  const known = ["migrate", "users", "keys", "tiers"];
+  const known = ["migrate", "users", "keys", "tiers", "webhooks"];
   if (!known.includes(command)) {
     process.stderr.write(`unknown command "${command}"; run "ml-inference help"\n`);
     return 2;
@@ -55,6 +57,14 @@ export async function runAdminCommand(command: string, args: string[], config: C
     const ops = adminOperations(users);
     const { positional, options } = flags(args);
     const [sub, a, b] = positional;
+    if (command === "webhooks") {
+      const store = new SqlWebhookStore(db);
+      const result = await runWebhookCommand(sub, positional.slice(1), options, { store, users, config: config.gateway.webhooks });
+      if (result !== null) {
+        out(result);
+        return 0;
+      }
+    }
     switch (`${command} ${sub ?? ""}`.trim()) {
       case "migrate": {
         const result = await migrate(db);

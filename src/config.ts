@@ -61,6 +61,14 @@ const envSchema = z.object({
   BATCH_DISPATCH_CONCURRENCY: int(1, 10_000).default(32),
   BATCH_LEASE_MS: int(1_000, 3_600_000).default(60_000),
   BATCH_QUOTA_RETRY_MS: int(50, 24 * 3_600_000).default(60_000),
+  WEBHOOK_ALLOW_PRIVATE: bool.default(false),
+  WEBHOOK_TIMEOUT_MS: int(100, 60_000).default(5_000),
+  WEBHOOK_CONCURRENCY: int(1, 1_000).default(16),
+  WEBHOOK_POLL_INTERVAL_MS: int(10, 600_000).default(1_000),
+  WEBHOOK_RETRY_BASE_MS: int(10, 3_600_000).default(5_000),
+  WEBHOOK_RETRY_MAX_MS: int(10, 24 * 3_600_000).default(3_600_000),
+  WEBHOOK_MAX_ATTEMPT_AGE_MS: int(100, 30 * 24 * 3_600_000).default(24 * 3_600_000),
+  WEBHOOK_MAX_ENDPOINTS_PER_USER: int(1, 1_000).default(10),
 
   // worker
   ML_SERVICE_URL: z.string().url().optional(),
@@ -148,6 +156,24 @@ export interface GatewayConfig {
   batches: BatchConfig;
   /** `ADMIN_API_KEY`: the bearer token the admin routes demand; unset: they answer 403 to everyone. */
   adminApiKey: string | undefined;
+  webhooks: WebhookConfig;
+}
+
+/** Signed webhooks (components/webhooks): where they may go and how the delivery loop sends them. */
+export interface WebhookConfig {
+  /** Allow endpoints on loopback and private addresses (tests, closed networks); off: refused. */
+  allowPrivate: boolean;
+  /** One POST's limit, connect to last byte. */
+  timeoutMs: number;
+  /** Deliveries in flight at once, per replica. */
+  concurrency: number;
+  pollIntervalMs: number;
+  /** The wait after the first failed attempt; doubled each time, up to retryMaxMs. */
+  retryBaseMs: number;
+  retryMaxMs: number;
+  /** An event not delivered this long after it happened is given up and its endpoint disabled. */
+  maxAttemptAgeMs: number;
+  maxEndpointsPerUser: number;
 }
 
 /** The Batch API (gateway/batches): limits on input files and how the dispatcher runs the lines. */
@@ -321,6 +347,16 @@ export function loadConfig(
         dispatchConcurrency: e.BATCH_DISPATCH_CONCURRENCY,
         leaseMs: e.BATCH_LEASE_MS,
         quotaRetryMs: e.BATCH_QUOTA_RETRY_MS,
+      },
+      webhooks: {
+        allowPrivate: e.WEBHOOK_ALLOW_PRIVATE,
+        timeoutMs: e.WEBHOOK_TIMEOUT_MS,
+        concurrency: e.WEBHOOK_CONCURRENCY,
+        pollIntervalMs: e.WEBHOOK_POLL_INTERVAL_MS,
+        retryBaseMs: e.WEBHOOK_RETRY_BASE_MS,
+        retryMaxMs: e.WEBHOOK_RETRY_MAX_MS,
+        maxAttemptAgeMs: e.WEBHOOK_MAX_ATTEMPT_AGE_MS,
+        maxEndpointsPerUser: e.WEBHOOK_MAX_ENDPOINTS_PER_USER,
       },
     },
     worker: {

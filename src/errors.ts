@@ -37,6 +37,7 @@ export const ERRORS = {
   not_found: { status: 404, retryable: false, doc: "No such route (or, in the admin CLI and the admin routes, no such user, tier or key)." },
   request_not_found: { status: 404, retryable: false, doc: "No such request for this key (someone else's request included)." },
   file_not_found: { status: 404, retryable: false, doc: "No such file for this key (someone else's file included)." },
+  webhook_not_found: { status: 404, retryable: false, doc: "No such webhook endpoint for this key (someone else's endpoint included)." },
   batch_not_found: { status: 404, retryable: false, doc: "No such batch for this key (someone else's batch included)." },
   model_not_found: { status: 404, retryable: false, doc: "The model is not served here, or its file could not be found or loaded." },
   method_not_allowed: { status: 405, retryable: false, doc: "The route exists but not for this method; `Allow` lists the methods it takes." },
@@ -46,6 +47,10 @@ export const ERRORS = {
   headers_too_large: { status: 431, retryable: false, doc: "The request line and headers together are too large." },
   invalid_idempotency_key: { status: 400, retryable: false, doc: "The `Idempotency-Key` header must be 1 to 255 visible ASCII characters." },
   idempotency_key_reused: { status: 409, retryable: false, doc: "This `Idempotency-Key` was used (within 24 h) for a request with a different body or route." },
+  invalid_webhook_url: { status: 400, retryable: false, doc: "The webhook `url` is not an absolute http(s) URL of at most 2048 characters without credentials." },
+  webhook_address_refused: { status: 400, retryable: false, doc: "The webhook URL's host resolves to a loopback, private or link-local address (allowed only with `WEBHOOK_ALLOW_PRIVATE`), or to none." },
+  unknown_webhook_event: { status: 400, retryable: false, doc: "`events` names an event type that does not exist; `details.field` names the entry." },
+  webhook_limit_reached: { status: 409, retryable: false, doc: "The user has `WEBHOOK_MAX_ENDPOINTS_PER_USER` endpoints already; delete one first." },
   request_cancelled: { status: 409, retryable: false, doc: "The request was cancelled before it finished (its answer holds what was generated until then)." },
 
   // ---- limits: retry later

@@ -20,6 +20,8 @@ import { SqlBatchStore } from "./adapters/postgres/batch-store.js";
 import { SqlBacklogStats } from "./adapters/postgres/backlog-stats.js";
 import type { BatchStore } from "./domain/batches.js";
 import type { BacklogStats } from "./domain/ports.js";
+import { SqlWebhookStore } from "./adapters/postgres/webhook-store.js";
+import type { WebhookStore } from "./domain/webhooks.js";
 import { RedisQuotaStore } from "./adapters/redis/quota-store.js";
 import { openBoundedRedis, readyWithin } from "./adapters/redis/connection.js";
 import { RedisEventBus } from "./adapters/redis/event-bus.js";
@@ -38,6 +40,7 @@ export interface Adapters {
   requests: RequestStore;
   batches: BatchStore;
   backlog: BacklogStats;
+  webhooks: WebhookStore;
   outbox: Outbox;
   stale: StaleRequests;
   users: UserStore;
@@ -122,7 +125,15 @@ export async function openDatabase(config: Config, logger: Logger, options: Pick
 
 /** Everything that lives in the database, on one client. */
 function databaseAdapters(db: SqlClient) {
-  return { requests: new SqlRequestStore(db), batches: new SqlBatchStore(db), backlog: new SqlBacklogStats(db), outbox: new SqlOutbox(db), stale: new SqlStaleRequests(db), users: new SqlUserStore(db) };
+  return {
+    requests: new SqlRequestStore(db),
+    batches: new SqlBatchStore(db),
+    backlog: new SqlBacklogStats(db),
+    webhooks: new SqlWebhookStore(db),
+    outbox: new SqlOutbox(db),
+    stale: new SqlStaleRequests(db),
+    users: new SqlUserStore(db),
+  };
 }
 
 /** Opens the named adapters, and only those; a name that cannot be opened fails the whole call. */
@@ -156,7 +167,7 @@ export async function openInfrastructure<K extends AdapterName>(
   };
   let db: SqlClient | undefined;
   try {
-    if (["requests", "batches", "backlog", "outbox", "stale", "users"].some((name) => wanted.has(name as AdapterName))) {
+    if (["requests", "batches", "backlog", "webhooks", "outbox", "stale", "users"].some((name) => wanted.has(name as AdapterName))) {
       if (options.database) {
         db = options.database;
         kinds.database = options.database.kind;

@@ -20,7 +20,7 @@ import { createWorker, type Worker } from "./worker/index.js";
 export type PartName = "gateway" | "api-service" | "collector" | "worker" | "ml-service";
 
 export const NEEDS = {
-  gateway: ["requests", "batches", "backlog", "outbox", "stale", "users", "quota", "queue", "events", "streams", "runs"],
+  gateway: ["requests", "batches", "backlog", "webhooks", "outbox", "stale", "users", "quota", "queue", "events", "streams", "runs"],
   "api-service": ["requests", "users", "quota", "events", "streams"],
   collector: ["requests", "quota", "queue", "events", "streams"],
   worker: ["queue", "streams", "runs"],
@@ -75,6 +75,7 @@ export async function startGateway(config: Config, deps: GatewayInfra & HttpDeps
     requests: deps.requests,
     batches: deps.batches,
     backlog: deps.backlog,
+    webhooks: deps.webhooks,
     users: deps.users,
     outbox: deps.outbox,
     stale: deps.stale,

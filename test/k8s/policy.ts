@@ -428,6 +428,8 @@ export const RULES: Rule[] = [
         "/api/v1/inference": "api-gateway",
         "/v1": "api-gateway",
         "/api/v1/queue": "api-gateway",
+        "/api/v1/webhooks": "api-gateway",
+        "/api/v1/admin": "api-gateway",
         "/console": "api-gateway",
         "/api/v1/status": "api-service",
         "/api/v1/requests": "api-service",

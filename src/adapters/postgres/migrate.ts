@@ -49,13 +49,30 @@ export async function migrate(db: SqlClient): Promise<{ applied: string[]; curre
   return { applied, current: Number(current) };
 }
 
-/** Splits a migration file into statements (our migrations use no semicolons inside literals or bodies). */
-function splitStatements(text: string): string[] {
-  return text
+/**
+ * Splits a migration file into statements: at semicolons, except inside a `$$ … $$` function body
+ * (our migrations use no semicolons inside literals).
+ */
+export function splitStatements(text: string): string[] {
+  const code = text
     .split("\n")
     .filter((line) => !line.trimStart().startsWith("--"))
-    .join("\n")
-    .split(";")
-    .map((s) => s.trim())
-    .filter(Boolean);
+    .join("\n");
+  const statements: string[] = [];
+  let current = "";
+  code.split("$$").forEach((part, i) => {
+    // Odd parts lie between a pair of $$: a body, kept whole.
+    if (i % 2 === 1) {
+      current += `$$${part}$$`;
+      return;
+    }
+    const pieces = part.split(";");
+    current += pieces[0];
+    for (const piece of pieces.slice(1)) {
+      statements.push(current);
+      current = piece;
+    }
+  });
+  statements.push(current);
+  return statements.map((s) => s.trim()).filter(Boolean);
 }

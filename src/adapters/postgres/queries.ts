@@ -30,3 +30,13 @@ export function sql(name: string): { name: string; text: string } {
   if (!text) throw new Error(`no SQL statement named ${name} in queries.sql`);
   return { name: `mli_${name}`, text };
 }
+
+/** The same over another file of named statements beside this one (an adapter's own .sql). */
+export function statementsOf(file: string): (name: string) => { name: string; text: string } {
+  const own = parse(readFileSync(new URL(`./${file}`, import.meta.url), "utf8"));
+  return (name) => {
+    const text = own.get(name);
+    if (!text) throw new Error(`no SQL statement named ${name} in ${file}`);
+    return { name: `mli_${name}`, text };
+  };
+}

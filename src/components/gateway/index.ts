@@ -25,6 +25,8 @@ import type { BacklogStats } from "../../domain/ports.js";
 import { etaBody } from "../../domain/queue-estimate.js";
 import { QueueEstimator, registerQueueRoute } from "./queue-estimator.js";
 import { registerAdminRoutes } from "./admin/index.js";
+import type { WebhookStore } from "../../domain/webhooks.js";
+import { WebhookDeliveryLoop, registerWebhookRoutes } from "../webhooks/index.js";
 
 /** How often a held connection reads its request again in case its final event was lost. */
 const HOLD_RECHECK_MS = 2_000;
@@ -38,6 +40,7 @@ export interface GatewayDeps {
   requests: RequestStore;
   batches: BatchStore;
   backlog: BacklogStats;
+  webhooks: WebhookStore;
   users: UserStore;
   outbox: Outbox;
   stale: StaleRequests;
@@ -59,6 +62,8 @@ export interface Gateway {
   sweep(): Promise<{ republished: number; expired: number }>;
   /** Runs the batch dispatcher once now (it also runs on its own every BATCH_DISPATCH_INTERVAL_MS). */
   tickBatches(): Promise<unknown>;
+  /** Runs the webhook delivery loop once now (it also runs on its own every WEBHOOK_POLL_INTERVAL_MS). */
+  tickWebhooks(): Promise<unknown>;
   stop(): Promise<void>;
 }
 
@@ -123,6 +128,8 @@ export function createGateway(config: GatewayConfig, deps: GatewayDeps): Gateway
     models: deps.models,
     now,
   });
+  // Webhooks are sent off every request's path: a slow or failing receiver delays nothing but its own deliveries.
+  const webhookLoop = new WebhookDeliveryLoop({ config: config.webhooks, store: deps.webhooks, log, registry: deps.registry, now });
   const cancel = createCanceller({ ...deps, log, now, recheckMs: HOLD_RECHECK_MS });
 
   /** The caller's own request; anyone else's is answered exactly like a missing one. */
@@ -211,6 +218,7 @@ export function createGateway(config: GatewayConfig, deps: GatewayDeps): Gateway
 
       registerQueueRoute(app, { auth: deps.auth, stats: deps.backlog, estimator, fail, now });
       registerAdminRoutes(app, { adminApiKey: config.adminApiKey, log, users: deps.users, backlog: deps.backlog, queue: deps.queue, requestsQueue: deps.requestsQueue, now });
+      registerWebhookRoutes(app, { config: config.webhooks, log, auth: deps.auth, store: deps.webhooks });
       registerBatchRoutes(app, { config, log, auth: deps.auth, store: deps.batches, models: deps.models, quota: deps.quota, now });
       registerOpenAiRoutes(app, {
         config,
@@ -240,12 +248,15 @@ export function createGateway(config: GatewayConfig, deps: GatewayDeps): Gateway
       sweeper.start();
       batchDispatcher.start();
       estimator.start();
+      webhookLoop.start();
     },
     sweep: () => sweeper.sweep(),
     tickBatches: () => batchDispatcher.tick(),
+    tickWebhooks: () => webhookLoop.tick(),
     async stop() {
       estimator.stop();
       await batchDispatcher.stop();
+      await webhookLoop.stop();
       await sweeper.stop();
       await marker.flush();
     },

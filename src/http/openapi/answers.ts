@@ -8,6 +8,7 @@
 import { ERROR_CODES, ERRORS } from "../../errors.js";
 import { STATUS_SCHEMA } from "../../components/api-service/index.js";
 import type { JsonSchema } from "./requests.js";
+import { WEBHOOK_EVENT_TYPES } from "../../domain/webhooks.js";
 
 const ref = (name: string): JsonSchema => ({ $ref: `#/components/schemas/${name}` });
 const nullable = (schema: JsonSchema): JsonSchema => ({ anyOf: [schema, { type: "null" }] });
@@ -20,6 +21,7 @@ const obj = (properties: Record<string, JsonSchema>, optional: string[] = []): J
   required: Object.keys(properties).filter((k) => !optional.includes(k)),
 });
 
+const webhookEvents: JsonSchema = { anyOf: [{ type: "array", items: { enum: [...WEBHOOK_EVENT_TYPES] } }, { const: "all" }] };
 const REQUEST_STATUSES = ["queued", "processing", "completed", "failed", "cancelled"];
 const FINISH = { enum: ["stop", "length"], description: "A cancelled generation ends with stop (its text is what was generated)." };
 /** OpenAI's error `type`s, one per status class (errors.ts `openAiType`). */
@@ -174,6 +176,31 @@ export function answerSchemas(): Record<string, JsonSchema> {
     List: { type: "object", required: ["object", "data"], properties: { object: { const: "list" }, data: { type: "array" }, has_more: { type: "boolean" }, first_id: { anyOf: [{ type: "string" }, { type: "null" }] }, last_id: { anyOf: [{ type: "string" }, { type: "null" }] } } },
     Deleted: { type: "object", required: ["id", "object", "deleted"], properties: { id: { type: "string" }, object: { type: "string" }, deleted: { const: true } } },
     JsonlText: { type: "string", description: "One JSON object per line." },
+    WebhookEndpointCreated: {
+      ...obj({ id: { type: "string", pattern: "^whe_" }, object: { const: "webhook_endpoint" }, url: str, events: webhookEvents, status: { const: "enabled" }, secret: { type: "string", pattern: "^whsec_" } }),
+      description: "The new endpoint with its signing secret, shown this once.",
+    },
+    WebhookEndpoint: obj({
+      id: { type: "string", pattern: "^whe_" },
+      object: { const: "webhook_endpoint" },
+      url: str,
+      events: webhookEvents,
+      status: { enum: ["enabled", "disabled"], description: "disabled: its deliveries kept failing for WEBHOOK_MAX_ATTEMPT_AGE_MS; `disabled_reason` says why." },
+      disabled_reason: nullable(str),
+      disabled_at: nullable({ type: "string", format: "date-time" }),
+      last_error: nullable(str),
+      last_error_at: nullable({ type: "string", format: "date-time" }),
+      last_delivered_at: nullable({ type: "string", format: "date-time" }),
+      pending_deliveries: int,
+      created_at: { type: "string", format: "date-time" },
+    }),
+    WebhookEndpointList: obj({ object: { const: "list" }, data: { type: "array", items: ref("WebhookEndpoint") } }),
+    WebhookEvent: {
+      ...obj({ id: { type: "string", pattern: "^evt_" }, type: { enum: [...WEBHOOK_EVENT_TYPES] }, created_at: { type: "integer", description: "Unix seconds." }, object: { const: "event" }, data: obj({ id: str }) }),
+      description:
+        "What is POSTed to an endpoint, signed as Standard Webhooks (and OpenAI's SDK `webhooks.unwrap`) check it: `webhook-id` (the event id, the same on every retry), " +
+        "`webhook-timestamp` (Unix seconds) and `webhook-signature: v1,<base64 HMAC-SHA256 of \"id.timestamp.body\" keyed with the secret after whsec_, base64-decoded>`.",
+    },
     RequestList: {
       type: "object",
       required: ["object", "data", "has_more", "next_cursor"],

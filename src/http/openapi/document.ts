@@ -26,6 +26,7 @@ const BODY_ROUTES: Record<string, string> = {
   ResponsesBody: "post /v1/responses",
   BatchBody: "post /v1/batches",
   AdminUserBody: "post /api/v1/admin/users",
+  WebhookBody: "post /api/v1/webhooks",
 };
 
 /** POST /v1/files: the one upload, as OpenAI takes it. */

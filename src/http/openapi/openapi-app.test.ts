@@ -39,7 +39,7 @@ function buildApp(doc: OpenApiDocument): FastifyInstance {
       return USER;
     },
   };
-  const deps = { logger: silentLogger, registry, auth, quota: failing, requests: failing, outbox: failing, stale: failing, queue: failing, events: failing, streams: failing, runs: failing, batches: failing, users: failing, requestsQueue: "q", models: ["default"] };
+  const deps = { logger: silentLogger, registry, auth, quota: failing, requests: failing, outbox: failing, stale: failing, queue: failing, events: failing, streams: failing, runs: failing, batches: failing, webhooks: failing, users: failing, requestsQueue: "q", models: ["default"] };
   createGateway(config.gateway, deps as never).register(app);
   createApiService(config.apiService, deps as never).register(app);
   registerApiDocs(app, { document: doc });

@@ -82,8 +82,8 @@ describe("the OpenAPI document: structure", () => {
   it("the bearer key is the security scheme; submit routes take Idempotency-Key; /v1 answers carry the rate-limit headers", () => {
     assert.deepEqual((doc.components as any).securitySchemes.bearerAuth, { ...(doc.components as any).securitySchemes.bearerAuth, type: "http", scheme: "bearer" });
     for (const { path, method, op } of operations()) {
-      // Every submit route (the batch routes create files and batches, the admin's users, not requests).
-      if (op.requestBody && !/^\/v1\/(files|batches)$/.test(path) && !path.startsWith("/api/v1/admin/")) assert.ok(op.parameters.some((p: { $ref: string }) => p.$ref.endsWith("/IdempotencyKey")), `${method} ${path}`);
+      // Every submit route (the batch, webhook and admin routes create files, batches, endpoints and users, not requests).
+      if (op.requestBody && !/^\/v1\/(files|batches)$|^\/api\/v1\/webhooks$/.test(path) && !path.startsWith("/api/v1/admin/")) assert.ok(op.parameters.some((p: { $ref: string }) => p.$ref.endsWith("/IdempotencyKey")), `${method} ${path}`);
       if (!path.startsWith("/v1/")) continue;
       for (const [status, answer] of Object.entries(op.responses as Record<string, { headers: object }>)) {
         assert.ok("x-ratelimit-remaining-tokens" in answer.headers, `${method} ${path} ${status}`);

@@ -10,6 +10,7 @@
  */
 import { createBatchBody } from "../../components/gateway/batches/routes.js";
 import { createUserBody } from "../../components/gateway/admin/shapes.js";
+import { createWebhookBody } from "../../components/webhooks/endpoints.js";
 import { z } from "zod";
 import { KNOWN_FIELDS, MAX_QUEUE_SECONDS } from "../../domain/inference-request.js";
 import { bodyParamsShape } from "../../domain/generation-params.js";
@@ -75,5 +76,6 @@ export function bodySchemas(limits: DocLimits): Record<string, z.ZodType> {
     "post /v1/responses": responsesBodySchema({ maxLength: limits.maxLengthLimit }),
     "post /v1/batches": createBatchBody,
     "post /api/v1/admin/users": createUserBody,
+    "post /api/v1/webhooks": createWebhookBody,
   };
 }

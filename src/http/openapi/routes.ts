@@ -156,6 +156,21 @@ export const ROUTES: RouteDoc[] = [
     summary: "Cancel a batch (running lines finish; the rest never run)", success: { 200: { description: "The batch.", content: json("Batch"), headers: v1Headers } }, errors: ["batch_not_found"],
   },
   {
+    method: "post", path: "/api/v1/webhooks", part: "gateway", tag: "Webhooks", auth: "bearer", body: "WebhookBody",
+    summary: "Register a webhook endpoint",
+    description: "Events (see the WebhookEvent schema) are POSTed to `url`, signed with the secret answered here once; retried with back-off for WEBHOOK_MAX_ATTEMPT_AGE_MS, then the endpoint is disabled.",
+    success: { 201: { description: "The endpoint and its signing secret.", content: json("WebhookEndpointCreated") } },
+    errors: ["invalid_parameter", "unknown_field", "invalid_webhook_url", "webhook_address_refused", "unknown_webhook_event", "webhook_limit_reached"],
+  },
+  {
+    method: "get", path: "/api/v1/webhooks", part: "gateway", tag: "Webhooks", auth: "bearer",
+    summary: "Your webhook endpoints", success: { 200: { description: "Each endpoint: enabled or disabled (and why), its last error and pending deliveries.", content: json("WebhookEndpointList") } }, errors: [],
+  },
+  {
+    method: "delete", path: "/api/v1/webhooks/{id}", part: "gateway", tag: "Webhooks", auth: "bearer", parameters: ["WebhookId"],
+    summary: "Delete a webhook endpoint (its undelivered events with it)", success: { 200: { description: "`{id, object, deleted: true}`.", content: json("Deleted") } }, errors: ["webhook_not_found"],
+  },
+  {
     method: "get", path: "/v1/responses/{id}", part: "gateway", tag: "OpenAI", auth: "bearer", openAi: true, parameters: ["ResponseId", "ResponseStream", "StartingAfter"],
     summary: "Retrieve a response",
     description: "With `stream=true` (a response created with stream or background): its events after `starting_after`, the stored ones first, then live.",
@@ -234,6 +249,7 @@ export const PARAMETERS: Record<string, JsonSchema> = {
   ResponseId: { name: "id", in: "path", required: true, description: "The response id (`resp_…`).", schema: { type: "string", pattern: "^resp_[0-9a-fA-F]{32}$" } },
   ModelName: { name: "model", in: "path", required: true, schema: { type: "string" } },
   FileId: { name: "id", in: "path", required: true, description: "The file id (`file-…`).", schema: { type: "string" } },
+  WebhookId: { name: "id", in: "path", required: true, description: "The endpoint id (`whe_…`).", schema: { type: "string" } },
   BatchId: { name: "id", in: "path", required: true, description: "The batch id (`batch_…`).", schema: { type: "string" } },
   PageAfter: { name: "after", in: "query", required: false, description: "The id of the last item of the page before.", schema: { type: "string" } },
   PageLimit: { name: "limit", in: "query", required: false, description: "Items per page, 1–100 (20).", schema: { type: "integer", minimum: 1, maximum: 100 } },
