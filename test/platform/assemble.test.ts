@@ -40,7 +40,7 @@ const processDeps = () => ({ logger: silentLogger, registry: createRegistry() })
 /** A copy of the infrastructure without one adapter (as a caller with a wiring bug would pass). */
 function without(infra: Infrastructure, name: string): Infrastructure {
   const copy: Record<string, unknown> = { describe: infra.describe, recover: infra.recover, close: infra.close };
-  for (const key of ["requests", "batches", "webhooks", "outbox", "stale", "users", "quota", "events", "streams", "runs", "queue"]) if (key !== name) copy[key] = (infra as unknown as Record<string, unknown>)[key];
+  for (const key of ["requests", "batches", "backlog", "webhooks", "outbox", "stale", "users", "quota", "events", "streams", "runs", "queue"]) if (key !== name) copy[key] = (infra as unknown as Record<string, unknown>)[key];
   return copy as unknown as Infrastructure;
 }
 
@@ -69,12 +69,12 @@ describe("assemble: a missing dependency is a start-up error", () => {
   });
 
   it("each component says what it needs, and `all` needs all of it", () => {
-    assert.deepEqual(NEEDS.gateway, ["requests", "batches", "webhooks", "outbox", "stale", "users", "quota", "queue", "events", "streams", "runs"]);
+    assert.deepEqual(NEEDS.gateway, ["requests", "batches", "backlog", "webhooks", "outbox", "stale", "users", "quota", "queue", "events", "streams", "runs"]);
     assert.deepEqual(NEEDS["api-service"], ["requests", "users", "quota", "events", "streams"]);
     assert.deepEqual(NEEDS.collector, ["requests", "quota", "queue", "events", "streams"]);
     assert.deepEqual(NEEDS.worker, ["queue", "streams", "runs"]);
     assert.deepEqual(NEEDS["ml-service"], []);
-    assert.deepEqual([...needsOf("all")].sort(), ["batches", "events", "outbox", "queue", "quota", "requests", "runs", "stale", "streams", "users", "webhooks"]);
+    assert.deepEqual([...needsOf("all")].sort(), ["backlog", "batches", "events", "outbox", "queue", "quota", "requests", "runs", "stale", "streams", "users", "webhooks"]);
     // The types say it too: an infrastructure without the quota store does not compile for the gateway.
     const { quota: _quota, ...noQuota } = infra;
     // @ts-expect-error quota is missing
