@@ -36,11 +36,11 @@ const envSchema = z.object({
   OTEL_EXPORTER_OTLP_ENDPOINT: z.preprocess((v) => (v === "" ? undefined : v), z.string().url().optional()),
   OTEL_SERVICE_NAME: z.preprocess((v) => (v === "" ? undefined : v), z.string().optional()),
   // Time bounds on every call to the backing services (admission answers 503 within them).
-  PG_QUERY_TIMEOUT_MS: int(10, 600_000).default(300),
+  PG_QUERY_TIMEOUT_MS: int(10, 600_000).default(250),
   PG_BULK_QUERY_TIMEOUT_MS: int(1_000, 3_600_000).default(60_000),
   PG_CONNECT_TIMEOUT_MS: int(10, 600_000).default(2_000),
-  REDIS_COMMAND_TIMEOUT_MS: int(10, 600_000).default(300),
-  AMQP_CONFIRM_TIMEOUT_MS: int(10, 600_000).default(300),
+  REDIS_COMMAND_TIMEOUT_MS: int(10, 600_000).default(250),
+  AMQP_CONFIRM_TIMEOUT_MS: int(10, 600_000).default(250),
   AMQP_CONNECT_TIMEOUT_MS: int(100, 600_000).default(1_000),
 
   // gateway

@@ -53,6 +53,15 @@ export class PgSqlClient implements SqlClient {
   readonly kind = "pg" as const;
   private readonly pool: pg.Pool;
   private readonly bounds: PgBounds;
+  /**
+   * Set when a call timed out with no answer from the database since it began (blackholed, not just
+   * slow): then every call fails at once, instead of each waiting out its bound in turn behind the
+   * others (admission's batched inserts would queue several bounds deep), while a probe (SELECT 1)
+   * tries the database every PROBE_INTERVAL_MS; its first answer clears it.
+   */
+  private down = false;
+  private closed = false;
+  private lastAnswerAt = 0;
 
   constructor(options: { connectionString: string; max?: number; schema?: string; applicationName?: string; bounds?: Partial<PgBounds> }) {
     this.bounds = { ...DEFAULT_BOUNDS, ...options.bounds };
@@ -96,6 +105,7 @@ export class PgSqlClient implements SqlClient {
   }
 
   async close(): Promise<void> {
+    this.closed = true;
     await this.pool.end();
   }
 
@@ -104,17 +114,46 @@ export class PgSqlClient implements SqlClient {
    * SQL error, discarded when it timed out (its socket reset at once, so a statement it still holds
    * unsent, as over a dead network, can never reach the server after the caller was told it failed).
    */
-  private async withClient<T>(deadline: number, work: (client: pg.PoolClient) => Promise<T>): Promise<T> {
-    const client = await this.acquire(deadline);
+  private async withClient<T>(deadline: number, work: (client: pg.PoolClient) => Promise<T>, probe = false): Promise<T> {
+    if (this.down && !probe) throw new AppError("service_unavailable", "the database is not answering", { retryAfterSeconds: 1 });
+    const startedAt = Date.now();
     try {
-      const value = await work(client);
-      client.release();
-      return value;
+      const client = await this.acquire(deadline);
+      try {
+        const value = await work(client);
+        client.release();
+        this.answered();
+        return value;
+      } catch (error) {
+        if (isTimeout(error)) discard(client);
+        else {
+          client.release(isConnectionError(error) ? (error as Error) : undefined);
+          if (!isConnectionError(error)) this.answered();
+        }
+        throw error;
+      }
     } catch (error) {
-      if (isTimeout(error)) discard(client);
-      else client.release(isConnectionError(error) ? (error as Error) : undefined);
+      // Nothing at all answered since this call began: the database is taken for down (see `down`).
+      if (isTimeout(error) && this.lastAnswerAt < startedAt) this.markDown();
       throw error;
     }
+  }
+
+  private answered(): void {
+    this.lastAnswerAt = Date.now();
+    this.down = false;
+  }
+
+  private markDown(): void {
+    if (this.down || this.closed) return;
+    this.down = true;
+    void (async () => {
+      while (this.down && !this.closed) {
+        const deadline = Date.now() + this.bounds.queryTimeoutMs;
+        const ok = await this.withClient(deadline, (client) => runBounded(client, { text: "SELECT 1" }, deadline), true).then(() => true, () => false);
+        if (!ok) await new Promise((resolve) => setTimeout(resolve, PROBE_INTERVAL_MS));
+      }
+    })();
   }
 
   /** Waits for a client no later than the deadline; one that comes later goes back to the pool. */
@@ -138,6 +177,8 @@ export class PgSqlClient implements SqlClient {
     });
   }
 }
+
+const PROBE_INTERVAL_MS = 100;
 
 const isBulk = (statement: Statement) => typeof statement !== "string" && statement.bulk === true;
 

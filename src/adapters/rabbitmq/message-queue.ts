@@ -48,7 +48,7 @@ export interface RabbitMessageQueueOptions {
   reconnect?: { initialDelayMs?: number; maxDelayMs?: number };
   /** Connection heartbeat in seconds (default 10) so a dead broker is noticed. */
   heartbeatSeconds?: number;
-  /** How long a publish waits for its confirm (default 300 ms); see publish.ts. */
+  /** How long a publish waits for its confirm (default 250 ms); see publish.ts. */
   confirmTimeoutMs?: number;
   /** How long connecting (TCP and the AMQP handshake) may take (default 1 s). */
   connectTimeoutMs?: number;

@@ -35,7 +35,7 @@ export interface Session {
   abandon(reason: Error): void;
 }
 
-export const DEFAULT_CONFIRM_TIMEOUT_MS = 300;
+export const DEFAULT_CONFIRM_TIMEOUT_MS = 250;
 export const DEFAULT_CONNECT_TIMEOUT_MS = 1_000;
 
 export function unavailable(message: string, cause?: unknown): AppError {

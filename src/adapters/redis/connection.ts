@@ -10,7 +10,7 @@
 import { once } from "node:events";
 import { Redis } from "ioredis";
 
-export const DEFAULT_REDIS_COMMAND_TIMEOUT_MS = 300;
+export const DEFAULT_REDIS_COMMAND_TIMEOUT_MS = 250;
 const RECONNECT_MAX_DELAY_MS = 500;
 
 export function openBoundedRedis(url: string, connectionName: string, commandTimeoutMs = DEFAULT_REDIS_COMMAND_TIMEOUT_MS): Redis {
