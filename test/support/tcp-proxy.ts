@@ -18,6 +18,8 @@ export interface TcpProxy {
   /** `target` with its host and port replaced by the proxy's. */
   url: string;
   readonly mode: ProxyMode;
+  /** Connections refused so far (each a client's attempt to connect while refusing). */
+  readonly refused: number;
   /** Destroys every connection through the proxy now. */
   cut(): void;
   blackhole(): void;
@@ -40,13 +42,17 @@ export async function startTcpProxy(target: string): Promise<TcpProxy> {
   const port = Number(upstream.port || DEFAULT_PORTS[upstream.protocol]);
   const pairs = new Set<Pair>();
   let mode: ProxyMode = "forward";
+  let refused = 0;
 
   const reset = (socket: Socket) => {
     if (!socket.destroyed) socket.resetAndDestroy();
   };
   const server: Server = createServer((client) => {
     client.on("error", () => undefined);
-    if (mode === "refuse") return reset(client);
+    if (mode === "refuse") {
+      refused += 1;
+      return reset(client);
+    }
     const pair: Pair = { client, server: connect(port, upstream.hostname), tainted: false };
     pair.server.on("error", () => undefined);
     pairs.add(pair);
@@ -87,6 +93,9 @@ export async function startTcpProxy(target: string): Promise<TcpProxy> {
     url: url.toString(),
     get mode() {
       return mode;
+    },
+    get refused() {
+      return refused;
     },
     cut() {
       for (const pair of [...pairs]) {

@@ -3,6 +3,7 @@
  * opened channel for declarations and checks. Replaced as a whole on reconnect; whoever opens one
  * hears when it is lost through `onLost`.
  */
+import type { Socket } from "node:net";
 import { connect as amqpConnect } from "amqplib";
 import type { Channel, ChannelModel, ConfirmChannel, Message } from "amqplib";
 import { AppError } from "../../errors.js";
@@ -81,7 +82,7 @@ export async function openSession(
         if (!s.alive) return;
         log("warn", { err: reason }, "rabbitmq stopped answering; dropping the connection");
         onLost(s, reason);
-        resetSocket(model);
+        resetSocket(model, reason);
       },
     };
     const s = session;
@@ -134,12 +135,15 @@ export async function adminChannel(session: Session): Promise<Channel> {
  * answer; a reset drops the socket and whatever it still held unsent, which then never reaches the
  * broker after the publisher was told it failed.
  */
-function resetSocket(model: ChannelModel): void {
-  const socket = (model as unknown as { connection?: { stream?: { resetAndDestroy?: () => void; destroy: () => void } } }).connection?.stream;
+function resetSocket(model: ChannelModel, reason: Error): void {
+  const socket = (model as unknown as { connection?: { stream?: Socket } }).connection?.stream;
+  if (!socket || socket.destroyed) return;
   try {
-    socket?.resetAndDestroy?.();
+    socket.resetAndDestroy();
   } catch {
-    /* not a plain TCP socket (TLS) */
+    socket.destroy(); // not a plain TCP socket (TLS)
   }
-  socket?.destroy();
+  // A socket destroyed without an error ends quietly: amqplib would keep the connection (and its
+  // heartbeat timer) until missed heartbeats; the error makes it close it now.
+  socket.emit("error", reason);
 }
