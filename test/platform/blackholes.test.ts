@@ -72,6 +72,7 @@ describe("admission with a backing service blackholed or refusing", { skip, time
         // The key lookup is cached for a second, so a batch reaches admission's own steps.
         AUTH_CACHE_TTL_MS: "1000",
         SWEEP_INTERVAL_MS: "100000",
+        SWEEP_UNPUBLISHED_AFTER_MS: "100",
       },
       "all",
     );
@@ -188,6 +189,39 @@ describe("admission with a backing service blackholed or refusing", { skip, time
       proxy.forward();
     }
     await admittedWithin(user.authorization, RECOVERY_BOUND_MS, `after ${service} answered again`);
+  }
+
+  it("broker and then database blackholed during one admission: 202, the row stays in the outbox and the sweeper publishes it", { timeout: 20_000 }, async () => {
+    await healthy(5_000);
+    const user = await createTestUser(infra.users, `user-${++users}-outbox`);
+    await admittedWithin(user.authorization, 5_000, "before the fault");
+    proxies.rabbitmq.blackhole();
+    let answer: Answer;
+    try {
+      const pending = native(user.authorization, "kept");
+      // Stored: the admission now waits for the broker's confirm; the row cannot be removed either.
+      await waitForAsync("the row to be stored", async () => (await storedRows(user.userId)) === 2);
+      proxies.postgres.blackhole();
+      answer = await pending;
+    } finally {
+      proxies.postgres.forward();
+      proxies.rabbitmq.forward();
+    }
+    assert.equal(answer.status, 202, JSON.stringify(answer.body));
+    const row = await database.db.query<{ published: boolean }>("SELECT published FROM inference_requests WHERE request_id = $1", [answer.body.request_id]);
+    assert.equal(row.rows[0]?.published, false, "kept unpublished, for the sweeper");
+    assert.equal((await infra.quota.usage(user.userId, new Date())).daily.requests, 2, "its reservation stays with it");
+    await healthy(5_000);
+    const gateway = assembly.parts.gateway as { sweep(): Promise<{ republished: number }> };
+    assert.equal((await gateway.sweep()).republished, 1);
+  });
+
+  async function waitForAsync(what: string, condition: () => Promise<boolean>, ms = 3_000): Promise<void> {
+    const started = performance.now();
+    while (!(await condition())) {
+      assert.ok(performance.now() - started <= ms, `timed out waiting for ${what}`);
+      await sleep(5); // polling interval, not synchronisation
+    }
   }
 
   for (const service of ["postgres", "redis", "rabbitmq"] as const) {
