@@ -46,8 +46,11 @@ export interface PgBounds {
   connectTimeoutMs: number;
 }
 
-/** Generous defaults for callers that pass none (tools, benches); the components pass the configured ones. */
-const DEFAULT_BOUNDS: PgBounds = { queryTimeoutMs: 10_000, bulkQueryTimeoutMs: 60_000, connectTimeoutMs: 5_000 };
+/**
+ * Generous defaults for callers that pass none (tools, benches filling millions of rows, test
+ * support): a bound against hanging forever, no more. The components pass the configured ones.
+ */
+const DEFAULT_BOUNDS: PgBounds = { queryTimeoutMs: 300_000, bulkQueryTimeoutMs: 600_000, connectTimeoutMs: 5_000 };
 
 export class PgSqlClient implements SqlClient {
   readonly kind = "pg" as const;
