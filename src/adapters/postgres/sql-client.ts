@@ -122,15 +122,22 @@ export class PgSqlClient implements SqlClient {
     const startedAt = Date.now();
     try {
       const client = await this.acquire(deadline);
+      // A checked-out client has no listener of the pool's: a connection reset between statements
+      // would be an uncaught 'error' (the statement running gets the error itself).
+      let broken: Error | undefined;
+      const onError = (error: Error) => (broken = error);
+      client.on("error", onError);
       try {
         const value = await work(client);
-        client.release();
+        client.removeListener("error", onError);
+        client.release(broken);
         this.answered();
         return value;
       } catch (error) {
+        client.removeListener("error", onError);
         if (isTimeout(error)) discard(client);
         else {
-          client.release(isConnectionError(error) ? (error as Error) : undefined);
+          client.release(broken ?? (isConnectionError(error) ? (error as Error) : undefined));
           if (!isConnectionError(error)) this.answered();
         }
         throw error;

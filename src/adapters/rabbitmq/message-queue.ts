@@ -33,7 +33,7 @@ import type { Logger } from "../../observability/logger.js";
 import { RabbitConsumer, type ConsumerOwner, type MessageHandler } from "./consumer.js";
 import { deadLetterQueueName } from "./naming.js";
 import { publish } from "./publish.js";
-import { adminChannel, endSession, openSession, unavailable, type Log, type Session } from "./session.js";
+import { adminChannel, DEFAULT_CONNECT_TIMEOUT_MS, endSession, openSession, unavailable, type Log, type Session } from "./session.js";
 import { ensureQueue } from "./topology.js";
 
 export type { MessageHandler } from "./consumer.js";
@@ -101,14 +101,26 @@ export class RabbitMessageQueue implements MessageQueue, ConsumerOwner {
 
   private async openDeclaredSession(): Promise<Session> {
     const session = await openSession(this.options, this.log, (s, err) => this.onSessionLost(s, err));
-    try {
+    const declaring = (async () => {
       for (const queue of this.options.queues) await ensureQueue(session, queue, this.log);
-      return session;
+    })();
+    let declared: boolean;
+    try {
+      // Bounded like the handshake: a broker that stops answering here would hold the reconnect forever.
+      declared = await within(this.options.connectTimeoutMs ?? DEFAULT_CONNECT_TIMEOUT_MS, declaring);
+      if (declared) await declaring; // settled: surfaces its error
     } catch (err) {
       session.alive = false;
       await session.model.close().catch(() => undefined);
       throw err;
     }
+    if (!declared) {
+      const err = unavailable("message broker did not answer the topology declarations in time");
+      session.abandon(err);
+      declaring.catch(() => undefined);
+      throw err;
+    }
+    return session;
   }
 
   private onSessionLost(session: Session, err?: Error): void {
