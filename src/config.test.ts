@@ -35,7 +35,7 @@ describe("config: time bounds on the backing services", () => {
     assert.deepEqual(loadConfig({}, "all").common.bounds, {
       pgQueryTimeoutMs: 250,
       pgBulkQueryTimeoutMs: 60_000,
-      pgConnectTimeoutMs: 2_000,
+      pgConnectTimeoutMs: 1_000,
       redisCommandTimeoutMs: 250,
       amqpConfirmTimeoutMs: 250,
       amqpConnectTimeoutMs: 1_000,

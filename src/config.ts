@@ -38,7 +38,7 @@ const envSchema = z.object({
   // Time bounds on every call to the backing services (admission answers 503 within them).
   PG_QUERY_TIMEOUT_MS: int(10, 600_000).default(250),
   PG_BULK_QUERY_TIMEOUT_MS: int(1_000, 3_600_000).default(60_000),
-  PG_CONNECT_TIMEOUT_MS: int(10, 600_000).default(2_000),
+  PG_CONNECT_TIMEOUT_MS: int(10, 600_000).default(1_000),
   REDIS_COMMAND_TIMEOUT_MS: int(10, 600_000).default(250),
   AMQP_CONFIRM_TIMEOUT_MS: int(10, 600_000).default(250),
   AMQP_CONNECT_TIMEOUT_MS: int(100, 600_000).default(1_000),
@@ -131,11 +131,11 @@ export interface CommonConfig {
 
 /** How long a call to a backing service may take before it fails (service_unavailable). */
 export interface ServiceBounds {
-  /** A statement, from asking the pool for a connection to its answer. */
+  /** A statement, from sending it on a pooled connection to its answer. */
   pgQueryTimeoutMs: number;
   /** Migrations, transactions and the statements queries.sql marks `bulk` (large files, ledger replays). */
   pgBulkQueryTimeoutMs: number;
-  /** Opening a pooled connection (a caller stops waiting at its own bound; the pool keeps a late one). */
+  /** Waiting for a new pooled connection (an idle one is taken at once); none once the database is taken for down. */
   pgConnectTimeoutMs: number;
   redisCommandTimeoutMs: number;
   /** A publish, until the broker confirms it. */

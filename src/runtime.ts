@@ -173,7 +173,7 @@ export async function openInfrastructure<K extends AdapterName>(
     if (wanted.has("quota") || wanted.has("events")) {
       const url = required(c.redisUrl, "REDIS_URL", "Redis", options.embeddedAllowed);
       if (url) {
-        const redis = openBoundedRedis(url, "ml-inference-quota", c.bounds.redisCommandTimeoutMs);
+        const redis = openBoundedRedis(url, "ml-inference-quota", c.bounds.redisCommandTimeoutMs, c.bounds.redisCommandTimeoutMs);
         redis.on("error", (error: Error) => logger.warn({ err: error }, "redis connection error"));
         if (!(await readyWithin(redis, 10_000))) logger.error("Redis does not answer yet: admissions get 503 until it does");
         closers.push(async () => void (await redis.quit().catch(() => redis.disconnect())));

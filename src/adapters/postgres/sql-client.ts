@@ -65,6 +65,8 @@ export class PgSqlClient implements SqlClient {
   private down = false;
   private closed = false;
   private lastAnswerAt = 0;
+  /** Callers waiting for a client: each gives up when the database is taken for down. */
+  private readonly acquiring = new Set<() => void>();
 
   constructor(options: { connectionString: string; max?: number; schema?: string; applicationName?: string; bounds?: Partial<PgBounds> }) {
     this.bounds = { ...DEFAULT_BOUNDS, ...options.bounds };
@@ -80,18 +82,16 @@ export class PgSqlClient implements SqlClient {
   }
 
   async query<T>(statement: Statement, params: unknown[] = []): Promise<SqlResult<T>> {
-    const deadline = Date.now() + (isBulk(statement) ? this.bounds.bulkQueryTimeoutMs : this.bounds.queryTimeoutMs);
-    return this.withClient(deadline, (client) => runBounded<T>(client, pgQuery(statement, params), deadline));
+    const bound = isBulk(statement) ? this.bounds.bulkQueryTimeoutMs : this.bounds.queryTimeoutMs;
+    return this.withClient(bound, (client, deadline) => runBounded<T>(client, pgQuery(statement, params), deadline));
   }
 
   async exec(sql: string): Promise<void> {
-    const deadline = Date.now() + this.bounds.bulkQueryTimeoutMs;
-    await this.withClient(deadline, (client) => runBounded(client, { text: sql }, deadline));
+    await this.withClient(this.bounds.bulkQueryTimeoutMs, (client, deadline) => runBounded(client, { text: sql }, deadline));
   }
 
   async transaction<T>(work: (tx: SqlExecutor) => Promise<T>): Promise<T> {
-    const deadline = Date.now() + this.bounds.bulkQueryTimeoutMs;
-    return this.withClient(deadline, async (client) => {
+    return this.withClient(this.bounds.bulkQueryTimeoutMs, async (client, deadline) => {
       await runBounded(client, { text: "BEGIN" }, deadline);
       try {
         const value = await work({ query: <R>(statement: Statement, params: unknown[] = []) => runBounded<R>(client, pgQuery(statement, params), deadline) });
@@ -117,18 +117,19 @@ export class PgSqlClient implements SqlClient {
    * SQL error, discarded when it timed out (its socket reset at once, so a statement it still holds
    * unsent, as over a dead network, can never reach the server after the caller was told it failed).
    */
-  private async withClient<T>(deadline: number, work: (client: pg.PoolClient) => Promise<T>, probe = false): Promise<T> {
+  private async withClient<T>(boundMs: number, work: (client: pg.PoolClient, deadline: number) => Promise<T>, probe = false): Promise<T> {
     if (this.down && !probe) throw new AppError("service_unavailable", "the database is not answering", { retryAfterSeconds: 1 });
     const startedAt = Date.now();
     try {
-      const client = await this.acquire(deadline);
+      const client = await this.acquire();
+      const deadline = Date.now() + boundMs;
       // A checked-out client has no listener of the pool's: a connection reset between statements
       // would be an uncaught 'error' (the statement running gets the error itself).
       let broken: Error | undefined;
       const onError = (error: Error) => (broken = error);
       client.on("error", onError);
       try {
-        const value = await work(client);
+        const value = await work(client, deadline);
         client.removeListener("error", onError);
         client.release(broken);
         this.answered();
@@ -157,29 +158,40 @@ export class PgSqlClient implements SqlClient {
   private markDown(): void {
     if (this.down || this.closed) return;
     this.down = true;
+    for (const giveUp of [...this.acquiring]) giveUp();
     void (async () => {
       while (this.down && !this.closed) {
-        const deadline = Date.now() + this.bounds.queryTimeoutMs;
-        const ok = await this.withClient(deadline, (client) => runBounded(client, { text: "SELECT 1" }, deadline), true).then(() => true, () => false);
+        const probe = (client: pg.PoolClient, deadline: number) => runBounded(client, { text: "SELECT 1" }, deadline);
+        const ok = await this.withClient(this.bounds.queryTimeoutMs, probe, true).then(() => true, () => false);
         if (!ok) await new Promise((resolve) => setTimeout(resolve, PROBE_INTERVAL_MS));
       }
     })();
   }
 
-  /** Waits for a client no later than the deadline; one that comes later goes back to the pool. */
-  private acquire(deadline: number): Promise<pg.PoolClient> {
+  /**
+   * Waits for a client: an idle one at once, a new connection at most PG_CONNECT_TIMEOUT_MS (so a
+   * cold pool on a busy host still connects), and no longer once the database is taken for down.
+   * One that comes later goes back to the pool.
+   */
+  private acquire(): Promise<pg.PoolClient> {
     const connecting = this.pool.connect();
     return new Promise<pg.PoolClient>((resolve, reject) => {
-      const timer = setTimeout(() => {
+      const giveUp = () => {
+        clearTimeout(timer);
+        this.acquiring.delete(giveUp);
         connecting.then((late) => late.release(), () => undefined);
-        reject(timedOut("no database connection", deadline));
-      }, Math.max(0, deadline - Date.now()));
+        reject(timedOut("no database connection", Date.now()));
+      };
+      const timer = setTimeout(giveUp, this.bounds.connectTimeoutMs);
+      this.acquiring.add(giveUp);
       connecting.then(
         (client) => {
+          if (!this.acquiring.delete(giveUp)) return;
           clearTimeout(timer);
           resolve(client);
         },
         (error: unknown) => {
+          if (!this.acquiring.delete(giveUp)) return;
           clearTimeout(timer);
           reject(new AppError("service_unavailable", "the database cannot be reached", { retryAfterSeconds: 1, cause: error }));
         },
