@@ -29,3 +29,21 @@ describe("config: the ML Service is never an open door to the model", () => {
     assert.equal(config.worker.mlServiceToken, "0123456789abcdef");
   });
 });
+
+describe("config: time bounds on the backing services", () => {
+  it("default to the admission path's bounds and refuse values out of range, naming the variable", () => {
+    assert.deepEqual(loadConfig({}, "all").common.bounds, {
+      pgQueryTimeoutMs: 250,
+      pgBulkQueryTimeoutMs: 60_000,
+      pgConnectTimeoutMs: 1_000,
+      redisCommandTimeoutMs: 250,
+      amqpConfirmTimeoutMs: 250,
+      amqpConnectTimeoutMs: 1_000,
+    });
+    assert.equal(loadConfig({ PG_QUERY_TIMEOUT_MS: "400", AMQP_CONFIRM_TIMEOUT_MS: "300" }, "all").common.bounds.pgQueryTimeoutMs, 400);
+    for (const variable of ["PG_QUERY_TIMEOUT_MS", "REDIS_COMMAND_TIMEOUT_MS", "AMQP_CONFIRM_TIMEOUT_MS"]) {
+      assert.throws(() => loadConfig({ [variable]: "0" }, "all"), new RegExp(variable));
+      assert.throws(() => loadConfig({ [variable]: "soon" }, "all"), new RegExp(variable));
+    }
+  });
+});

@@ -35,6 +35,13 @@ const envSchema = z.object({
   // Empty is unset for these two (as OpenTelemetry's own SDKs read them).
   OTEL_EXPORTER_OTLP_ENDPOINT: z.preprocess((v) => (v === "" ? undefined : v), z.string().url().optional()),
   OTEL_SERVICE_NAME: z.preprocess((v) => (v === "" ? undefined : v), z.string().optional()),
+  // Time bounds on every call to the backing services (admission answers 503 within them).
+  PG_QUERY_TIMEOUT_MS: int(10, 600_000).default(250),
+  PG_BULK_QUERY_TIMEOUT_MS: int(1_000, 3_600_000).default(60_000),
+  PG_CONNECT_TIMEOUT_MS: int(10, 600_000).default(1_000),
+  REDIS_COMMAND_TIMEOUT_MS: int(10, 600_000).default(250),
+  AMQP_CONFIRM_TIMEOUT_MS: int(10, 600_000).default(250),
+  AMQP_CONNECT_TIMEOUT_MS: int(100, 600_000).default(1_000),
 
   // gateway
   ANONYMOUS_ACCESS: bool.optional(),
@@ -133,6 +140,21 @@ export interface CommonConfig {
   otlpEndpoint: string | undefined;
   /** The traces' service.name; unset: the component's name. */
   serviceName: string | undefined;
+  bounds: ServiceBounds;
+}
+
+/** How long a call to a backing service may take before it fails (service_unavailable). */
+export interface ServiceBounds {
+  /** A statement, from sending it on a pooled connection to its answer. */
+  pgQueryTimeoutMs: number;
+  /** Migrations, transactions and the statements queries.sql marks `bulk` (large files, ledger replays). */
+  pgBulkQueryTimeoutMs: number;
+  /** Waiting for a new pooled connection (an idle one is taken at once); none once the database is taken for down. */
+  pgConnectTimeoutMs: number;
+  redisCommandTimeoutMs: number;
+  /** A publish, until the broker confirms it. */
+  amqpConfirmTimeoutMs: number;
+  amqpConnectTimeoutMs: number;
 }
 
 export interface GatewayConfig {
@@ -319,6 +341,14 @@ export function loadConfig(
       corsOrigins: list(e.CORS_ORIGINS),
       otlpEndpoint: e.OTEL_EXPORTER_OTLP_ENDPOINT,
       serviceName: e.OTEL_SERVICE_NAME,
+      bounds: {
+        pgQueryTimeoutMs: e.PG_QUERY_TIMEOUT_MS,
+        pgBulkQueryTimeoutMs: e.PG_BULK_QUERY_TIMEOUT_MS,
+        pgConnectTimeoutMs: e.PG_CONNECT_TIMEOUT_MS,
+        redisCommandTimeoutMs: e.REDIS_COMMAND_TIMEOUT_MS,
+        amqpConfirmTimeoutMs: e.AMQP_CONFIRM_TIMEOUT_MS,
+        amqpConnectTimeoutMs: e.AMQP_CONNECT_TIMEOUT_MS,
+      },
     },
     gateway: {
       port: port(DEFAULT_PORTS.gateway, component === "gateway" || component === "all"),

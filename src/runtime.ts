@@ -102,7 +102,12 @@ export async function openDatabase(config: Config, logger: Logger, options: Pick
   let db: SqlClient;
   let kind: string;
   if (url) {
-    db = new PgSqlClient({ connectionString: url, max: 10 });
+    const b = c.bounds;
+    db = new PgSqlClient({
+      connectionString: url,
+      max: 10,
+      bounds: { queryTimeoutMs: b.pgQueryTimeoutMs, bulkQueryTimeoutMs: b.pgBulkQueryTimeoutMs, connectTimeoutMs: b.pgConnectTimeoutMs },
+    });
     kind = "postgresql";
   } else {
     const dir = resolve(join(c.dataDir, "pgdata"));
@@ -182,7 +187,7 @@ export async function openInfrastructure<K extends AdapterName>(
     if (wanted.has("quota") || wanted.has("events")) {
       const url = required(c.redisUrl, "REDIS_URL", "Redis", options.embeddedAllowed);
       if (url) {
-        const redis = openBoundedRedis(url, "ml-inference-quota");
+        const redis = openBoundedRedis(url, "ml-inference-quota", c.bounds.redisCommandTimeoutMs, c.bounds.redisCommandTimeoutMs);
         redis.on("error", (error: Error) => logger.warn({ err: error }, "redis connection error"));
         if (!(await readyWithin(redis, 10_000))) logger.error("Redis does not answer yet: admissions get 503 until it does");
         closers.push(async () => void (await redis.quit().catch(() => redis.disconnect())));
@@ -227,7 +232,13 @@ export async function openInfrastructure<K extends AdapterName>(
     if (wanted.has("queue")) {
       const url = required(c.amqpUrl, "AMQP_URL", "RabbitMQ", options.embeddedAllowed);
       if (url) {
-        const queue = await RabbitMessageQueue.connect({ url, queues: [c.queues.requests, c.queues.results], logger: logger.child({ adapter: "rabbitmq" }) });
+        const queue = await RabbitMessageQueue.connect({
+          url,
+          queues: [c.queues.requests, c.queues.results],
+          logger: logger.child({ adapter: "rabbitmq" }),
+          confirmTimeoutMs: c.bounds.amqpConfirmTimeoutMs,
+          connectTimeoutMs: c.bounds.amqpConnectTimeoutMs,
+        });
         closers.push(() => queue.close());
         opened.queue = queue;
         kinds.queue = "rabbitmq";

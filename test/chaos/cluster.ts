@@ -18,6 +18,7 @@ import { freePort, startProcess, waitForHttp, type Proc } from "../support/proce
 import { startPostgresServer, startRabbitServer, startRedisServer, type OwnPostgres, type OwnRabbit, type OwnRedis } from "../support/own-servers.js";
 import { TEST_URLS, uniqueName } from "../support/services.js";
 import { STORIES_MODEL_PATH } from "../support/model.js";
+import { startTcpProxy, type TcpProxy } from "../support/tcp-proxy.js";
 
 export const COMPONENTS = ["ml-service", "gateway", "api-service", "worker", "collector"] as const;
 export type ComponentName = (typeof COMPONENTS)[number];
@@ -32,6 +33,8 @@ export interface Cluster {
   redis: OwnRedis;
   postgres: OwnPostgres | undefined;
   rabbit: OwnRabbit | undefined;
+  /** Every component reaches each server through one of these (blackholed by some scenarios); the harness directly. */
+  proxies: Record<"postgres" | "redis" | "rabbitmq", TcpProxy>;
   gatewayUrl: string;
   db: PgSqlClient;
   quota: RedisQuotaStore;
@@ -85,11 +88,19 @@ export async function startCluster(options: ClusterOptions): Promise<Cluster> {
     const queues = { requests: uniqueName("chaos_req"), results: uniqueName("chaos_res") };
     if (!options.ownPostgresAndRabbit) closers.push(() => deleteQueues(Object.values(queues), amqpUrl));
 
+    const proxies = {
+      postgres: await startTcpProxy(databaseUrl),
+      redis: await startTcpProxy(redis.url),
+      rabbitmq: await startTcpProxy(amqpUrl),
+    };
+    closers.push(async () => {
+      for (const proxy of Object.values(proxies)) await proxy.close();
+    });
     const ports = Object.fromEntries(await Promise.all(COMPONENTS.map(async (n) => [n, await freePort()] as const))) as Record<ComponentName, number>;
     const env: Record<string, string> = {
-      DATABASE_URL: databaseUrl,
-      REDIS_URL: redis.url,
-      AMQP_URL: amqpUrl,
+      DATABASE_URL: proxies.postgres.url,
+      REDIS_URL: proxies.redis.url,
+      AMQP_URL: proxies.rabbitmq.url,
       QUEUE_REQUESTS: queues.requests,
       QUEUE_RESULTS: queues.results,
       ML_SERVICE_URL: `http://127.0.0.1:${ports["ml-service"]}`,
@@ -122,6 +133,7 @@ export async function startCluster(options: ClusterOptions): Promise<Cluster> {
       redis,
       postgres,
       rabbit,
+      proxies,
       gatewayUrl: `http://127.0.0.1:${ports.gateway}`,
       db,
       quota,

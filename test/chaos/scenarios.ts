@@ -35,6 +35,16 @@ const killed = (name: ComponentName): Scenario => ({
   },
 });
 
+/** Connections stay open, nothing answers (a dead host, a partition), then the network heals. */
+const blackholed = (service: "postgres" | "redis" | "rabbitmq", label: string): Scenario => ({
+  name: `${label} blackholed for 3 s`,
+  async inject(cluster) {
+    cluster.proxies[service].blackhole();
+    await pause(3_000);
+    cluster.proxies[service].forward();
+  },
+});
+
 export const SCENARIOS: Scenario[] = [
   { name: "Redis restarted empty", inject: (cluster) => cluster.redis.restartEmpty() },
   killed("worker"),
@@ -51,6 +61,9 @@ export const SCENARIOS: Scenario[] = [
     },
   },
   { name: "PostgreSQL restarted (immediate)", ownServers: true, inject: (cluster) => cluster.postgres!.restartImmediate() },
+  blackholed("postgres", "PostgreSQL"),
+  blackholed("redis", "Redis"),
+  blackholed("rabbitmq", "RabbitMQ"),
   {
     name: "SIGTERM of everything, then start again",
     async inject(cluster) {

@@ -56,10 +56,12 @@ RETURNING request_id, user_id;
 
 -- Leases too: they belonged to the run before this one.
 -- name: unpublishOpen
+-- bound: bulk
 UPDATE inference_requests SET published = false, claimed_until = NULL
 WHERE status IN ('queued', 'processing') AND (published OR claimed_until IS NOT NULL);
 
 -- name: countOpen
+-- bound: bulk
 SELECT COUNT(*)::int AS n FROM inference_requests WHERE status IN ('queued', 'processing');
 
 -- name: finishRequests
@@ -125,10 +127,12 @@ ORDER BY date_trunc('milliseconds', created_at) DESC, request_id DESC
 LIMIT $3;
 
 -- name: replaySettled
+-- bound: bulk
 SELECT request_id, user_id, quota_day::text AS quota_day, total_tokens AS tokens
 FROM usage_ledger WHERE quota_month = $1;
 
 -- name: replayOpen
+-- bound: bulk
 SELECT request_id, user_id, quota_day::text AS quota_day, estimated_tokens AS tokens
 FROM inference_requests WHERE status IN ('queued', 'processing');
 
@@ -137,6 +141,7 @@ SELECT COALESCE(SUM(total_tokens), 0)::bigint AS tokens, COUNT(*)::bigint AS req
 FROM usage_ledger WHERE user_id = $1 AND quota_day = $2;
 
 -- name: usersQuotaSnapshot
+-- bound: bulk
 -- Some users' settled usage of a month by the day each request was reserved in, and their open
 -- reservations, in ONE statement: one snapshot, so a request finishing meanwhile (its ledger row and
 -- its status change commit together) is either open or settled here, never both and never neither.
@@ -188,6 +193,7 @@ SELECT name, daily_requests, daily_tokens, monthly_requests, monthly_tokens FROM
 -- Every read of a file or batch names its owner: someone else's is not found, exactly like a missing one.
 
 -- name: insertBatchFile
+-- bound: bulk
 INSERT INTO batch_files (file_id, user_id, purpose, filename, bytes, content, created_at)
 VALUES ($1, $2, $3, $4, $5, $6, $7);
 
@@ -195,6 +201,7 @@ VALUES ($1, $2, $3, $4, $5, $6, $7);
 SELECT file_id, purpose, filename, bytes, created_at FROM batch_files WHERE file_id = $1 AND user_id = $2;
 
 -- name: getBatchFileContent
+-- bound: bulk
 SELECT content FROM batch_files WHERE file_id = $1 AND user_id = $2;
 
 -- $3: the id to list after (null: from the newest), $4: at most this many (the caller asks one more to learn has_more).

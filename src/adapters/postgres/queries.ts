@@ -3,12 +3,19 @@ import { readFileSync } from "node:fs";
 
 const source = readFileSync(new URL("./queries.sql", import.meta.url), "utf8");
 
-function parse(text: string): Map<string, string> {
-  const statements = new Map<string, string>();
+interface Parsed {
+  text: string;
+  /** `-- bound: bulk` under the name: runs under PG_BULK_QUERY_TIMEOUT_MS instead of PG_QUERY_TIMEOUT_MS. */
+  bulk: boolean;
+}
+
+function parse(text: string): Map<string, Parsed> {
+  const statements = new Map<string, Parsed>();
   let name: string | undefined;
   let lines: string[] = [];
+  let bulk = false;
   const flush = () => {
-    if (name) statements.set(name, lines.join("\n").trim().replace(/;$/, ""));
+    if (name) statements.set(name, { text: lines.join("\n").trim().replace(/;$/, ""), bulk });
   };
   for (const line of text.split("\n")) {
     const match = /^--\s*name:\s*(\w+)/.exec(line);
@@ -16,7 +23,9 @@ function parse(text: string): Map<string, string> {
       flush();
       name = match[1];
       lines = [];
-    } else if (name && !line.startsWith("--")) lines.push(line);
+      bulk = false;
+    } else if (name && /^--\s*bound:\s*bulk\b/.test(line)) bulk = true;
+    else if (name && !line.startsWith("--")) lines.push(line);
   }
   flush();
   return statements;
@@ -25,10 +34,10 @@ function parse(text: string): Map<string, string> {
 const statements = parse(source);
 
 /** The statement called `name` in queries.sql, named so PostgreSQL prepares it once per connection. */
-export function sql(name: string): { name: string; text: string } {
-  const text = statements.get(name);
-  if (!text) throw new Error(`no SQL statement named ${name} in queries.sql`);
-  return { name: `mli_${name}`, text };
+export function sql(name: string): { name: string; text: string; bulk?: boolean } {
+  const statement = statements.get(name);
+  if (!statement) throw new Error(`no SQL statement named ${name} in queries.sql`);
+  return { name: `mli_${name}`, text: statement.text, ...(statement.bulk ? { bulk: true } : {}) };
 }
 
 /** The same over another file of named statements beside this one (an adapter's own .sql). */

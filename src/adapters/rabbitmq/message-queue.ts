@@ -23,7 +23,7 @@
  *
  * Connection loss: publishes in flight and new publishes reject at once with AppError
  * "service_unavailable"; the adapter reconnects in the background (exponential back-off with
- * jitter, 100 ms up to 1 s), re-declares the topology and re-establishes every consumer that has
+ * jitter, 100 ms up to 500 ms), re-declares the topology and re-establishes every consumer that has
  * not been drained. A consumer waits for its handlers still running from the lost connection before
  * it consumes again, so the prefetch bound holds across reconnects; their verdicts are discarded
  * (the broker redelivers those messages with redelivered=true).
@@ -34,7 +34,7 @@ import { coalesceFrameWrites } from "./coalesced-writes.js";
 import { RabbitConsumer, type ConsumerOwner, type MessageHandler } from "./consumer.js";
 import { deadLetterQueueName } from "./naming.js";
 import { publish } from "./publish.js";
-import { adminChannel, endSession, openSession, unavailable, type Log, type Session } from "./session.js";
+import { adminChannel, DEFAULT_CONNECT_TIMEOUT_MS, endSession, openSession, unavailable, type Log, type Session } from "./session.js";
 import { ensureQueue } from "./topology.js";
 
 export type { MessageHandler } from "./consumer.js";
@@ -45,10 +45,14 @@ export interface RabbitMessageQueueOptions {
   /** Main queues declared (with their dead-letter queues) on connect and after every reconnect. */
   queues: string[];
   logger?: Logger;
-  /** Reconnect back-off; defaults 100 ms doubling up to 15 s. */
+  /** Reconnect back-off; defaults 100 ms doubling up to 500 ms. */
   reconnect?: { initialDelayMs?: number; maxDelayMs?: number };
   /** Connection heartbeat in seconds (default 10) so a dead broker is noticed. */
   heartbeatSeconds?: number;
+  /** How long a publish waits for its confirm (default 250 ms); see publish.ts. */
+  confirmTimeoutMs?: number;
+  /** How long connecting (TCP and the AMQP handshake) may take (default 1 s). */
+  connectTimeoutMs?: number;
 }
 
 export class RabbitMessageQueue implements MessageQueue, ConsumerOwner {
@@ -66,8 +70,8 @@ export class RabbitMessageQueue implements MessageQueue, ConsumerOwner {
     const logger = options.logger;
     this.log = (level, obj, msg) => logger?.[level](obj, msg);
     this.initialDelayMs = options.reconnect?.initialDelayMs ?? 100;
-    // At most a second between attempts: admissions resume within about a second of the broker answering.
-    this.maxDelayMs = options.reconnect?.maxDelayMs ?? 1_000;
+    // At most half a second between attempts: admissions resume well within 2 s of the broker answering.
+    this.maxDelayMs = options.reconnect?.maxDelayMs ?? 500;
   }
 
   /** Connects and declares the topology; rejects if the broker cannot be reached now. */
@@ -99,14 +103,26 @@ export class RabbitMessageQueue implements MessageQueue, ConsumerOwner {
 
   private async openDeclaredSession(): Promise<Session> {
     const session = await openSession(this.options, this.log, (s, err) => this.onSessionLost(s, err));
-    try {
+    const declaring = (async () => {
       for (const queue of this.options.queues) await ensureQueue(session, queue, this.log);
-      return session;
+    })();
+    let declared: boolean;
+    try {
+      // Bounded like the handshake: a broker that stops answering here would hold the reconnect forever.
+      declared = await within(this.options.connectTimeoutMs ?? DEFAULT_CONNECT_TIMEOUT_MS, declaring);
+      if (declared) await declaring; // settled: surfaces its error
     } catch (err) {
       session.alive = false;
       await session.model.close().catch(() => undefined);
       throw err;
     }
+    if (!declared) {
+      const err = unavailable("message broker did not answer the topology declarations in time");
+      session.abandon(err);
+      declaring.catch(() => undefined);
+      throw err;
+    }
+    return session;
   }
 
   private onSessionLost(session: Session, err?: Error): void {
@@ -219,18 +235,27 @@ export class RabbitMessageQueue implements MessageQueue, ConsumerOwner {
     this.closing = true;
     const session = this.session;
     if (session?.alive) {
-      try {
-        await session.publisher.waitForConfirms();
-      } catch {
-        /* pending publishes already rejected */
-      }
-      session.alive = false;
+      // Bounded: a broker that stopped answering would hold both waits forever.
+      const bound = session.confirmTimeoutMs;
+      const answered = await within(bound, session.publisher.waitForConfirms());
       this.session = null;
-      await session.model.close().catch(() => undefined);
+      if (!answered || !(await within(bound, session.model.close()))) session.abandon(new Error("no answer to closing"));
+      session.alive = false;
       endSession(session, unavailable("message queue is closed"));
     }
     this.wakeBackoff?.();
     if (this.reconnecting) await this.reconnecting.catch(() => undefined);
     this.closed = true;
+  }
+}
+
+/** True when `work` settled within `ms` (either way); false when it was still pending. */
+async function within(ms: number, work: Promise<unknown>): Promise<boolean> {
+  let timer: NodeJS.Timeout | undefined;
+  const late = new Promise<false>((resolve) => (timer = setTimeout(() => resolve(false), ms)));
+  try {
+    return await Promise.race([work.then(() => true, () => true), late]);
+  } finally {
+    clearTimeout(timer);
   }
 }

@@ -36,11 +36,20 @@ export async function publish(
 function publishConfirmed(session: Session, routingKey: string, body: Buffer, headers: Record<string, string> | undefined): Promise<void> {
   if (!session.alive) return Promise.reject(unavailable("message broker connection lost"));
   const messageId = randomUUID();
+  const sentAt = Date.now();
   return new Promise<void>((resolve, reject) => {
     let settled = false;
+    // No confirm within the bound: the publish fails (its row is removed by the caller). When the
+    // broker confirmed nothing at all since, the connection is taken for dead (blackholed) and dropped,
+    // so the next publishes fail at once and the reconnect starts now, not after missed heartbeats.
+    const timer = setTimeout(() => {
+      settle(new AppError("service_unavailable", `the message broker did not confirm within ${session.confirmTimeoutMs} ms`, { retryAfterSeconds: 1 }));
+      if (session.lastConfirmAt < sentAt) session.abandon(new Error("no publisher confirm in time"));
+    }, session.confirmTimeoutMs);
     const settle = (err: Error | null) => {
       if (settled) return;
       settled = true;
+      clearTimeout(timer);
       session.pending.delete(messageId);
       const returned = session.returned.delete(messageId);
       if (err) reject(err);
@@ -65,6 +74,7 @@ function publishConfirmed(session: Session, routingKey: string, body: Buffer, he
           ...(headers ? { headers } : {}),
         },
         (err: unknown) => {
+          session.lastConfirmAt = Date.now();
           if (err) {
             settle(
               session.alive

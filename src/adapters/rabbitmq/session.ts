@@ -3,6 +3,7 @@
  * opened channel for declarations and checks. Replaced as a whole on reconnect; whoever opens one
  * hears when it is lost through `onLost`.
  */
+import type { Socket } from "node:net";
 import { connect as amqpConnect } from "amqplib";
 import type { Channel, ChannelModel, ConfirmChannel, Message } from "amqplib";
 import { AppError } from "../../errors.js";
@@ -27,7 +28,16 @@ export interface Session {
   alive: boolean;
   /** The broker blocks publishers during a resource (memory/disk) alarm. */
   blocked: boolean;
+  /** How long a publish waits for its confirm (AMQP_CONFIRM_TIMEOUT_MS). */
+  confirmTimeoutMs: number;
+  /** When the broker last confirmed (or refused) a publish: a sign of life. */
+  lastConfirmAt: number;
+  /** Drops the connection at once (socket reset) as lost: for a broker that stopped answering. */
+  abandon(reason: Error): void;
 }
+
+export const DEFAULT_CONFIRM_TIMEOUT_MS = 250;
+export const DEFAULT_CONNECT_TIMEOUT_MS = 1_000;
 
 export function unavailable(message: string, cause?: unknown): AppError {
   return new AppError("service_unavailable", message, cause === undefined ? {} : { cause });
@@ -45,13 +55,14 @@ export function endSession(session: Session, error: Error): void {
  * publisher channel closes alone (which makes the session useless).
  */
 export async function openSession(
-  options: { url: string; heartbeatSeconds?: number },
+  options: { url: string; heartbeatSeconds?: number; confirmTimeoutMs?: number; connectTimeoutMs?: number },
   log: Log,
   onLost: (session: Session, err?: Error) => void,
 ): Promise<Session> {
   const url = new URL(options.url);
   if (!url.searchParams.has("heartbeat")) url.searchParams.set("heartbeat", String(options.heartbeatSeconds ?? 10));
-  const model = await amqpConnect(url.toString(), { timeout: 5000 });
+  // The socket timeout covers the TCP connect and the whole AMQP handshake.
+  const model = await amqpConnect(url.toString(), { timeout: options.connectTimeoutMs ?? DEFAULT_CONNECT_TIMEOUT_MS });
   let session: Session | undefined;
   try {
     const publisher = await model.createConfirmChannel();
@@ -65,6 +76,14 @@ export async function openSession(
       pending: new Map(),
       alive: true,
       blocked: false,
+      confirmTimeoutMs: options.confirmTimeoutMs ?? DEFAULT_CONFIRM_TIMEOUT_MS,
+      lastConfirmAt: Date.now(),
+      abandon: (reason) => {
+        if (!s.alive) return;
+        log("warn", { err: reason }, "rabbitmq stopped answering; dropping the connection");
+        onLost(s, reason);
+        resetSocket(model, reason);
+      },
     };
     const s = session;
     publisher.on("return", (msg: Message) => {
@@ -109,4 +128,22 @@ export async function adminChannel(session: Session): Promise<Channel> {
   });
   session.admin = channel;
   return channel;
+}
+
+/**
+ * Closing politely (Connection.Close, then waiting for Close-Ok) hangs on a broker that does not
+ * answer; a reset drops the socket and whatever it still held unsent, which then never reaches the
+ * broker after the publisher was told it failed.
+ */
+function resetSocket(model: ChannelModel, reason: Error): void {
+  const socket = (model as unknown as { connection?: { stream?: Socket } }).connection?.stream;
+  if (!socket || socket.destroyed) return;
+  try {
+    socket.resetAndDestroy();
+  } catch {
+    socket.destroy(); // not a plain TCP socket (TLS)
+  }
+  // A socket destroyed without an error ends quietly: amqplib would keep the connection (and its
+  // heartbeat timer) until missed heartbeats; the error makes it close it now.
+  socket.emit("error", reason);
 }

@@ -1,7 +1,9 @@
 /**
  * Admission, shared by every submit route (`/api/v1/inference` and the OpenAI routes): reserve the
  * quota atomically, store the request, publish it with a confirm. Any failure after the reservation
- * gives it back and leaves nothing half-written. An Idempotency-Key names the request's id, so a
+ * gives it back and removes the row: the client hears 503 and nothing was stored or charged. The one
+ * exception is a row that cannot be removed (the database failed too): it stays in the outbox, the
+ * sweeper publishes it, and the client hears 202, since the request will run. An Idempotency-Key names the request's id, so a
  * repeat (also one that arrives at the same moment) finds the same reservation and the same row.
  */
 import { createHash, randomUUID } from "node:crypto";
@@ -205,10 +207,11 @@ export function createAdmission(deps: AdmissionDeps) {
       try {
         removed = await deps.outbox.deleteUnpublished(requestId);
       } catch (deleteError) {
-        // The row stays and the sweeper will publish it; its reservation must stay with it, so the
-        // request is charged when it runs. The client hears 503 and may send it again.
-        log.error({ err: deleteError, request_id: requestId }, "could not remove an unpublished request; it will run later");
-        throw error;
+        // The row stays and the sweeper will publish it (the outbox), its reservation with it, so the
+        // request runs and is charged: the client is told it was accepted, not 503 (a retry would
+        // run it twice).
+        log.error({ err: deleteError, request_id: requestId }, "could not remove an unpublished request; the sweeper will publish it");
+        return { requestId, createdAt, estimatedTokens, ...(reservation.counts ? { counts: reservation.counts } : {}) };
       }
       // Nothing to remove: the sweeper published the row meanwhile, so the request is queued after all.
       if (!removed) return { requestId, createdAt, estimatedTokens };
