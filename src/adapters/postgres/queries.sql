@@ -323,6 +323,7 @@ RETURNING batch_id;
 -- The queue as the estimate sees it: open requests (queued or running) and their estimated tokens,
 -- batch lines not yet dispatched, and what finished since $1 (count, estimated tokens, mean run).
 -- name: queueSnapshot
+-- bound: bulk
 SELECT o.open_requests, o.open_tokens,
        (SELECT count(*) FROM batch_lines WHERE status = 'pending')::int AS pending_lines,
        f.finished, f.finished_tokens, f.mean_run_seconds
@@ -334,6 +335,7 @@ FROM (SELECT count(*)::int AS open_requests, COALESCE(sum(estimated_tokens), 0):
 
 -- A user's open requests, and the open requests (and their estimated tokens) admitted before the oldest of them.
 -- name: queuePosition
+-- bound: bulk
 WITH mine AS (
   SELECT count(*)::int AS open, min(created_at) AS oldest
   FROM inference_requests WHERE user_id = $1 AND status IN ('queued', 'processing')

@@ -41,11 +41,11 @@ export function sql(name: string): { name: string; text: string; bulk?: boolean 
 }
 
 /** The same over another file of named statements beside this one (an adapter's own .sql). */
-export function statementsOf(file: string): (name: string) => { name: string; text: string } {
+export function statementsOf(file: string): (name: string) => { name: string; text: string; bulk?: boolean } {
   const own = parse(readFileSync(new URL(`./${file}`, import.meta.url), "utf8"));
   return (name) => {
-    const text = own.get(name);
-    if (!text) throw new Error(`no SQL statement named ${name} in ${file}`);
-    return { name: `mli_${name}`, text };
+    const statement = own.get(name);
+    if (!statement) throw new Error(`no SQL statement named ${name} in ${file}`);
+    return { name: `mli_${name}`, text: statement.text, ...(statement.bulk ? { bulk: true } : {}) };
   };
 }
