@@ -82,6 +82,7 @@ const envSchema = z.object({
   ML_SERVICE_PORT: int(0, 65535).optional(),
   ML_SERVICE_API: z.enum(["native", "openai"]).default("native"),
   WORKER_PREFETCH: int(1, 1000).default(8),
+  WORKER_CONCURRENCY: int(1, 1000).optional(),
   WORKER_MAX_ATTEMPTS: int(1, 20).default(4),
   WORKER_RETRY_BASE_MS: int(1, 600_000).default(1_000),
   STREAM_FLUSH_MS: int(0, 1_000).default(20),
@@ -222,6 +223,12 @@ export interface WorkerConfig {
   /** Sent as `Authorization: Bearer …` to the ML Service. */
   mlServiceToken: string | undefined;
   prefetch: number;
+  /**
+   * Model calls at once (at most the prefetch). Below the prefetch, the messages beyond it wait in
+   * the worker, so a call starts as soon as another ends, not when its outcome is confirmed and its
+   * message acked and replaced by the broker.
+   */
+  concurrency: number;
   maxAttempts: number;
   retryBaseMs: number;
   /** Token deltas after the first are gathered for at most this long into one stream event. */
@@ -395,6 +402,7 @@ export function loadConfig(
       mlServiceApi: e.ML_SERVICE_API,
       mlServiceToken: e.ML_SERVICE_TOKEN,
       prefetch: e.WORKER_PREFETCH,
+      concurrency: Math.min(e.WORKER_CONCURRENCY ?? e.WORKER_PREFETCH, e.WORKER_PREFETCH),
       maxAttempts: e.WORKER_MAX_ATTEMPTS,
       retryBaseMs: e.WORKER_RETRY_BASE_MS,
       streamFlushMs: e.STREAM_FLUSH_MS,

@@ -51,7 +51,7 @@ export async function phaseDrain(s: Setup, admitted: number): Promise<DrainRepor
   log("starting collector and worker (ml-service is already up)");
   const ml = children.get("ml-service")!;
   const collector = await startChild("collector", { COLLECTOR_PREFETCH: String(COLLECTOR_PREFETCH) });
-  const worker = await startChild("worker", { ML_SERVICE_URL: ml.url, WORKER_PREFETCH: String(WORKER_PREFETCH), ML_REQUEST_TIMEOUT_MS: "60000" });
+  const worker = await startChild("worker", { ML_SERVICE_URL: ml.url, WORKER_PREFETCH: String(2 * WORKER_PREFETCH), WORKER_CONCURRENCY: String(WORKER_PREFETCH), ML_REQUEST_TIMEOUT_MS: "60000" });
   const cpuStart = cpuSnapshot();
   const started = performance.now();
   const deadline = started + DRAIN_TIMEOUT_S * 1000;

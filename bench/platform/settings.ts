@@ -26,8 +26,9 @@ export const URLS = {
 export const MODEL = resolve(process.env.BENCH_MODEL ?? "../shared/models/stories260K.gguf");
 // Short prompt and few tokens: the drain (d) is bound by the model, the admission is not.
 export const PROMPT = process.env.BENCH_PROMPT ?? "Once upon a time";
-// Concurrency of the drain: the worker's prefetch, which is also the concurrency of (f), the ML
-// Service alone, so the two are compared like for like.
+// Concurrency of the drain: the worker's model calls at once (WORKER_CONCURRENCY; it holds twice as
+// many messages, so a call starts as soon as one ends), which is also the concurrency of (f), the
+// ML Service alone, so the two are compared like for like.
 export const WORKER_PREFETCH = Math.max(1, Math.round(num("BENCH_WORKER_PREFETCH", 32)));
 export const COLLECTOR_PREFETCH = Math.max(1, Math.round(num("BENCH_COLLECTOR_PREFETCH", 128)));
 // Phase (g), streaming: tokens per stream, the larger concurrency (the smaller is always 1), the

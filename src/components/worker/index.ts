@@ -19,6 +19,7 @@ import { MlCallError } from "./ml-client.js";
 import { generateStream, type StreamCallbacks, type StreamedGeneration } from "./ml-stream.js";
 import { DeltaAppender } from "./delta-appender.js";
 import { createKeepAliveAgent } from "./http-post.js";
+import { CallSlots } from "./call-slots.js";
 import { requestTrace } from "./trace.js";
 
 export interface WorkerDeps {
@@ -71,6 +72,7 @@ export function createWorker(config: WorkerConfig, deps: WorkerDeps): Worker {
   // One pool of keep-alive connections for every call: a fresh TCP connection per request costs the
   // worker and the ML Service more CPU than the call itself on a small model.
   const agent = createKeepAliveAgent();
+  const slots = new CallSlots(config.concurrency);
   const callModel = (message: RequestMessage, callbacks: StreamCallbacks, signal: AbortSignal, headers?: Record<string, string>): Promise<StreamedGeneration> =>
     generateStream(
       { baseUrl: mlServiceUrl, api: config.mlServiceApi, timeoutMs: config.requestTimeoutMs, agent, token: config.mlServiceToken, headers, progressIntervalMs: config.progressIntervalMs },
@@ -92,7 +94,17 @@ export function createWorker(config: WorkerConfig, deps: WorkerDeps): Worker {
       log.error({ problem: parsed.error }, "unreadable request message sent to the dead-letter queue");
       return "dead_letter";
     }
-    const message = parsed.value;
+    // The slot is the model call's: it is given back when the call ends, before its outcome is
+    // published and its message acked, so the next message held here starts its call at once.
+    const freeSlot = await slots.acquire();
+    try {
+      return await runMessage(parsed.value, meta, freeSlot);
+    } finally {
+      freeSlot();
+    }
+  }
+
+  async function runMessage(message: RequestMessage, meta: { headers: Record<string, string> } | undefined, freeSlot: () => void): Promise<HandlerVerdict> {
     const base = { v: 1 as const, request_id: message.request_id, user_id: message.user_id, attempt: message.attempt };
     const queuedMs = Math.max(0, now().getTime() - Date.parse(message.created_at));
     const trace = requestTrace(meta?.headers, message, now()); // spans: src/components/worker/trace.ts
@@ -134,6 +146,7 @@ export function createWorker(config: WorkerConfig, deps: WorkerDeps): Worker {
           deltas?.add(text);
         };
         const result = await callModel(message, trace.callbacks({ onDelta }), cancel.signal, trace.startCall());
+        freeSlot();
         trace.endCall(result);
         if (abort.signal.aborted) throw new MlCallError("worker_error", "the worker is stopping", true);
         const processingMs = performance.now() - started;
@@ -157,6 +170,7 @@ export function createWorker(config: WorkerConfig, deps: WorkerDeps): Worker {
         log.info({ request_id: message.request_id, status, usage: result.usage, processing_ms: Math.round(processingMs) }, "request finished");
         return "ack";
       } catch (error) {
+        freeSlot();
         callSeconds.observe((performance.now() - started) / 1000);
         trace.endCall(undefined, error);
         const failure =
@@ -198,7 +212,7 @@ export function createWorker(config: WorkerConfig, deps: WorkerDeps): Worker {
       // Watching before consuming: a cancel of a request this worker runs is never missed.
       unwatchCancels = await deps.runs.watchCancels((requestId) => running.get(requestId)?.abort());
       consumer = await deps.queue.consume(deps.requestsQueue, handle, { prefetch: config.prefetch });
-      log.info({ queue: deps.requestsQueue, prefetch: config.prefetch, ml_service: config.mlServiceUrl }, "worker consuming");
+      log.info({ queue: deps.requestsQueue, prefetch: config.prefetch, concurrency: config.concurrency, ml_service: config.mlServiceUrl }, "worker consuming");
     },
     async health() {
       await probeDependencies(
