@@ -43,6 +43,14 @@ const insertFile = (db: SqlExecutor, f: NewFile) =>
 export class SqlBatchStore implements BatchStore {
   constructor(private readonly db: SqlClient) {}
 
+  /** Replicas claim, and end lines, one at a time (PGlite has one connection: its transactions already do). */
+  private underFairShareLock<T>(work: (tx: SqlExecutor) => Promise<T>): Promise<T> {
+    return this.db.transaction(async (tx) => {
+      if (this.db.kind === "pg") await tx.query(sql("lockFairShare"));
+      return work(tx);
+    });
+  }
+
   async insertFile(file: NewFile): Promise<void> {
     await insertFile(this.db, file);
   }
@@ -101,11 +109,7 @@ export class SqlBatchStore implements BatchStore {
   }
 
   async claimLines(now: Date, until: Date, slotsPerModel: number): Promise<ClaimedLine[]> {
-    // Replicas claim one at a time (PGlite has one connection: its transactions already do).
-    const { rows } = await this.db.transaction(async (tx) => {
-      if (this.db.kind === "pg") await tx.query(sql("lockBatchClaims"));
-      return tx.query<Row>(sql("claimBatchLines"), [now, until, slotsPerModel]);
-    });
+    const { rows } = await this.underFairShareLock((tx) => tx.query<Row>(sql("claimBatchLines"), [now, until, slotsPerModel]));
     return rows.map((r) => ({ batchId: r.batch_id as string, line: Number(r.line), customId: r.custom_id as string, body: json(r.body), userId: r.user_id as string, endpoint: r.endpoint as string }));
   }
 
@@ -128,10 +132,10 @@ export class SqlBatchStore implements BatchStore {
 
   async finishLines(outcomes: LineOutcome[]): Promise<void> {
     if (outcomes.length === 0) return;
-    await this.db.query(sql("finishBatchLines"), [
+    await this.underFairShareLock((tx) => tx.query(sql("finishBatchLines"), [
       outcomes.map((o) => o.batchId), outcomes.map((o) => o.line), outcomes.map((o) => o.ok),
       outcomes.map((o) => toJson(o.response)), outcomes.map((o) => toJson(o.error)), outcomes.map((o) => o.tokens),
-    ]);
+    ]));
   }
 
   async closeLines(now: Date): Promise<number> {

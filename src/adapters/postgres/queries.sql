@@ -242,9 +242,10 @@ UPDATE batches SET status = 'cancelling', cancelling_at = $3
 WHERE batch_id = $1 AND user_id = $2 AND status IN ('validating', 'in_progress')
 RETURNING batch_id;
 
--- Taken before claiming (in the claim's transaction): replicas claim one after the other, each
--- seeing the slots the others took, so no model ever has more than its slots in flight.
--- name: lockBatchClaims
+-- Taken in the transaction of a claim or of ending lines: replicas claim one after the other, each
+-- seeing the slots the others took (no model ever has more than its slots in flight), and never end
+-- the same lines or charge the same tenants in opposite orders (no deadlock between two watchers).
+-- name: lockFairShare
 SELECT pg_advisory_xact_lock(8151024);
 
 -- Fair claiming (start-time fair queueing over tenants, README "Batch scheduling"). Each tenant's
