@@ -147,8 +147,10 @@ describe("fair scheduling of batches on servers", { skip: skipServers }, () => {
     const lightBatch = await createBatch(light.userId, Array.from({ length: 300 }, (_, i) => chatLine(`l${i}`, 6)));
     const most = await runUntil(async () => (await pendingOf(heavyBatch)) === 0 || (await pendingOf(lightBatch)) === 0, { restartAfter: 20 });
     const [heavyTokens, lightTokens] = [await tokensOf(heavy.userId), await tokensOf(light.userId)];
-    // Let the rest run out so the next test starts with nothing of these in flight.
-    for (const id of [heavyBatch, lightBatch]) await query("UPDATE batches SET status = 'cancelling' WHERE batch_id = $1", [id]);
+    // The rest is cancelled so the next test starts with nothing of these in flight (the batch that
+    // ran out is finished already: cancelling it changes nothing).
+    await store.cancelBatch(heavyBatch, heavy.userId, new Date());
+    await store.cancelBatch(lightBatch, light.userId, new Date());
     await runUntil(async () => (await pendingOf(heavyBatch)) + (await pendingOf(lightBatch)) === 0);
     return { heavyTokens, lightTokens, most };
   }
@@ -211,7 +213,7 @@ describe("fair scheduling of batches on servers", { skip: skipServers }, () => {
       for (const r of timed) await r.stop();
     }
     const ran = 2_000 - (await pendingOf(batch));
-    await query("UPDATE batches SET status = 'cancelling' WHERE batch_id = $1", [batch]);
+    assert.ok(await store.cancelBatch(batch, batchUser.userId, new Date()));
     await runUntil(async () => (await pendingOf(batch)) === 0);
 
     assert.ok(ran >= 40, `the batch ran meanwhile: ${ran} lines`);
