@@ -2,7 +2,9 @@
 import type { Config } from "./config.js";
 import { AppError } from "./errors.js";
 import { adminOperations, DEFAULT_TIER } from "./admin-operations.js";
+import { MAX_TIER_WEIGHT, MIN_TIER_WEIGHT, tierWeightOf } from "./domain/fair-share.js";
 import { migrate } from "./adapters/postgres/migrate.js";
+import { SqlBatchStore } from "./adapters/postgres/batch-store.js";
 import type { QuotaLimits } from "./domain/ports.js";
 import type { Logger } from "./observability/logger.js";
 import { openDatabase } from "./runtime.js";
@@ -15,9 +17,10 @@ export const ADMIN_HELP = `Administration (DATABASE_URL, or the embedded databas
   users set-tier <user-id> <tier>             move a user to another tier
   keys create <user-id>                       create an API key; it is shown once
   keys revoke <key-id>                        revoke an API key
-  tiers list                                  list tiers and their limits
-  tiers set <name> [--daily-requests N] [--daily-tokens N] [--monthly-requests N] [--monthly-tokens N]
-                                              create or change a tier (a limit left out is unlimited)
+  tiers list                                  list tiers, their limits and batch weights
+  tiers set <name> [--daily-requests N] [--daily-tokens N] [--monthly-requests N] [--monthly-tokens N] [--weight W]
+                                              create or change a tier (a limit left out is unlimited;
+                                              the weight, its share of batch work, is kept, 1 when new)
 ${WEBHOOK_ADMIN_HELP}`;
 
 function flags(args: string[]): { positional: string[]; options: Map<string, string> } {
@@ -55,6 +58,7 @@ export async function runAdminCommand(command: string, args: string[], config: C
   try {
     const { db, users } = database;
     const ops = adminOperations(users);
+    const batches = new SqlBatchStore(db);
     const { positional, options } = flags(args);
     const [sub, a, b] = positional;
     if (command === "webhooks") {
@@ -96,9 +100,11 @@ export async function runAdminCommand(command: string, args: string[], config: C
         out({ key_id: (await ops.revokeKey(a)).keyId, revoked: true });
         return 0;
       }
-      case "tiers list":
-        out(await ops.listTiers());
+      case "tiers list": {
+        const weights = await batches.tierWeights();
+        out((await ops.listTiers()).map((tier) => ({ ...tier, weight: weights.get(tier.name) ?? 1 })));
         return 0;
+      }
       case "tiers set": {
         if (!a) throw new AppError("invalid_parameter", "usage: tiers set <name> [--daily-requests N] ...");
         const limits: QuotaLimits = {
@@ -107,8 +113,12 @@ export async function runAdminCommand(command: string, args: string[], config: C
           monthlyRequests: limit(options, "monthly-requests"),
           monthlyTokens: limit(options, "monthly-tokens"),
         };
+        const rawWeight = options.get("weight");
+        const weight = rawWeight === undefined ? undefined : tierWeightOf(rawWeight);
+        if (weight === null) throw new AppError("invalid_parameter", `--weight must be a number from ${MIN_TIER_WEIGHT} to ${MAX_TIER_WEIGHT}`);
         await users.upsertTier({ name: a, limits });
-        out({ name: a, limits });
+        if (weight !== undefined) await batches.setTierWeight(a, weight);
+        out({ name: a, limits, ...(weight !== undefined ? { weight } : {}) });
         return 0;
       }
       default:

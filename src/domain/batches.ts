@@ -59,8 +59,18 @@ export interface NewBatch {
   createdAt: Date;
   expiresAt: Date;
   /** Absent: the batch failed validation (stored `failed` with these errors, no lines). */
-  lines?: Array<{ line: number; customId: string; body: unknown }>;
+  lines?: NewBatchLine[];
   errors?: BatchLineError[];
+}
+
+export interface NewBatchLine {
+  line: number;
+  customId: string;
+  body: unknown;
+  /** The model it runs on: the scheduler's slots are per model. */
+  model: string;
+  /** Its estimated tokens (fair-share.ts), charged to its tenant when it is claimed. */
+  cost: number;
 }
 
 /** A line claimed for dispatch, with what admitting it needs. */
@@ -87,6 +97,17 @@ export interface LineOutcome {
   ok: boolean;
   response: OutputLine["response"];
   error: OutputLine["error"];
+  /** The tokens its request really used (0 when it used none): its tenant's fair share is charged them. */
+  tokens: number;
+}
+
+/** A tenant's standing in the fair share (README "Batch scheduling"). */
+export interface FairShare {
+  userId: string;
+  /** Virtual tokens (tokens / weight) of its lines claimed so far: estimates in flight, real counts once ended. */
+  finishTag: number;
+  /** Real tokens of its lines that ended. */
+  servedTokens: number;
 }
 
 export interface NewFile {
@@ -113,13 +134,18 @@ export interface BatchStore {
   cancelBatch(batchId: string, userId: string, at: Date): Promise<boolean>;
 
   // The dispatcher's side. Each is one short statement: nothing is held open across an admission.
-  countDispatched(): Promise<number>;
-  /** Leases up to `limit` pending lines of running batches (window not over, not waiting) until `until`. */
-  claimLines(now: Date, until: Date, limit: number): Promise<ClaimedLine[]>;
+  /**
+   * Leases pending lines of running batches (window not over, not waiting) until `until`, in fair
+   * order between tenants (by tokens, weighted by tier), so that no model has more than
+   * `slotsPerModel` lines admitted-and-unfinished or leased, over all replicas. Returned in the order
+   * they should be admitted.
+   */
+  claimLines(now: Date, until: Date, slotsPerModel: number): Promise<ClaimedLine[]>;
   markDispatched(batchId: string, line: number, requestId: string): Promise<boolean>;
   deferLine(batchId: string, line: number, notBefore: Date, lastError: { code: string; message: string }): Promise<void>;
   refuseLine(batchId: string, line: number, response: OutputLine["response"], error: OutputLine["error"]): Promise<void>;
   dispatchedLines(limit: number): Promise<Array<{ batchId: string; line: number; requestId: string }>>;
+  /** The lines' outcomes are kept, and their real tokens charged to their tenants' fair share. */
   finishLines(outcomes: LineOutcome[]): Promise<void>;
   /** Lines that will never run (cancelled batch, window over) are done, in the error file. */
   closeLines(now: Date): Promise<number>;
@@ -130,4 +156,10 @@ export interface BatchStore {
    * it was still `from` (another replica finishing it too writes nothing). False when it was not.
    */
   finishBatch(input: { batchId: string; from: BatchStatus; to: BatchStatus; at: Date; files: NewFile[]; outputFileId: string | null; errorFileId: string | null }): Promise<boolean>;
+
+  // Fair share between tenants.
+  /** False when there is no such tier. */
+  setTierWeight(tier: string, weight: number): Promise<boolean>;
+  tierWeights(): Promise<Map<string, number>>;
+  fairShares(): Promise<FairShare[]>;
 }

@@ -109,6 +109,19 @@ describe("command line on PostgreSQL", { skip: skipPostgres }, () => {
 
   });
 
+  it("tiers set --weight gives a tier its share of batch work, kept when left out; a bad weight exits 1", async () => {
+    ok(await cli(["tiers", "set", "batchy", "--weight", "2.5"], env), "tiers set --weight");
+    ok(await cli(["tiers", "set", "batchy", "--daily-requests", "7"], env), "tiers set without --weight");
+    const list = await cli(["tiers", "list"], env);
+    ok(list, "tiers list");
+    const batchy = (json(list) as Array<{ name: string; weight: number; limits: Record<string, number | null> }>).find((t) => t.name === "batchy");
+    assert.deepEqual([batchy?.weight, batchy?.limits.dailyRequests], [2.5, 7]);
+    const bad = await cli(["tiers", "set", "batchy", "--weight", "0"], env);
+    assert.equal(bad.code, 1, `${bad.stdout} ${bad.stderr}`);
+    assert.match(bad.stderr, /^error \(invalid_parameter\): --weight must be a number from 0\.01 to 1000\n$/);
+    assertNoStack(bad);
+  });
+
   it("users create with a tier; an invalid id or a duplicate exits 1 with a clear message", async () => {
     const created = await cli(["users", "create", "alice", "--tier", "gold"], env);
     ok(created, "users create");

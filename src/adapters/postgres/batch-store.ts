@@ -1,5 +1,5 @@
 /** BatchStore over PostgreSQL or PGlite (see sql-client.ts); every statement is in queries.sql. */
-import type { BatchLineError, BatchStatus, BatchStore, ClaimedLine, LineOutcome, NewBatch, NewFile, OutputLine, StoredBatch, StoredFile } from "../../domain/batches.js";
+import type { BatchLineError, BatchStatus, BatchStore, ClaimedLine, FairShare, LineOutcome, NewBatch, NewFile, OutputLine, StoredBatch, StoredFile } from "../../domain/batches.js";
 import { sql } from "./queries.js";
 import type { SqlClient, SqlExecutor } from "./sql-client.js";
 
@@ -43,6 +43,14 @@ const insertFile = (db: SqlExecutor, f: NewFile) =>
 export class SqlBatchStore implements BatchStore {
   constructor(private readonly db: SqlClient) {}
 
+  /** Replicas claim, and end lines, one at a time (PGlite has one connection: its transactions already do). */
+  private underFairShareLock<T>(work: (tx: SqlExecutor) => Promise<T>): Promise<T> {
+    return this.db.transaction(async (tx) => {
+      if (this.db.kind === "pg") await tx.query(sql("lockFairShare"));
+      return work(tx);
+    });
+  }
+
   async insertFile(file: NewFile): Promise<void> {
     await insertFile(this.db, file);
   }
@@ -77,7 +85,11 @@ export class SqlBatchStore implements BatchStore {
       ]);
       const lines = b.lines ?? [];
       if (lines.length > 0) {
-        await tx.query(sql("insertBatchLines"), [b.batchId, lines.map((l) => l.line), lines.map((l) => l.customId), lines.map((l) => JSON.stringify(l.body))]);
+        await tx.query(sql("insertBatchLines"), [
+          b.batchId, lines.map((l) => l.line), lines.map((l) => l.customId), lines.map((l) => JSON.stringify(l.body)),
+          lines.map((l) => l.model), lines.map((l) => l.cost),
+        ]);
+        await tx.query(sql("insertFairShareTenant"), [b.userId]);
       }
     });
   }
@@ -96,16 +108,9 @@ export class SqlBatchStore implements BatchStore {
     return (await this.db.query(sql("cancelBatch"), [batchId, userId, at])).rowCount > 0;
   }
 
-  async countDispatched(): Promise<number> {
-    const { rows } = await this.db.query<{ n: number }>(sql("countDispatchedLines"));
-    return Number(rows[0]?.n ?? 0);
-  }
-
-  async claimLines(now: Date, until: Date, limit: number): Promise<ClaimedLine[]> {
-    const { rows } = await this.db.query<Row>(sql("claimBatchLines"), [now, until, limit]);
-    return rows
-      .map((r) => ({ batchId: r.batch_id as string, line: Number(r.line), customId: r.custom_id as string, body: json(r.body), userId: r.user_id as string, endpoint: r.endpoint as string }))
-      .sort((a, b) => (a.batchId === b.batchId ? a.line - b.line : a.batchId < b.batchId ? -1 : 1));
+  async claimLines(now: Date, until: Date, slotsPerModel: number): Promise<ClaimedLine[]> {
+    const { rows } = await this.underFairShareLock((tx) => tx.query<Row>(sql("claimBatchLines"), [now, until, slotsPerModel]));
+    return rows.map((r) => ({ batchId: r.batch_id as string, line: Number(r.line), customId: r.custom_id as string, body: json(r.body), userId: r.user_id as string, endpoint: r.endpoint as string }));
   }
 
   async markDispatched(batchId: string, line: number, requestId: string): Promise<boolean> {
@@ -127,10 +132,10 @@ export class SqlBatchStore implements BatchStore {
 
   async finishLines(outcomes: LineOutcome[]): Promise<void> {
     if (outcomes.length === 0) return;
-    await this.db.query(sql("finishBatchLines"), [
+    await this.underFairShareLock((tx) => tx.query(sql("finishBatchLines"), [
       outcomes.map((o) => o.batchId), outcomes.map((o) => o.line), outcomes.map((o) => o.ok),
-      outcomes.map((o) => toJson(o.response)), outcomes.map((o) => toJson(o.error)),
-    ]);
+      outcomes.map((o) => toJson(o.response)), outcomes.map((o) => toJson(o.error)), outcomes.map((o) => o.tokens),
+    ]));
   }
 
   async closeLines(now: Date): Promise<number> {
@@ -161,5 +166,19 @@ export class SqlBatchStore implements BatchStore {
       for (const file of input.files) await insertFile(tx, file);
       return true;
     });
+  }
+
+  async setTierWeight(tier: string, weight: number): Promise<boolean> {
+    return (await this.db.query(sql("setTierWeight"), [tier, weight])).rowCount > 0;
+  }
+
+  async tierWeights(): Promise<Map<string, number>> {
+    const { rows } = await this.db.query<Row>(sql("tierWeights"));
+    return new Map(rows.map((r) => [r.name as string, Number(r.weight)]));
+  }
+
+  async fairShares(): Promise<FairShare[]> {
+    const { rows } = await this.db.query<Row>(sql("fairShares"));
+    return rows.map((r) => ({ userId: r.user_id as string, finishTag: Number(r.finish_tag), servedTokens: Number(r.served_tokens) }));
   }
 }

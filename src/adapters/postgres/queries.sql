@@ -220,8 +220,12 @@ INSERT INTO batches (batch_id, user_id, endpoint, input_file_id, completion_wind
 VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12);
 
 -- name: insertBatchLines
-INSERT INTO batch_lines (batch_id, line, custom_id, body)
-SELECT $1::text, * FROM unnest($2::int[], $3::text[], $4::jsonb[]);
+INSERT INTO batch_lines (batch_id, line, custom_id, body, model, cost)
+SELECT $1::text, * FROM unnest($2::int[], $3::text[], $4::jsonb[], $5::text[], $6::int[]);
+
+-- The owner of a new batch has a place in the fair share from now on (kept when it comes back).
+-- name: insertFairShareTenant
+INSERT INTO batch_fair_share (user_id) VALUES ($1) ON CONFLICT (user_id) DO NOTHING;
 
 -- The batch with its request counts: failed = lines in the error file (refused, failed, never run).
 -- name: getBatch
@@ -245,22 +249,64 @@ UPDATE batches SET status = 'cancelling', cancelling_at = $3
 WHERE batch_id = $1 AND user_id = $2 AND status IN ('validating', 'in_progress')
 RETURNING batch_id;
 
--- name: countDispatchedLines
-SELECT count(*) AS n FROM batch_lines WHERE status = 'dispatched';
+-- Taken in the transaction of a claim or of ending lines: replicas claim one after the other, each
+-- seeing the slots the others took (no model ever has more than its slots in flight), and never end
+-- the same lines or charge the same tenants in opposite orders (no deadlock between two watchers).
+-- name: lockFairShare
+SELECT pg_advisory_xact_lock(8151024);
 
--- One statement: the row locks (SKIP LOCKED) last only as long as the UPDATE; what keeps other
--- replicas off a line afterwards is its lease ($2), which one that ran out before now ($1) no longer does.
+-- Fair claiming (start-time fair queueing over tenants, README "Batch scheduling"). Each tenant's
+-- next lines get start tags: where its queue stands (its finish tag, never behind the clock, the
+-- latest start tag claimed) plus the estimated tokens of its earlier lines, over its tier's weight.
+-- Per model, the lowest tags take the free slots ($3 minus the lines admitted and unfinished or
+-- leased), whoever's batch came first. Only each running batch's first $3 claimable lines are looked
+-- at, so a tick costs as much as there are running batches, not lines. The UPDATE is guarded by
+-- status and lease, so a line is never leased twice; what keeps other replicas off it afterwards is
+-- its lease ($2), which one that ran out before now ($1) no longer does. The claimed estimates are
+-- charged to the tenants' finish tags at once (ended lines get their real tokens: finishBatchLines).
 -- name: claimBatchLines
-UPDATE batch_lines l SET claimed_until = $2, attempts = l.attempts + 1
-FROM batches b
-WHERE b.batch_id = l.batch_id AND (l.batch_id, l.line) IN (
-  SELECT pl.batch_id, pl.line FROM batch_lines pl JOIN batches pb ON pb.batch_id = pl.batch_id
-  WHERE pl.status = 'pending' AND pb.status = 'in_progress' AND pb.expires_at > $1
-    AND (pl.claimed_until IS NULL OR pl.claimed_until <= $1) AND (pl.not_before IS NULL OR pl.not_before <= $1)
-  ORDER BY pb.created_at, pl.line
-  LIMIT $3
-  FOR UPDATE OF pl SKIP LOCKED)
-RETURNING l.batch_id, l.line, l.custom_id, l.body, b.user_id, b.endpoint;
+WITH in_flight AS (
+  SELECT model, count(*) AS n FROM (
+    SELECT COALESCE(model, '') AS model FROM batch_lines WHERE status = 'dispatched'
+    UNION ALL
+    SELECT COALESCE(model, '') FROM batch_lines WHERE status = 'pending' AND claimed_until > $1
+  ) busy GROUP BY model
+), clock AS (
+  SELECT COALESCE(max(last_start), 0) AS now_tag FROM batch_fair_share
+), candidates AS (
+  SELECT b.batch_id, b.user_id, b.created_at, b.endpoint, COALESCE(t.weight, 1) AS weight, c.line, c.model, c.cost,
+         GREATEST(COALESCE(f.finish_tag, 0), clock.now_tag) AS base
+  FROM batches b
+  CROSS JOIN clock
+  LEFT JOIN batch_fair_share f ON f.user_id = b.user_id
+  LEFT JOIN batch_tenant_weights t ON t.user_id = b.user_id
+  CROSS JOIN LATERAL (
+    SELECT l.line, COALESCE(l.model, '') AS model, l.cost FROM batch_lines l
+    WHERE l.batch_id = b.batch_id AND l.status = 'pending'
+      AND (l.claimed_until IS NULL OR l.claimed_until <= $1) AND (l.not_before IS NULL OR l.not_before <= $1)
+    ORDER BY l.line LIMIT $3) c
+  WHERE b.status = 'in_progress' AND b.expires_at > $1
+), tagged AS (
+  SELECT *, base + (sum(cost) OVER queue - cost) / weight AS start_tag FROM candidates
+  WINDOW queue AS (PARTITION BY user_id, model ORDER BY created_at, batch_id, line)
+), chosen AS (
+  SELECT r.* FROM (
+    SELECT *, row_number() OVER (PARTITION BY model ORDER BY start_tag, created_at, batch_id, line) AS place FROM tagged
+  ) r LEFT JOIN in_flight i ON i.model = r.model
+  WHERE r.place <= $3 - COALESCE(i.n, 0)
+), claimed AS (
+  UPDATE batch_lines l SET claimed_until = $2, attempts = l.attempts + 1
+  FROM chosen c
+  WHERE l.batch_id = c.batch_id AND l.line = c.line AND l.status = 'pending'
+    AND (l.claimed_until IS NULL OR l.claimed_until <= $1)
+  RETURNING l.batch_id, l.line, l.custom_id, l.body, c.user_id, c.endpoint, c.weight, c.cost, c.start_tag
+), charged AS (
+  UPDATE batch_fair_share f
+  SET finish_tag = GREATEST(f.finish_tag, clock.now_tag) + s.charge, last_start = GREATEST(f.last_start, s.last_start)
+  FROM (SELECT user_id, sum(cost / weight) AS charge, max(start_tag) AS last_start FROM claimed GROUP BY user_id) s, clock
+  WHERE f.user_id = s.user_id
+)
+SELECT batch_id, line, custom_id, body, user_id, endpoint, start_tag FROM claimed ORDER BY start_tag, batch_id, line;
 
 -- Admitted: from now on the line's request decides its outcome. Admission wins over a close that
 -- came after the claim (a close only takes unclaimed lines, so this is the lease-ran-out case).
@@ -269,22 +315,47 @@ UPDATE batch_lines SET status = 'dispatched', request_id = $3, claimed_until = N
 WHERE batch_id = $1 AND line = $2 AND status = 'pending';
 
 -- The user's quota did not fit it: tried again after $3, unless the window ends first.
+-- The line's estimate charged when it was claimed is given back (it did not run).
 -- name: deferBatchLine
-UPDATE batch_lines SET claimed_until = NULL, not_before = $3, last_error = $4
-WHERE batch_id = $1 AND line = $2 AND status = 'pending';
+WITH deferred AS (
+  UPDATE batch_lines SET claimed_until = NULL, not_before = $3, last_error = $4
+  WHERE batch_id = $1 AND line = $2 AND status = 'pending'
+  RETURNING batch_id, cost
+)
+UPDATE batch_fair_share f SET finish_tag = f.finish_tag - d.cost / w.weight
+FROM deferred d JOIN batches b ON b.batch_id = d.batch_id JOIN batch_tenant_weights w ON w.user_id = b.user_id
+WHERE f.user_id = b.user_id;
 
 -- Refused at admission for good (not a quota): in the error file, never run.
 -- name: refuseBatchLine
-UPDATE batch_lines SET status = 'done', ok = false, response = $3, error = $4, claimed_until = NULL, closed_by = 'refused'
-WHERE batch_id = $1 AND line = $2 AND status = 'pending';
+WITH refused AS (
+  UPDATE batch_lines SET status = 'done', ok = false, response = $3, error = $4, claimed_until = NULL, closed_by = 'refused'
+  WHERE batch_id = $1 AND line = $2 AND status = 'pending'
+  RETURNING batch_id, cost
+)
+UPDATE batch_fair_share f SET finish_tag = f.finish_tag - r.cost / w.weight
+FROM refused r JOIN batches b ON b.batch_id = r.batch_id JOIN batch_tenant_weights w ON w.user_id = b.user_id
+WHERE f.user_id = b.user_id;
 
 -- name: dispatchedBatchLines
 SELECT batch_id, line, request_id FROM batch_lines WHERE status = 'dispatched' ORDER BY batch_id, line LIMIT $1;
 
+-- Ended lines: their tenants' finish tags get the real tokens ($6) in place of the estimates charged
+-- when they were claimed, and count as served.
 -- name: finishBatchLines
-UPDATE batch_lines l SET status = 'done', ok = u.ok, response = u.response, error = u.error
-FROM unnest($1::text[], $2::int[], $3::boolean[], $4::jsonb[], $5::jsonb[]) AS u(batch_id, line, ok, response, error)
-WHERE l.batch_id = u.batch_id AND l.line = u.line AND l.status = 'dispatched';
+WITH ended AS (
+  UPDATE batch_lines l SET status = 'done', ok = u.ok, response = u.response, error = u.error
+  FROM unnest($1::text[], $2::int[], $3::boolean[], $4::jsonb[], $5::jsonb[], $6::int[]) AS u(batch_id, line, ok, response, error, tokens)
+  WHERE l.batch_id = u.batch_id AND l.line = u.line AND l.status = 'dispatched'
+  RETURNING l.batch_id, l.cost, u.tokens
+)
+UPDATE batch_fair_share f SET finish_tag = f.finish_tag + s.correction, served_tokens = f.served_tokens + s.tokens
+FROM (
+  SELECT b.user_id, sum((e.tokens - e.cost) / w.weight) AS correction, sum(e.tokens) AS tokens
+  FROM ended e JOIN batches b ON b.batch_id = e.batch_id JOIN batch_tenant_weights w ON w.user_id = b.user_id
+  GROUP BY b.user_id
+) s
+WHERE f.user_id = s.user_id;
 
 -- Lines that will never run: those of cancelling batches, and of running batches whose window is
 -- over (a line that was waiting for quota keeps that reason). Claimed lines are left to their claimer.
@@ -345,3 +416,12 @@ FROM mine, LATERAL (
   SELECT count(*)::int AS ahead, COALESCE(sum(estimated_tokens), 0)::bigint AS ahead_tokens
   FROM inference_requests r WHERE r.status IN ('queued', 'processing') AND r.created_at < mine.oldest
 ) a;
+
+-- name: setTierWeight
+UPDATE tiers SET weight = $2 WHERE name = $1;
+
+-- name: tierWeights
+SELECT name, weight FROM tiers ORDER BY name;
+
+-- name: fairShares
+SELECT user_id, finish_tag, served_tokens FROM batch_fair_share ORDER BY user_id;

@@ -3,9 +3,11 @@
  *  1. closes the lines that will never run (cancelled batch, window over): they go to the error file,
  *     never reserved, so nothing is charged or refunded for them;
  *  2. reads the requests of dispatched lines and keeps the outcomes of the final ones with the line;
- *  3. claims pending lines under a lease (one statement; SKIP LOCKED, so replicas pass each other by),
- *     at most BATCH_DISPATCH_CONCURRENCY admitted-and-unfinished over all replicas, and admits each
- *     like any request (quota, store, queue, worker, collector). The Idempotency-Key
+ *  3. claims pending lines under a lease (one statement, replicas one after the other), in fair order
+ *     between tenants: by tokens, weighted by tier (start-time fair queueing, see claimBatchLines in
+ *     queries.sql), at most BATCH_DISPATCH_CONCURRENCY admitted-and-unfinished per model over all
+ *     replicas, so the broker queue stays shallow and interactive requests, which go straight to it,
+ *     find it short; admits each like any request (quota, store, queue, worker, collector). The Idempotency-Key
  *     `batch:<batch>:<line>` names the line's request, so a line admitted twice (a replica died
  *     between admitting and marking it) is one request, reserved and settled once. A line the quota
  *     has no room for waits (`not_before`) and is tried again while the window lasts;
@@ -55,13 +57,14 @@ export function batchUserResolver(users: Pick<UserStore, "findUser">, anonymous:
 
 /** What a final request puts into the output (completed) or error file. */
 export function lineOutcomeOf(batchId: string, line: number, view: RequestView): LineOutcome {
+  const tokens = view.usage?.total_tokens ?? 0;
   if (view.status === "completed") {
     const answer = answerOf(view);
     const body = view.api === "chat" ? chatCompletionBody(answer) : view.api === "response" ? responseOf(view) : completionBody(answer);
-    return { batchId, line, ok: true, response: { status_code: 200, request_id: view.requestId, body }, error: null };
+    return { batchId, line, ok: true, response: { status_code: 200, request_id: view.requestId, body }, error: null, tokens };
   }
   const error = outcomeError(view);
-  return { batchId, line, ok: false, response: { status_code: error.status, request_id: view.requestId, body: openAiErrorBody(error) }, error: null };
+  return { batchId, line, ok: false, response: { status_code: error.status, request_id: view.requestId, body: openAiErrorBody(error) }, error: null, tokens };
 }
 
 export class BatchDispatcher {
@@ -126,10 +129,8 @@ export class BatchDispatcher {
   }
 
   private async dispatch(): Promise<void> {
-    const room = this.settings.dispatchConcurrency - (await this.deps.store.countDispatched());
-    if (room <= 0) return;
     const now = this.now();
-    const claimed = await this.deps.store.claimLines(now, new Date(now.getTime() + this.settings.leaseMs), room);
+    const claimed = await this.deps.store.claimLines(now, new Date(now.getTime() + this.settings.leaseMs), this.settings.dispatchConcurrency);
     await Promise.all(claimed.map((line) => this.dispatchLine(line)));
   }
 

@@ -7,6 +7,7 @@
 import { AppError, isAppError } from "../../../errors.js";
 import type { BatchEndpoint, BatchLineError } from "../../../domain/batches.js";
 import { BATCH_ENDPOINTS } from "../../../domain/batches.js";
+import { estimatedLineTokens } from "../../../domain/fair-share.js";
 import type { AdmissionInput } from "../admission.js";
 import { parseChatBody, parseCompletionBody, type OpenAiBodyLimits } from "../openai/bodies.js";
 import { parseResponsesBody, responsesRequest } from "../openai/responses-body.js";
@@ -21,6 +22,9 @@ export interface BatchLine {
   line: number;
   customId: string;
   body: Record<string, unknown>;
+  /** The model it runs on and its estimated tokens, for the fair scheduler. */
+  model: string;
+  cost: number;
 }
 
 export type Validated = { ok: true; lines: BatchLine[] } | { ok: false; errors: BatchLineError[] };
@@ -141,15 +145,16 @@ export function validateBatchFile(content: Buffer, endpoint: BatchEndpoint, limi
       errors.push(lineError("invalid_url", n, `line ${n}: url must be the batch's endpoint, "${endpoint}"`, "url"));
       continue;
     }
+    let admission: LineAdmission;
     try {
-      lineAdmission(endpoint, o.body, limits.body);
+      admission = lineAdmission(endpoint, o.body, limits.body);
     } catch (error) {
       if (!isAppError(error)) throw error;
       const field = error.details?.field;
       errors.push(lineError(error.code, n, `line ${n}: ${error.message}`, typeof field === "string" && field !== "body" ? `body.${field}` : "body"));
       continue;
     }
-    lines.push({ line: n, customId: o.custom_id, body: o.body as Record<string, unknown> });
+    lines.push({ line: n, customId: o.custom_id, body: o.body as Record<string, unknown>, model: admission.model, cost: estimatedLineTokens(admission) });
   }
   if (errors.length > 0) return { ok: false, errors };
   if (lines.length === 0) return { ok: false, errors: [lineError("empty_file", null, "the input file has no request lines")] };
