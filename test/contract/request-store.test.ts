@@ -67,7 +67,11 @@ for (const [name, open, skip] of backends) {
       assert.equal(stored.createdAt.toISOString(), request.createdAt.toISOString());
       const view = await store.view(request.requestId);
       assert.ok(view && !("prompt" in view) && !("params" in view), "a view leaves out prompt and parameters");
-      assert.deepEqual(view, (({ prompt: _p, params: _q, messages: _m, ...rest }) => rest)(stored));
+      assert.deepEqual(view, (({ prompt: _p, params: _q, messages: _m, deadlineAt: _d, ...rest }) => rest)(stored));
+      assert.equal(stored.deadlineAt, null, "no deadline unless max_queue_seconds was sent");
+      const due = newRequest({ deadlineAt: new Date("2026-11-25T10:00:30Z") });
+      await store.insert(due);
+      assert.deepEqual((await store.get(due.requestId))?.deadlineAt, due.deadlineAt, "the deadline is stored with the request, for the sweeper's republish");
     });
 
     it("stores many requests in one statement", async () => {

@@ -10,14 +10,12 @@ import OpenAI, { toFile } from "openai";
 import type { FastifyInstance } from "fastify";
 import { requireServices } from "../support/services.js";
 import { requireStoriesModel } from "../support/model.js";
+import { platformAdmission } from "../support/admission.js";
 import { startPlatform, type Backend, type Platform } from "../support/platform.js";
 import { createHttpApp } from "../../src/http/server.js";
 import { Authenticator } from "../../src/http/authenticator.js";
 import { silentLogger } from "../../src/observability/logger.js";
 import { createAdmission } from "../../src/components/gateway/admission.js";
-import { PublishedMarker } from "../../src/components/gateway/published-marker.js";
-import { QueueEstimator } from "../../src/components/gateway/queue-estimator.js";
-import { SqlBacklogStats } from "../../src/adapters/postgres/backlog-stats.js";
 import { SqlBatchStore } from "../../src/adapters/postgres/batch-store.js";
 import { registerBatchRoutes } from "../../src/components/gateway/batches/routes.js";
 import { BatchDispatcher, batchUserResolver } from "../../src/components/gateway/batches/dispatcher.js";
@@ -47,19 +45,7 @@ for (const backend of ["servers", "embedded"] as Backend[]) {
       // A copy the tests may change (the completion window) without touching the platform's.
       config = { ...platform.config.gateway, batches: { ...platform.config.gateway.batches } };
       store = new SqlBatchStore(platform.database.db);
-      admit = createAdmission({
-        log: silentLogger,
-        quota: platform.quota,
-        requests: platform.requests,
-        outbox: platform.outbox,
-        queue: platform.queue,
-        requestsQueue: platform.queues.requests,
-        insert: async (request) => (await platform.requests.insertMany([request])).inserted.has(request.requestId),
-        marker: new PublishedMarker(platform.outbox, silentLogger),
-        estimator: new QueueEstimator({ stats: new SqlBacklogStats(platform.database.db), log: silentLogger, intervalMs: 1_000, windowSeconds: 30, now: () => new Date() }),
-        onPublished: () => undefined,
-        now: () => new Date(),
-      });
+      admit = platformAdmission(platform);
       models = ["default", config.defaultModel];
       const auth = new Authenticator({ users: platform.users, anonymous: config.anonymous, cacheTtlMs: 0 });
       app = createHttpApp({ logger: silentLogger, registries: [], bodyLimitBytes: config.bodyLimitBytes });

@@ -9,16 +9,12 @@ import { describe, it, before, after } from "node:test";
 import assert from "node:assert/strict";
 import { requireServices } from "../support/services.js";
 import { requireStoriesModel } from "../support/model.js";
-import { startPlatform, submit, waitForFinal, type Backend, type Platform } from "../support/platform.js";
+import { quotaOf, startPlatform, submit, waitForFinal, type Backend, type Platform } from "../support/platform.js";
 import { waitFor } from "../support/wait.js";
 
 const skipModel = requireStoriesModel();
 const skipServers = skipModel ?? (await requireServices("postgres", "redis", "rabbitmq"));
 
-async function quotaOf(platform: Platform, authorization: string) {
-  const response = await fetch(`${platform.url}/api/v1/quota`, { headers: { authorization } });
-  return (await response.json()) as { daily: { requests: number; tokens_used: number; tokens_reserved: number } };
-}
 
 for (const backend of ["servers", "embedded"] as Backend[]) {
   describe(`deadlines and the queue estimate on ${backend}`, { skip: backend === "servers" ? skipServers : skipModel }, () => {

@@ -11,12 +11,9 @@ import assert from "node:assert/strict";
 import { randomBytes } from "node:crypto";
 import { requireServices } from "../support/services.js";
 import { requireStoriesModel } from "../support/model.js";
+import { platformAdmission } from "../support/admission.js";
 import { startPlatform, submit, waitForFinal, type Platform } from "../support/platform.js";
 import { silentLogger } from "../../src/observability/logger.js";
-import { createAdmission } from "../../src/components/gateway/admission.js";
-import { PublishedMarker } from "../../src/components/gateway/published-marker.js";
-import { QueueEstimator } from "../../src/components/gateway/queue-estimator.js";
-import { SqlBacklogStats } from "../../src/adapters/postgres/backlog-stats.js";
 import { SqlBatchStore } from "../../src/adapters/postgres/batch-store.js";
 import { BatchDispatcher, batchUserResolver } from "../../src/components/gateway/batches/dispatcher.js";
 import { validateBatchFile } from "../../src/components/gateway/batches/lines.js";
@@ -55,19 +52,7 @@ describe("fair scheduling of batches on servers", { skip: skipServers }, () => {
       config: { ...platform.config.gateway, batches: { ...platform.config.gateway.batches, dispatchIntervalMs: intervalMs } },
       log: silentLogger,
       store,
-      admit: createAdmission({
-        log: silentLogger,
-        quota: platform.quota,
-        requests: platform.requests,
-        outbox: platform.outbox,
-        queue: platform.queue,
-        requestsQueue: platform.queues.requests,
-        insert: async (request) => (await platform.requests.insertMany([request])).inserted.has(request.requestId),
-        marker: new PublishedMarker(platform.outbox, silentLogger),
-        estimator: new QueueEstimator({ stats: new SqlBacklogStats(platform.database.db), log: silentLogger, intervalMs: 1_000, windowSeconds: 30, now: () => new Date() }),
-        onPublished: () => undefined,
-        now: () => new Date(),
-      }),
+      admit: platformAdmission(platform),
       requests: platform.requests,
       userOf: batchUserResolver(platform.users, platform.config.gateway.anonymous),
       models: ["default", platform.config.gateway.defaultModel],

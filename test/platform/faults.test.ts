@@ -6,7 +6,7 @@ import { describe, it, before, after } from "node:test";
 import assert from "node:assert/strict";
 import { requireServices } from "../support/services.js";
 import { requireStoriesModel } from "../support/model.js";
-import { startPlatform, submit, waitForFinal, type Backend, type Platform } from "../support/platform.js";
+import { quotaOf, startPlatform, submit, waitForFinal, type Backend, type Platform } from "../support/platform.js";
 import { storeUnpublished } from "../support/requests.js";
 import { createWorker, type Worker } from "../../src/components/worker/index.js";
 import { createRegistry } from "../../src/observability/metrics.js";
@@ -37,9 +37,6 @@ async function until(condition: () => Promise<boolean>, timeoutMs = 20_000): Pro
   }
 }
 
-async function quotaOf(platform: Platform, authorization: string) {
-  return (await (await fetch(`${platform.url}/api/v1/quota`, { headers: { authorization } })).json()) as any;
-}
 
 for (const backend of ["servers", "embedded"] as Backend[]) {
   describe(`admission and faults on ${backend}`, { skip: backend === "servers" ? skipServers : undefined }, () => {

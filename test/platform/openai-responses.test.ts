@@ -9,15 +9,11 @@ import assert from "node:assert/strict";
 import OpenAI from "openai";
 import { requireServices } from "../support/services.js";
 import { requireStoriesModel } from "../support/model.js";
-import { startPlatform, submit, waitForFinal, type Backend, type Platform } from "../support/platform.js";
+import { quotaOf, startPlatform, submit, waitForFinal, type Backend, type Platform } from "../support/platform.js";
 
 const skipModel = requireStoriesModel();
 const skipServers = skipModel ?? (await requireServices("postgres", "redis", "rabbitmq"));
 
-async function quotaOf(platform: Platform, authorization: string) {
-  const response = await fetch(`${platform.url}/api/v1/quota`, { headers: { authorization } });
-  return (await response.json()) as { daily: { requests: number; tokens_used: number; tokens_reserved: number } };
-}
 
 async function ledgerOf(platform: Platform, userId: string) {
   const result = await platform.database.db.query<{ n: number; tokens: number }>(

@@ -8,16 +8,12 @@ import assert from "node:assert/strict";
 import OpenAI from "openai";
 import { requireServices } from "../support/services.js";
 import { requireStoriesModel } from "../support/model.js";
-import { startPlatform, waitForFinal, type Backend, type Platform } from "../support/platform.js";
+import { quotaOf, startPlatform, waitForFinal, type Backend, type Platform } from "../support/platform.js";
 import { idempotentRequestId } from "../../src/components/gateway/admission.js";
 
 const skipModel = requireStoriesModel();
 const skipServers = skipModel ?? (await requireServices("postgres", "redis", "rabbitmq"));
 
-async function quotaOf(platform: Platform, authorization: string) {
-  const response = await fetch(`${platform.url}/api/v1/quota`, { headers: { authorization } });
-  return (await response.json()) as { daily: { requests: number; tokens_used: number; tokens_reserved: number } };
-}
 
 for (const backend of ["servers", "embedded"] as Backend[]) {
   describe(`the OpenAI SDK against the gateway on ${backend}`, { skip: backend === "servers" ? skipServers : skipModel }, () => {

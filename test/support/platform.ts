@@ -199,6 +199,12 @@ export async function waitForFinal(
   }
 }
 
+/** The caller's quota as GET /api/v1/quota answers it. */
+export async function quotaOf(platform: { url: string }, authorization: string): Promise<Record<string, any>> {
+  const response = await fetch(`${platform.url}/api/v1/quota`, { headers: { authorization } });
+  return (await response.json()) as Record<string, any>;
+}
+
 export async function submit(
   url: string,
   body: unknown,

@@ -3,6 +3,7 @@
  * a new endpoint passes (its URL, its address, its event types, the user's limit) and how an
  * endpoint is shown to its owner.
  */
+import { parsedBySchema } from "../../http/schema-body.js";
 import { z } from "zod";
 import type { WebhookConfig } from "../../config.js";
 import { AppError } from "../../errors.js";
@@ -18,17 +19,8 @@ export const createWebhookBody = z.strictObject({
 });
 
 export function parseCreateWebhookBody(value: unknown): { url: string; events: string[] } {
-  const result = createWebhookBody.safeParse(value ?? {});
-  if (!result.success) {
-    const issue = result.error.issues[0] as z.core.$ZodIssue;
-    if (issue.code === "unrecognized_keys") {
-      const field = String(issue.keys[0]).slice(0, 64);
-      throw new AppError("unknown_field", `unknown field "${field}"`, { details: { field } });
-    }
-    const field = issue.path.join(".") || "body";
-    throw new AppError("invalid_parameter", `${field}: ${issue.message}`, { details: { field } });
-  }
-  return { url: result.data.url, events: result.data.events ?? [] };
+  const body = parsedBySchema(createWebhookBody, value);
+  return { url: body.url, events: body.events ?? [] };
 }
 
 /** The URL, checked: absolute http(s), bounded, no credentials in it, a host that resolves only to public addresses. */

@@ -5,6 +5,7 @@
  * line fails it, naming the line, before anything is reserved. The dispatcher (dispatcher.ts) runs it.
  * Someone else's file or batch is answered exactly like a missing one.
  */
+import { parsedBySchema } from "../../../http/schema-body.js";
 import type { FastifyInstance, FastifyReply, FastifyRequest } from "fastify";
 import { z } from "zod";
 import type { GatewayConfig } from "../../../config.js";
@@ -52,17 +53,7 @@ const pageQuery = z.object({
   order: z.enum(["asc", "desc"]).optional(),
 });
 
-function parsed<T>(schema: z.ZodType<T>, value: unknown): T {
-  const result = schema.safeParse(value ?? {});
-  if (result.success) return result.data;
-  const issue = result.error.issues[0] as z.core.$ZodIssue;
-  if (issue.code === "unrecognized_keys") {
-    const field = String(issue.keys[0]).slice(0, 64);
-    throw new AppError("unknown_field", `unknown field "${field}"`, { details: { field } });
-  }
-  const field = issue.path.join(".") || "body";
-  throw new AppError("invalid_parameter", `${field}: ${issue.message}`, { details: { field } });
-}
+const parsed = parsedBySchema;
 
 /** OpenAI's cursor page: `has_more` is learnt by asking for one more than `limit`. */
 function page<T extends { id: string }>(items: T[], limit: number) {
