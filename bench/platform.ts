@@ -21,6 +21,7 @@
  *     include_usage), at 1 and at BENCH_STREAM_CONCURRENCY concurrent streams: TTFT (request written
  *     → first chunk with content) p50/p99 for both, the added TTFT (difference of percentiles) and
  *     tokens/s (usage completion_tokens of all streams ÷ wall time) with the ratio at 16;
+ *  h) the queue estimate at steady load: each admission's estimated start against its actual start;
  *  b1) (b) again, right before (b2), so the two are compared in the same conditions;
  *  b2) the OpenAI door's admission: POST /v1/responses with `background: true` (answered "queued" at
  *     admission; a non-streamed /v1/chat/completions would hold its connection until completion, and
@@ -79,6 +80,7 @@ import { summarize } from "./platform/load.js";
 import { phaseAdmission, phaseAdmissionAgain, phaseCeiling, phaseStatus, phaseV1Admission } from "./platform/phases.js";
 import { phaseDrain, type DrainReport } from "./platform/drain.js";
 import { phaseMlAlone } from "./platform/ml-alone.js";
+import { phaseEstimate, type EstimateReport } from "./platform/estimate.js";
 import { phaseStreaming, streamingFigures, type StreamingReport } from "./platform/streaming.js";
 import { benchJson, renderReport } from "./platform/report.js";
 
@@ -118,6 +120,7 @@ async function main(): Promise<number> {
     let drain: DrainReport | undefined;
     let mlAlone;
     let streaming: StreamingReport | undefined;
+    let estimate: EstimateReport | undefined;
     if (ml) {
       log("d) drain: every admitted request must complete exactly once");
       drain = await phaseDrain(s, admission.admitted);
@@ -130,6 +133,8 @@ async function main(): Promise<number> {
         const g = streamingFigures(streaming);
         log(`g) added TTFT p50 ${fmt(g.ttft_added_p50_ms ?? Number.NaN, 1)} ms, p99 ${fmt(g.ttft_added_p99_ms ?? Number.NaN, 1)} ms; tokens/s ratio at ${g.stream_concurrency} ${fmt(g.stream_tokens_ratio_16 ?? Number.NaN, 2)}`);
       }
+      log("h) the queue estimate at steady load: predicted vs actual start");
+      estimate = await phaseEstimate(s, gateway, api);
       // (b2) needs the queue unconsumed, as (b) had it; the drain's checks are done by now.
       const worker = children.get("worker");
       if (worker) {
@@ -149,7 +154,7 @@ async function main(): Promise<number> {
     log(`b2) ${fmt(b2.throughput)}/s, p50 ${fmt(b2.p50, 2)} ms, p99 ${fmt(b2.p99, 2)} ms — ${fmt(b2.throughput / b1.throughput, 2)} of (b1)`);
     sampleMemory();
 
-    const figures = { ceiling, admission: admission.result, status, drain, mlAlone, admissionAgain: again.result, v1Admission: v1.result, streaming, runSeconds: (performance.now() - runStarted) / 1000 };
+    const figures = { ceiling, admission: admission.result, status, drain, mlAlone, estimate, admissionAgain: again.result, v1Admission: v1.result, streaming, runSeconds: (performance.now() - runStarted) / 1000 };
     process.stdout.write(renderReport(figures));
     if (process.env.BENCH_JSON) writeFileSync(process.env.BENCH_JSON, benchJson(figures));
     return drain && !drain.checks.every((ch) => ch.ok) ? 1 : 0;

@@ -2,6 +2,7 @@
 import { CONNECTIONS, DRAIN_TIMEOUT_S, MAX_LENGTH, RUN, SECONDS, STREAM_MIN_STREAMS, STREAM_SECONDS, WARMUP_SECONDS, WORKER_PREFETCH, fmt } from "./settings.js";
 import { children } from "./children.js";
 import type { DrainReport } from "./drain.js";
+import type { EstimateReport } from "./estimate.js";
 import { summarize, type LoadResult, type Summary } from "./load.js";
 import { machineCores, type CpuSnapshotDelta } from "./proc.js";
 import { streamingFigures, streamingTable, type StreamingReport } from "./streaming.js";
@@ -43,7 +44,7 @@ export function cpuPerRequest(r: LoadResult): number {
 }
 
 export function memoryTable(): string {
-  const phases = ["setup", "a", "b", "c", "d", "f", "g", "b1", "b2"];
+  const phases = ["setup", "a", "b", "c", "d", "f", "g", "h", "b1", "b2"];
   const out = [
     `| component (pid) | peak RSS (VmHWM, MB) | ${phases.map((p) => `max RSS in ${p}`).join(" | ")} | goal ≤ 200 MB |`,
     `|---|--:|${phases.map(() => "--:").join("|")}|:-:|`,
@@ -73,6 +74,8 @@ export interface Figures {
   status: LoadResult;
   drain: DrainReport | undefined;
   mlAlone: LoadResult | undefined;
+  /** (h): the queue estimate's error at steady load. */
+  estimate: EstimateReport | undefined;
   /** (b1) and (b2), run one after the other after (g) with the worker stopped (see platform.ts). */
   admissionAgain: LoadResult | undefined;
   v1Admission: LoadResult | undefined;
@@ -162,6 +165,8 @@ export function renderReport(f: Figures): string {
   lines.push(`| a) raw ceiling (Lua reserve + INSERT + confirmed publish) | ${fmt(a.throughput)}/s, p50 ${fmt(a.p50, 1)} ms, p99 ${fmt(a.p99, 1)} ms | — | |`);
   lines.push(`| b) admission, POST /api/v1/inference | ${fmt(b.throughput)}/s, p50 ${fmt(b.p50, 1)} ms, p99 ${fmt(b.p99, 1)} ms | ≥ 70 % of (a), p99 ≤ 50 ms | ${yes(ratio >= 0.7 && b.p99 <= 50 && b.errors === 0)} |`);
   lines.push(`| b / a | ${fmt(ratio * 100, 1)} % (by CPU per request: ${fmt(cpuRatio * 100, 1)} %) | ≥ 70 % | ${yes(ratio >= 0.7)} |`);
+  const h = f.estimate;
+  if (h) lines.push(`| h) queue estimate at steady load (${h.clients} clients): median error of the predicted start | predicted ${fmt(h.medianPredictedWaitMs)} ms vs actual ${fmt(h.medianActualWaitMs)} ms median wait; error median ${fmt(h.medianError * 100, 1)} %, p90 ${fmt(h.p90Error * 100, 1)} % | median ≤ 20 % | ${yes(h.medianError <= 0.2)} |`);
   if (b2 && b1) lines.push(`| b2 ÷ b1) /v1/responses (background) ÷ /api/v1/inference admission, one after the other | ${fmt(b2.throughput)}/s ÷ ${fmt(b1.throughput)}/s = ${fmt(v1AdmissionRatio, 2)} | ≥ 0.9 | ${yes(v1AdmissionRatio >= 0.9 && b2.errors === 0)} |`);
   lines.push(`| c) status lookups | ${fmt(c.throughput)}/s, p50 ${fmt(c.p50, 1)} ms, p99 ${fmt(c.p99, 1)} ms | ≥ 5,000/s, p99 ≤ 10 ms | ${yes(c.throughput >= 5000 && c.p99 <= 10 && c.errors === 0)} |`);
   if (drain) {
@@ -199,6 +204,8 @@ export function benchJson(f: Figures): string {
       admission_again: b1,
       v1_admission: b2,
       v1_admission_ratio: Number.isFinite(v1AdmissionRatio) ? v1AdmissionRatio : null,
+      queue_estimate: f.estimate ?? null,
+      queue_estimate_median_error: f.estimate && Number.isFinite(f.estimate.medianError) ? f.estimate.medianError : null,
       ...streamingFigures(f.streaming),
       streaming: f.streaming?.legs.map((l) => ({ ...l, cpu: undefined })),
       cpu: { a: f.ceiling.cpu, b: f.admission.cpu, b1: f.admissionAgain?.cpu, b2: f.v1Admission?.cpu, c: f.status.cpu, d: f.drain?.cpu, f: f.mlAlone?.cpu, g: f.streaming?.legs.map((l) => l.cpu) },

@@ -37,6 +37,8 @@ export const STREAM_TOKENS = Math.max(1, Math.round(num("BENCH_STREAM_TOKENS", 6
 export const STREAM_CONCURRENCY = Math.max(1, Math.round(num("BENCH_STREAM_CONCURRENCY", 16)));
 export const STREAM_SECONDS = num("BENCH_STREAM_SECONDS", SECONDS);
 export const STREAM_MIN_STREAMS = Math.round(num("BENCH_STREAM_MIN_STREAMS", 100));
+// Phase (h), the queue estimate: clients at once, each waiting for its request before the next (more than the worker's call slots, so a backlog waits).
+export const ESTIMATE_CLIENTS = Math.max(1, Math.round(num("BENCH_ESTIMATE_CLIENTS", 96)));
 export const SKIP_STREAMING = process.env.BENCH_SKIP_STREAMING === "1" || process.env.BENCH_SKIP_STREAMING === "true";
 export const CHILD_START_TIMEOUT_MS = 60_000;
 export const CLK_TCK = 100; // Linux USER_HZ

@@ -9,11 +9,12 @@ const snapshot = (over: Partial<QueueSnapshot> = {}): QueueSnapshot => ({
 });
 
 describe("queue estimate", () => {
-  it("the backlog drains at the estimated tokens finished per second", () => {
+  it("the backlog drains at the estimated tokens finished per second; the start is that less the mean run (Little's law)", () => {
     assert.equal(drainRate(snapshot()), 100);
-    const e = estimateFor(snapshot(), 20, now);
-    assert.equal(e?.startInSeconds, 20);
-    assert.equal(e?.startAt.toISOString(), "2026-12-02T10:00:20.000Z");
+    const e = estimateFor(snapshot(), 20, now); // 2,000 ÷ 100 = 20 s in the system, 0.5 s of it running
+    assert.equal(e?.startInSeconds, 19.5);
+    assert.equal(e?.startAt.toISOString(), "2026-12-02T10:00:19.500Z");
+    assert.equal(estimateFor(snapshot({ openEstimatedTokens: 20 }), 20, now)?.startInSeconds, 0, "never before now");
   });
 
   it("a request runs the mean run time scaled by its size against the mean size", () => {
@@ -28,7 +29,7 @@ describe("queue estimate", () => {
   });
 
   it("a deadline shorter than the wait is refused, with when to try again; no estimate refuses nothing", () => {
-    const e = estimateFor(snapshot(), 20, now); // 20 s
+    const e = estimateFor(snapshot({ meanRunSeconds: 0 }), 20, now); // 20 s
     assert.equal(deadlineRefusal(e, 30), undefined);
     assert.equal(deadlineRefusal(e, 20), undefined);
     assert.equal(deadlineRefusal(e, 5), 15);

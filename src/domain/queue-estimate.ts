@@ -2,8 +2,10 @@
  * How long the queue makes a request wait, from the backlog ahead of it and the throughput just
  * measured. Both are counted in estimated tokens (the reservation's bound: prompt bytes plus the
  * tokens asked for), so the bound's overshoot cancels out: a backlog of B estimated tokens drains
- * in B ÷ (estimated tokens finished per second). A request's own run takes the recent mean run time,
- * scaled by its size against the recent mean size.
+ * in B ÷ (estimated tokens finished per second). The backlog counts the requests running too (the
+ * store does not tell them apart), so by Little's law the time in the system is B ÷ rate and the
+ * wait before the start is that less the mean run. A request's own run takes the recent mean run
+ * time, scaled by its size against the recent mean size.
  */
 
 export interface QueueSnapshot {
@@ -41,9 +43,10 @@ export function drainRate(s: QueueSnapshot): number | null {
 export function estimateFor(s: QueueSnapshot, estimatedTokens: number, now: Date): Estimate | null {
   const rate = drainRate(s);
   if (rate === null && s.openEstimatedTokens > 0) return null;
-  const startInSeconds = rate === null ? 0 : s.openEstimatedTokens / rate;
   const meanSize = s.finishedRequests > 0 ? s.finishedEstimatedTokens / s.finishedRequests : 0;
-  const runSeconds = s.meanRunSeconds !== null && meanSize > 0 ? s.meanRunSeconds * (estimatedTokens / meanSize) : 0;
+  const meanRun = s.meanRunSeconds ?? 0;
+  const startInSeconds = rate === null ? 0 : Math.max(0, s.openEstimatedTokens / rate - meanRun);
+  const runSeconds = meanSize > 0 ? meanRun * (estimatedTokens / meanSize) : 0;
   const startAt = new Date(now.getTime() + startInSeconds * 1000);
   return { startInSeconds, startAt, finishAt: new Date(startAt.getTime() + runSeconds * 1000) };
 }

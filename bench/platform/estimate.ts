@@ -1,0 +1,90 @@
+/**
+ * Phase (h), the queue estimate at steady load (issue 9, item 4): ESTIMATE_CLIENTS clients, more than
+ * the worker's call slots, each submitting POST /api/v1/inference and polling its status until it is
+ * final, then submitting the next, so a steady backlog waits. Each 202 carries the predicted start
+ * (`estimated_start_at`); the actual start is the stored `started_at`. The error of one request is
+ * |predicted wait − actual wait| ÷ actual wait, both from its admission.
+ */
+import { ESTIMATE_CLIENTS, SECONDS, log, sleep } from "./settings.js";
+import { setPhase, type Child } from "./children.js";
+import { requestBody } from "./phases.js";
+import { RawConnection, httpRequest } from "./raw-http.js";
+import type { Setup } from "./setup.js";
+
+export interface EstimateReport {
+  clients: number;
+  requests: number;
+  /** Requests admitted with an estimate (none before the first throughput is measured). */
+  estimated: number;
+  medianActualWaitMs: number;
+  medianPredictedWaitMs: number;
+  medianError: number;
+  p90Error: number;
+}
+
+const median = (values: number[], q = 0.5) => {
+  const sorted = [...values].sort((a, b) => a - b);
+  return sorted.length === 0 ? Number.NaN : (sorted[Math.min(sorted.length - 1, Math.floor(q * sorted.length))] as number);
+};
+
+export async function phaseEstimate(s: Setup, gateway: Child, api: Child): Promise<EstimateReport> {
+  setPhase("h");
+  const admitted: Array<{ id: string; createdAt: number; predictedStart: number | null }> = [];
+  const submit = httpRequest("POST", "/api/v1/inference", { "content-type": "application/json", authorization: s.authorization }, requestBody);
+  const port = (child: Child) => Number(new URL(child.url).port);
+  const end = performance.now() + SECONDS * 1000;
+  const client = async () => {
+    const g = new RawConnection("127.0.0.1", port(gateway));
+    const a = new RawConnection("127.0.0.1", port(api));
+    try {
+      while (performance.now() < end) {
+        const answer = await g.request(submit);
+        if (answer.status !== 202) throw new Error(`admission answered ${answer.status}`);
+        const body = JSON.parse(answer.body.toString("utf8")) as { request_id: string; timestamp: string; estimated_start_at: string | null };
+        admitted.push({ id: body.request_id, createdAt: Date.parse(body.timestamp), predictedStart: body.estimated_start_at ? Date.parse(body.estimated_start_at) : null });
+        const status = httpRequest("GET", `/api/v1/status/${body.request_id}`, { authorization: s.authorization });
+        for (;;) {
+          const seen = JSON.parse((await a.request(status)).body.toString("utf8")) as { status: string };
+          if (seen.status === "completed" || seen.status === "failed" || seen.status === "cancelled") break;
+          await sleep(20);
+        }
+      }
+    } finally {
+      g.close();
+      a.close();
+    }
+  };
+  await Promise.all(Array.from({ length: ESTIMATE_CLIENTS }, client));
+  // The first estimates come from before the backlog settled: measured from the second half on.
+  const steady = admitted.slice(Math.floor(admitted.length / 2)).filter((r) => r.predictedStart !== null);
+  const started = new Map(
+    (
+      await s.db.query<{ request_id: string; started_at: Date }>("SELECT request_id, started_at FROM inference_requests WHERE request_id = ANY($1::uuid[])", [
+        steady.map((r) => r.id),
+      ])
+    ).rows.map((row) => [row.request_id, new Date(row.started_at).getTime()]),
+  );
+  const actual: number[] = [];
+  const predicted: number[] = [];
+  const errors: number[] = [];
+  for (const r of steady) {
+    const start = started.get(r.id);
+    if (start === undefined) continue;
+    const actualWait = Math.max(1, start - r.createdAt);
+    const predictedWait = Math.max(0, (r.predictedStart as number) - r.createdAt);
+    actual.push(actualWait);
+    predicted.push(predictedWait);
+    errors.push(Math.abs(predictedWait - actualWait) / actualWait);
+  }
+  const report = {
+    clients: ESTIMATE_CLIENTS,
+    requests: admitted.length,
+    estimated: admitted.filter((r) => r.predictedStart !== null).length,
+    medianActualWaitMs: median(actual),
+    medianPredictedWaitMs: median(predicted),
+    medianError: median(errors),
+    p90Error: median(errors, 0.9),
+  };
+  log(`h) ${report.requests} requests by ${report.clients} clients; wait median ${report.medianActualWaitMs.toFixed(0)} ms, predicted ${report.medianPredictedWaitMs.toFixed(0)} ms; error median ${(report.medianError * 100).toFixed(1)} %, p90 ${(report.p90Error * 100).toFixed(1)} %`);
+  return report;
+}
