@@ -97,7 +97,8 @@ async function main(): Promise<number> {
   try {
     log("starting gateway, api-service" + (SKIP_DRAIN ? "" : " and ml-service (idle until d)"));
     const [gateway, api, ml] = await Promise.all([
-      startChild("gateway"),
+      // A throughput window shorter than phase (h), so that its steady half is measured on its own traffic.
+      startChild("gateway", { QUEUE_ESTIMATE_WINDOW_S: "4" }),
       startChild("api-service"),
       SKIP_DRAIN ? Promise.resolve(undefined) : startChild("ml-service", { MODEL, ML_BATCH_SEQUENCES: "16", ML_QUEUE_LIMIT: "256", ML_CONTEXT_SIZE: "2048" }, "/health"),
     ]);

@@ -57,7 +57,7 @@ const envSchema = z.object({
   AUTH_CACHE_TTL_MS: int(0, 1_000).default(500),
   SWEEP_INTERVAL_MS: int(100, 3_600_000).default(5_000),
   QUEUE_ESTIMATE_INTERVAL_MS: int(100, 600_000).default(1_000),
-  QUEUE_ESTIMATE_WINDOW_S: int(1, 3_600).default(30),
+  QUEUE_ESTIMATE_WINDOW_S: int(1, 3_600).default(10),
   SWEEP_UNPUBLISHED_AFTER_MS: int(100, 3_600_000).default(30_000),
   SWEEP_LEASE_MS: int(1_000, 3_600_000).default(60_000),
   RESERVATION_TIMEOUT_MS: int(1_000, 7 * 24 * 3_600_000).default(6 * 3_600_000),

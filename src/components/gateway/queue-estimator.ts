@@ -1,8 +1,9 @@
 /**
  * The gateway's view of the queue, for the estimate every accepted request carries and for
  * deadlines (max_queue_seconds): a snapshot of the backlog and of what finished lately, read every
- * QUEUE_ESTIMATE_INTERVAL_MS, plus what this replica admitted since (so a burst between two reads
- * counts). GET /api/v1/queue shows it with the caller's own place.
+ * QUEUE_ESTIMATE_INTERVAL_MS, plus what this replica admitted since less what the measured rate
+ * drained meanwhile (so a burst between two reads counts, and steady traffic does not pile up).
+ * GET /api/v1/queue shows it with the caller's own place.
  */
 import type { FastifyInstance, FastifyReply } from "fastify";
 import { AppError } from "../../errors.js";
@@ -60,8 +61,10 @@ export class QueueEstimator {
   /** The estimate for a request of this size admitted now; null before the first read or without a throughput. */
   estimate(estimatedTokens: number): Estimate | null {
     if (!this.snapshot) return null;
-    const s = { ...this.snapshot, openEstimatedTokens: this.snapshot.openEstimatedTokens + this.admittedSince };
-    return estimateFor(s, estimatedTokens, this.deps.now());
+    const now = this.deps.now();
+    const drained = (drainRate(this.snapshot) ?? 0) * Math.max(0, (now.getTime() - this.snapshot.at.getTime()) / 1000);
+    const open = Math.max(0, this.snapshot.openEstimatedTokens + this.admittedSince - drained);
+    return estimateFor({ ...this.snapshot, openEstimatedTokens: open }, estimatedTokens, now);
   }
 
   /** Throws queue_deadline_unmeetable when a request of this size would not start within maxQueueSeconds. */
