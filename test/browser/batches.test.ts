@@ -7,10 +7,10 @@
  */
 import { after, before, describe, it } from "node:test";
 import assert from "node:assert/strict";
-import { readFileSync, rmSync } from "node:fs";
-import { startPlatform, submit, type Platform } from "../support/platform.js";
+import { readFileSync } from "node:fs";
+import { submit, type Platform } from "../support/platform.js";
 import { requireStoriesModel } from "../support/model.js";
-import { buildConsole, launchBrowser, requireChromium, signIn, startConsoleServer, withPage } from "./support.js";
+import { requireChromium, signIn, startConsoleHarness, withPage } from "./support.js";
 
 const skip = requireStoriesModel() ?? requireChromium();
 const ADMIN_KEY = "admin-key-of-the-browser-test-0123456789abcdef";
@@ -21,34 +21,22 @@ const chatLine = (id: string, content: string) =>
 describe("console batches and admin pages in Chromium", { skip, timeout: 240_000 }, () => {
   let platform: Platform;
   let consoleUrl = "";
-  let built = "";
-  let stopServer: () => Promise<void> = async () => undefined;
-  let browser: Awaited<ReturnType<typeof launchBrowser>>;
+  let harness: Awaited<ReturnType<typeof startConsoleHarness>> | undefined;
+  let browser: Awaited<ReturnType<typeof startConsoleHarness>>["browser"];
   let user: { userId: string; authorization: string };
   let consuming: Promise<void> | undefined;
   /** The worker and collector, started once by whichever test needs them first. */
   const consume = () => (consuming ??= platform.startConsumers());
 
   before(async () => {
-    const [dir, started] = await Promise.all([
-      buildConsole(),
-      // No worker until the admin test has seen requests wait in the queue.
-      startPlatform({ backend: "embedded", consumers: false, env: { ADMIN_API_KEY: ADMIN_KEY, BATCH_DISPATCH_INTERVAL_MS: "100" } }),
-    ]);
-    built = dir;
-    platform = started;
-    const server = await startConsoleServer(platform.url, built);
-    consoleUrl = server.url;
-    stopServer = () => server.app.close();
-    browser = await launchBrowser();
+    // No worker until the admin test has seen requests wait in the queue.
+    harness = await startConsoleHarness({ backend: "embedded", consumers: false, env: { ADMIN_API_KEY: ADMIN_KEY, BATCH_DISPATCH_INTERVAL_MS: "100" } });
+    ({ platform, consoleUrl, browser } = harness);
     user = await platform.createUser({ dailyTokens: 200_000, dailyRequests: 500 });
   });
 
   after(async () => {
-    await browser?.close();
-    await stopServer();
-    await platform?.stop();
-    if (built) rmSync(built, { recursive: true, force: true });
+    await harness?.stop();
   });
 
   it("admin: signs in with the admin key, sees the queue depth follow the queue live, creates a user and a key shown once that works", async () => {

@@ -6,11 +6,10 @@
  */
 import { after, before, describe, it } from "node:test";
 import assert from "node:assert/strict";
-import { rmSync } from "node:fs";
 import type { Page } from "playwright-core";
-import { startPlatform, submit, waitForFinal, type Platform } from "../support/platform.js";
+import { submit, waitForFinal, type Platform } from "../support/platform.js";
 import { requireStoriesModel } from "../support/model.js";
-import { buildConsole, launchBrowser, requireChromium, signIn, startConsoleServer, withPage } from "./support.js";
+import { requireChromium, signIn, startConsoleHarness, withPage } from "./support.js";
 
 const skip = requireStoriesModel() ?? requireChromium();
 
@@ -31,31 +30,19 @@ async function bar(page: Page, testId: string): Promise<{ used: number; reserved
 describe("web console in Chromium", { skip, timeout: 180_000 }, () => {
   let platform: Platform;
   let consoleUrl = "";
-  let built = "";
-  let stopServer: () => Promise<void> = async () => undefined;
-  let browser: Awaited<ReturnType<typeof launchBrowser>>;
+  let harness: Awaited<ReturnType<typeof startConsoleHarness>> | undefined;
+  let browser: Awaited<ReturnType<typeof startConsoleHarness>>["browser"];
   let user: User;
 
   before(async () => {
-    const [dir, started] = await Promise.all([
-      buildConsole(),
-      // 5000 lets a request ask for more than the model server allows (4096): it fails, for the filter.
-      startPlatform({ backend: "embedded", env: { MAX_LENGTH_LIMIT: "5000" } }),
-    ]);
-    built = dir;
-    platform = started;
-    const server = await startConsoleServer(platform.url, built);
-    consoleUrl = server.url;
-    stopServer = () => server.app.close();
-    browser = await launchBrowser();
+    // 5000 lets a request ask for more than the model server allows (4096): it fails, for the filter.
+    harness = await startConsoleHarness({ backend: "embedded", env: { MAX_LENGTH_LIMIT: "5000" } });
+    ({ platform, consoleUrl, browser } = harness);
     user = await platform.createUser({ dailyTokens: 200_000, dailyRequests: 500, monthlyTokens: 2_000_000 });
   });
 
   after(async () => {
-    await browser?.close();
-    await stopServer();
-    await platform?.stop();
-    if (built) rmSync(built, { recursive: true, force: true });
+    await harness?.stop();
   });
 
   it("serves the build with its content types and cache headers, and / redirects to /console/", async () => {

@@ -13,6 +13,7 @@ import { chromium, type BrowserContext, type Page } from "playwright-core";
 import { registerConsole } from "../../src/http/console.js";
 import { createHttpApp } from "../../src/http/server.js";
 import { silentLogger } from "../../src/observability/logger.js";
+import { startPlatform, type Platform, type PlatformOptions } from "../support/platform.js";
 
 const ROOT = resolve(import.meta.dirname, "..", "..");
 export const CHROMIUM_PATH = process.env.CHROMIUM_PATH ?? "/usr/bin/chromium";
@@ -136,4 +137,30 @@ export async function signIn(page: Page, consoleUrl: string, authorization: stri
   await page.keyboard.type(authorization.replace(/^Bearer /, ""));
   await page.keyboard.press("Enter");
   await page.getByRole("navigation", { name: "Console" }).waitFor();
+}
+
+/**
+ * What every console suite starts: the console built, a platform, the console served beside it and
+ * a browser; `stop` ends them all (and removes the build).
+ */
+export async function startConsoleHarness(options: PlatformOptions): Promise<{
+  platform: Platform;
+  consoleUrl: string;
+  browser: Awaited<ReturnType<typeof launchBrowser>>;
+  stop(): Promise<void>;
+}> {
+  const [built, platform] = await Promise.all([buildConsole(), startPlatform(options)]);
+  const server = await startConsoleServer(platform.url, built);
+  const browser = await launchBrowser();
+  return {
+    platform,
+    consoleUrl: server.url,
+    browser,
+    async stop() {
+      await browser.close();
+      await server.app.close();
+      await platform.stop();
+      rmSync(built, { recursive: true, force: true });
+    },
+  };
 }

@@ -12,31 +12,17 @@ import { tmpdir } from "node:os";
 import { join, resolve } from "node:path";
 import { fileURLToPath } from "node:url";
 import { requireStoriesModel } from "../support/model.js";
+import { cli as runCli, show, type Run } from "../support/cli.js";
+
+const cli = (args: string[], env: { url: string; key: string }) => runCli(args, env, 90_000);
 import { startPlatform, type Platform } from "../support/platform.js";
 import { Client, ClientError, type Batch } from "../../src/client/index.js";
 
 const ROOT = resolve(fileURLToPath(new URL("../..", import.meta.url)));
 const skip = requireStoriesModel();
 
-interface Run {
-  code: number;
-  stdout: string;
-  stderr: string;
-}
 
-function cli(args: string[], env: { url: string; key: string }): Promise<Run> {
-  const base: Record<string, string> = { PATH: process.env.PATH ?? "", HOME: process.env.HOME ?? tmpdir(), LOG_LEVEL: "warn" };
-  return new Promise((done) => {
-    execFile(
-      process.execPath,
-      ["--import", "tsx", "src/main.ts", ...args],
-      { cwd: ROOT, env: { ...base, ML_INFERENCE_URL: env.url, ML_INFERENCE_API_KEY: env.key }, timeout: 90_000, maxBuffer: 4 * 1024 * 1024 },
-      (error, stdout, stderr) => done({ code: error ? (typeof error.code === "number" ? error.code : -1) : 0, stdout, stderr }),
-    );
-  });
-}
 
-const show = (run: Run) => `exit ${run.code}\nstdout: ${run.stdout}\nstderr: ${run.stderr}`;
 
 const chatLine = (id: string, content: string, maxTokens = 8) =>
   JSON.stringify({ custom_id: id, method: "POST", url: "/v1/chat/completions", body: { model: "default", messages: [{ role: "user", content }], max_tokens: maxTokens, temperature: 0 } });

@@ -12,33 +12,15 @@ import { resolve } from "node:path";
 import { fileURLToPath } from "node:url";
 import { requireStoriesModel } from "../support/model.js";
 import { freePort } from "../support/processes.js";
+import { cli, show, type Run } from "../support/cli.js";
 import { startPlatform, type Platform } from "../support/platform.js";
 import { Client, ClientError, type StreamEvent } from "../../src/client/index.js";
 
 const ROOT = resolve(fileURLToPath(new URL("../..", import.meta.url)));
 const skip = requireStoriesModel();
 
-interface Run {
-  code: number;
-  stdout: string;
-  stderr: string;
-}
 
-/** `ml-inference <args>` as a child process with only these settings (no server URL leaks in). */
-function cli(args: string[], env: { url: string; key?: string }): Promise<Run> {
-  const base: Record<string, string> = { PATH: process.env.PATH ?? "", HOME: process.env.HOME ?? tmpdir(), LOG_LEVEL: "warn" };
-  const settings = { ML_INFERENCE_URL: env.url, ...(env.key ? { ML_INFERENCE_API_KEY: env.key } : {}) };
-  return new Promise((done) => {
-    execFile(
-      process.execPath,
-      ["--import", "tsx", "src/main.ts", ...args],
-      { cwd: ROOT, env: { ...base, ...settings }, timeout: 60_000, maxBuffer: 4 * 1024 * 1024 },
-      (error, stdout, stderr) => done({ code: error ? (typeof error.code === "number" ? error.code : -1) : 0, stdout, stderr }),
-    );
-  });
-}
 
-const show = (run: Run) => `exit ${run.code}\nstdout: ${run.stdout}\nstderr: ${run.stderr}`;
 
 function parsed(run: Run): any {
   try {
