@@ -126,6 +126,7 @@ export function createGateway(config: GatewayConfig, deps: GatewayDeps): Gateway
     requests: deps.requests,
     userOf: batchUserResolver(deps.users, config.anonymous),
     models: deps.models,
+    events: deps.events,
     now,
   });
   // Webhooks are sent off every request's path: a slow or failing receiver delays nothing but its own deliveries.

@@ -12,15 +12,20 @@
  *     between admitting and marking it) is one request, reserved and settled once. A line the quota
  *     has no room for waits (`not_before`) and is tried again while the window lasts;
  *  4. writes the output and error files of batches whose lines are all done, and finishes them.
+ *
+ * Passes run every BATCH_DISPATCH_INTERVAL_MS and, sooner, when a line this replica dispatched ends
+ * (its final event): a slot freed is filled within a few milliseconds, not an interval later, so a
+ * batch keeps the model as busy as the same requests sent one by one. Wake-ups that arrive while a
+ * pass runs make one more pass, not one each.
  */
 import { AppError, isAppError, openAiErrorBody } from "../../../errors.js";
 import type { BatchConfig, GatewayConfig } from "../../../config.js";
 import type { BatchEndpoint, BatchStore, ClaimedLine, LineOutcome, NewFile, OutputLine } from "../../../domain/batches.js";
-import type { RequestStore, RequestView, UserStore } from "../../../domain/ports.js";
+import type { EventBus, RequestStore, RequestView, UserStore } from "../../../domain/ports.js";
 import { isFinal } from "../../../domain/wait-for-final.js";
 import { ANONYMOUS_USER_ID, type AuthenticatedUser } from "../../../http/authenticator.js";
 import type { Logger } from "../../../observability/logger.js";
-import type { Admit } from "../admission.js";
+import { idempotentRequestId, type Admit } from "../admission.js";
 import { answerOf, chatCompletionBody, completionBody } from "../openai/chat-shapes.js";
 import { responseOf } from "../openai/responses-routes.js";
 import { outcomeError } from "../openai/routes.js";
@@ -36,12 +41,19 @@ export interface BatchDispatcherDeps {
   /** The batch owner as admission sees them now (their tier today); null: gone or disabled. */
   userOf: (userId: string) => Promise<AuthenticatedUser | null>;
   models: readonly string[];
+  /** Final events of the lines' requests wake the dispatcher early; without it, only its interval does. */
+  events?: Pick<EventBus, "subscribe">;
   now?: () => Date;
 }
 
 /** Finished batches written per tick, and dispatched lines read per tick. */
 const FINISH_PER_TICK = 8;
 const WATCH_PER_TICK = 1_000;
+/**
+ * How long a wake-up waits for others before its pass: lines ending together (a batch of sequences
+ * in the model) share one pass, so that a busy batch costs a pass every few lines, not one per line.
+ */
+const WAKE_COALESCE_MS = 5;
 
 /** The owner of a batch from the user store (anonymous with the anonymous limits, when enabled). */
 export function batchUserResolver(users: Pick<UserStore, "findUser">, anonymous: GatewayConfig["anonymous"]) {
@@ -73,6 +85,11 @@ export class BatchDispatcher {
   private timer: NodeJS.Timeout | undefined;
   private running: Promise<void> | undefined;
   private stopped = true;
+  /** A wake-up came during a pass: make another one when it ends. */
+  private again = false;
+  private wakeTimer: NodeJS.Timeout | undefined;
+  /** Unsubscribers of the final events this replica waits for, by request id. */
+  private readonly watching = new Map<string, Promise<() => Promise<void>>>();
 
   constructor(private readonly deps: BatchDispatcherDeps) {
     this.now = deps.now ?? (() => new Date());
@@ -88,23 +105,73 @@ export class BatchDispatcher {
   async stop(): Promise<void> {
     this.stopped = true;
     clearTimeout(this.timer);
+    clearTimeout(this.wakeTimer);
     await this.running;
+    const unsubscribing = [...this.watching.values()];
+    this.watching.clear();
+    await Promise.all(unsubscribing.map(async (u) => (await u.catch(() => async () => undefined))().catch(() => undefined)));
   }
 
-  private schedule(): void {
+  private schedule(delayMs = this.settings.dispatchIntervalMs): void {
+    clearTimeout(this.timer);
     if (this.stopped) return;
     this.timer = setTimeout(() => {
       void this.tick()
         .catch((error: unknown) => this.deps.log.warn({ err: error }, "batch dispatch failed; trying again next tick"))
         .finally(() => this.schedule());
-    }, this.settings.dispatchIntervalMs);
+    }, delayMs);
     this.timer.unref?.();
   }
 
-  /** One pass; concurrent calls share the pass in progress. */
+  /** A line ended: pass soon (coalesced with the wake-ups right after it), or once more after the pass running now. */
+  private wake(): void {
+    if (this.stopped) return;
+    if (this.running) {
+      this.again = true;
+      return;
+    }
+    if (this.wakeTimer) return;
+    this.wakeTimer = setTimeout(() => {
+      this.wakeTimer = undefined;
+      this.schedule(0);
+    }, WAKE_COALESCE_MS);
+    this.wakeTimer.unref?.();
+  }
+
+  /** One pass (and another while wake-ups came during it); concurrent calls share the passes in progress. */
   tick(): Promise<void> {
-    if (!this.running) this.running = this.pass().finally(() => (this.running = undefined));
+    if (!this.running) this.running = this.passes().finally(() => (this.running = undefined));
     return this.running;
+  }
+
+  private async passes(): Promise<void> {
+    do {
+      this.again = false;
+      await this.pass();
+    } while (this.again && !this.stopped);
+  }
+
+  /** Wakes this replica when the request ends; subscribed before it is admitted, so that no ending is missed. */
+  private async watchRequest(requestId: string): Promise<void> {
+    const events = this.deps.events;
+    if (!events || this.stopped || this.watching.has(requestId)) return;
+    const subscription = events.subscribe(requestId, (event) => {
+      if (!event.final && !isFinal(event)) return;
+      const unsubscribe = this.watching.get(requestId);
+      this.watching.delete(requestId);
+      void unsubscribe?.then((u) => u()).catch(() => undefined);
+      this.wake();
+    });
+    this.watching.set(requestId, subscription);
+    // Without the subscription, the interval still finds the line's end.
+    await subscription.then(() => undefined, () => void this.watching.delete(requestId));
+  }
+
+  private unwatch(requestId: string): void {
+    const unsubscribe = this.watching.get(requestId);
+    if (!unsubscribe) return;
+    this.watching.delete(requestId);
+    void unsubscribe.then((u) => u()).catch(() => undefined);
   }
 
   private async pass(): Promise<void> {
@@ -136,6 +203,7 @@ export class BatchDispatcher {
 
   private async dispatchLine(l: ClaimedLine): Promise<void> {
     const { store, log } = this.deps;
+    let requestId: string | undefined;
     try {
       const user = await this.deps.userOf(l.userId);
       if (!user) throw new AppError("forbidden", "the batch's user is disabled or gone");
@@ -145,11 +213,15 @@ export class BatchDispatcher {
         models: this.deps.models,
         defaultModel: this.deps.config.defaultModel,
       });
-      const admitted = await this.deps.admit({ ...input, user, idempotency: { key: `batch:${l.batchId}:${l.line}`, route: l.endpoint, body: l.body } });
+      const key = `batch:${l.batchId}:${l.line}`;
+      requestId = idempotentRequestId(user.userId, key);
+      await this.watchRequest(requestId);
+      const admitted = await this.deps.admit({ ...input, user, idempotency: { key, route: l.endpoint, body: l.body } });
       if (!(await store.markDispatched(l.batchId, l.line, admitted.requestId))) {
         log.warn({ batch_id: l.batchId, line: l.line, request_id: admitted.requestId }, "a batch line was admitted after its claim ran out and it was closed");
       }
     } catch (error) {
+      if (requestId) this.unwatch(requestId);
       if (!isAppError(error)) {
         // Not the line's fault (a store failing): its lease runs out and it is tried again.
         log.warn({ err: error, batch_id: l.batchId, line: l.line }, "batch line not dispatched; trying again later");

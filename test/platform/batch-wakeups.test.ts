@@ -1,0 +1,82 @@
+/**
+ * The dispatcher refills a slot when a line ends, not an interval later: with an interval of ten
+ * minutes and two slots, a batch of twelve lines runs to its end after one tick, driven only by the
+ * final events of its lines' requests. On the real servers (Redis pub/sub) and embedded.
+ */
+import { describe, it, before, after } from "node:test";
+import assert from "node:assert/strict";
+import { randomBytes } from "node:crypto";
+import { requireServices } from "../support/services.js";
+import { requireStoriesModel } from "../support/model.js";
+import { platformAdmission } from "../support/admission.js";
+import { startPlatform, type Backend, type Platform } from "../support/platform.js";
+import { waitForAsync } from "../support/wait.js";
+import { silentLogger } from "../../src/observability/logger.js";
+import { SqlBatchStore } from "../../src/adapters/postgres/batch-store.js";
+import { BatchDispatcher, batchUserResolver } from "../../src/components/gateway/batches/dispatcher.js";
+import { validateBatchFile } from "../../src/components/gateway/batches/lines.js";
+
+const skipModel = requireStoriesModel();
+const skipServers = skipModel ?? (await requireServices("postgres", "redis", "rabbitmq"));
+
+const SLOTS = 2;
+const LINES = 12;
+
+const chatLine = (id: string) =>
+  JSON.stringify({ custom_id: id, method: "POST", url: "/v1/chat/completions", body: { model: "default", messages: [{ role: "user", content: `Tom had a red ball ${id}` }], max_tokens: 3, temperature: 0 } });
+
+for (const backend of ["servers", "embedded"] as Backend[]) {
+  describe(`batch dispatch woken by its lines' ends on ${backend}`, { skip: backend === "servers" ? skipServers : skipModel }, () => {
+    let platform: Platform;
+    let store: SqlBatchStore;
+    let dispatcher: BatchDispatcher;
+
+    before(async () => {
+      // The gateway's own dispatcher waits ten minutes before its first pass: it takes no part.
+      platform = await startPlatform({ backend, env: { BATCH_DISPATCH_CONCURRENCY: String(SLOTS), BATCH_DISPATCH_INTERVAL_MS: "600000" } });
+      store = new SqlBatchStore(platform.database.db);
+      const gateway = platform.config.gateway;
+      dispatcher = new BatchDispatcher({
+        config: gateway,
+        log: silentLogger,
+        store,
+        admit: platformAdmission(platform),
+        requests: platform.requests,
+        userOf: batchUserResolver(platform.users, gateway.anonymous),
+        models: ["default", gateway.defaultModel],
+        events: platform.events,
+      });
+    });
+    after(async () => {
+      await dispatcher?.stop();
+      await platform?.stop();
+    });
+
+    it("one tick and the lines' final events run a batch with more lines than slots to its end", async () => {
+      const user = await platform.createUser();
+      const gateway = platform.config.gateway;
+      const checked = validateBatchFile(Buffer.from(Array.from({ length: LINES }, (_, i) => chatLine(`w${i}`)).join("\n")), "/v1/chat/completions", {
+        maxBytes: gateway.batches.fileMaxBytes,
+        maxLines: gateway.batches.maxLines,
+        body: { maxLength: gateway.maxLengthLimit, maxPromptChars: gateway.maxPromptChars, models: ["default", gateway.defaultModel], defaultModel: gateway.defaultModel },
+      });
+      assert.ok(checked.ok);
+      const batchId = `batch_${randomBytes(8).toString("hex")}`;
+      const createdAt = new Date();
+      await store.insertBatch({
+        batchId, userId: user.userId, endpoint: "/v1/chat/completions", inputFileId: "file-test", completionWindow: "24h", metadata: null,
+        createdAt, expiresAt: new Date(createdAt.getTime() + 3_600_000), lines: checked.lines,
+      });
+
+      // Started, its timer would first fire in ten minutes; the one pass below claims the first two lines.
+      dispatcher.start();
+      await dispatcher.tick();
+      const first = await store.getBatch(batchId, user.userId);
+      assert.equal(first?.status, "in_progress");
+
+      await waitForAsync("the batch to complete on wake-ups alone", async () => (await store.getBatch(batchId, user.userId))?.status === "completed", 60_000);
+      const done = await store.getBatch(batchId, user.userId);
+      assert.deepEqual(done?.counts, { total: LINES, completed: LINES, failed: 0 });
+    });
+  });
+}
