@@ -73,7 +73,7 @@
  */
 import { execFileSync } from "node:child_process";
 import { existsSync, writeFileSync } from "node:fs";
-import { CONNECTIONS, KEY_PREFIX, MAX_LENGTH, MODEL, QUEUES, RUN, SCHEMA, SECONDS, SKIP_DRAIN, SKIP_STREAMING, WARMUP_SECONDS, fmt, log } from "./platform/settings.js";
+import { CONNECTIONS, KEY_PREFIX, MAX_LENGTH, MODEL, QUEUES, RUN, SCHEMA, SECONDS, SKIP_BATCH, SKIP_DRAIN, SKIP_STREAMING, WARMUP_SECONDS, WORKER_PREFETCH, fmt, log } from "./platform/settings.js";
 import { children, sampleMemory, startChild, stopChild } from "./platform/children.js";
 import { cleanup, setup } from "./platform/setup.js";
 import { summarize } from "./platform/load.js";
@@ -81,6 +81,7 @@ import { phaseAdmission, phaseAdmissionAgain, phaseCeiling, phaseStatus, phaseV1
 import { phaseDrain, type DrainReport } from "./platform/drain.js";
 import { phaseMlAlone } from "./platform/ml-alone.js";
 import { phaseEstimate, type EstimateReport } from "./platform/estimate.js";
+import { phaseBatch, type BatchReport } from "./platform/batch.js";
 import { phaseStreaming, streamingFigures, type StreamingReport } from "./platform/streaming.js";
 import { benchJson, renderReport } from "./platform/report.js";
 
@@ -98,7 +99,9 @@ async function main(): Promise<number> {
     log("starting gateway, api-service" + (SKIP_DRAIN ? "" : " and ml-service (idle until d)"));
     const [gateway, api, ml] = await Promise.all([
       // A throughput window shorter than phase (h), so that its steady half is measured on its own traffic.
-      startChild("gateway", { QUEUE_ESTIMATE_WINDOW_S: "4" }),
+      // Batch lines in flight: as many as the worker holds (its prefetch), so that a batch keeps it as
+      // busy as a deep queue does (phase i).
+      startChild("gateway", { QUEUE_ESTIMATE_WINDOW_S: "4", BATCH_DISPATCH_CONCURRENCY: String(2 * WORKER_PREFETCH) }),
       startChild("api-service"),
       SKIP_DRAIN ? Promise.resolve(undefined) : startChild("ml-service", { MODEL, ML_BATCH_SEQUENCES: "16", ML_QUEUE_LIMIT: "256", ML_CONTEXT_SIZE: "2048" }, "/health"),
     ]);
@@ -122,6 +125,7 @@ async function main(): Promise<number> {
     let mlAlone;
     let streaming: StreamingReport | undefined;
     let estimate: EstimateReport | undefined;
+    let batch: BatchReport | undefined;
     if (ml) {
       log("d) drain: every admitted request must complete exactly once");
       drain = await phaseDrain(s, admission.admitted);
@@ -136,6 +140,10 @@ async function main(): Promise<number> {
       }
       log("h) the queue estimate at steady load: predicted vs actual start");
       estimate = await phaseEstimate(s, gateway, api);
+      if (!SKIP_BATCH) {
+        log("i) a batch vs the same requests one by one, and a second tenant's interactive requests during it");
+        batch = await phaseBatch(s, gateway, api);
+      }
       // (b2) needs the queue unconsumed, as (b) had it; the drain's checks are done by now.
       const worker = children.get("worker");
       if (worker) {
@@ -155,10 +163,10 @@ async function main(): Promise<number> {
     log(`b2) ${fmt(b2.throughput)}/s, p50 ${fmt(b2.p50, 2)} ms, p99 ${fmt(b2.p99, 2)} ms — ${fmt(b2.throughput / b1.throughput, 2)} of (b1)`);
     sampleMemory();
 
-    const figures = { ceiling, admission: admission.result, status, drain, mlAlone, estimate, admissionAgain: again.result, v1Admission: v1.result, streaming, runSeconds: (performance.now() - runStarted) / 1000 };
+    const figures = { ceiling, admission: admission.result, status, drain, mlAlone, estimate, batch, admissionAgain: again.result, v1Admission: v1.result, streaming, runSeconds: (performance.now() - runStarted) / 1000 };
     process.stdout.write(renderReport(figures));
     if (process.env.BENCH_JSON) writeFileSync(process.env.BENCH_JSON, benchJson(figures));
-    return drain && !drain.checks.every((ch) => ch.ok) ? 1 : 0;
+    return (drain && !drain.checks.every((ch) => ch.ok)) || (batch && !batch.exactlyOnce) ? 1 : 0;
   } catch (error) {
     for (const c of children.values()) {
       if (c.output.length > 0) log(`last output of ${c.name}:\n${c.output.slice(-15).join("\n")}`);

@@ -3,6 +3,7 @@ import { CONNECTIONS, DRAIN_TIMEOUT_S, MAX_LENGTH, RUN, SECONDS, STREAM_MIN_STRE
 import { children } from "./children.js";
 import type { DrainReport } from "./drain.js";
 import type { EstimateReport } from "./estimate.js";
+import type { BatchReport } from "./batch.js";
 import { summarize, type LoadResult, type Summary } from "./load.js";
 import { machineCores, type CpuSnapshotDelta } from "./proc.js";
 import { streamingFigures, streamingTable, type StreamingReport } from "./streaming.js";
@@ -44,7 +45,7 @@ export function cpuPerRequest(r: LoadResult): number {
 }
 
 export function memoryTable(): string {
-  const phases = ["setup", "a", "b", "c", "d", "f", "g", "h", "b1", "b2"];
+  const phases = ["setup", "a", "b", "c", "d", "f", "g", "h", "i", "b1", "b2"];
   const out = [
     `| component (pid) | peak RSS (VmHWM, MB) | ${phases.map((p) => `max RSS in ${p}`).join(" | ")} | goal ≤ 200 MB |`,
     `|---|--:|${phases.map(() => "--:").join("|")}|:-:|`,
@@ -76,6 +77,8 @@ export interface Figures {
   mlAlone: LoadResult | undefined;
   /** (h): the queue estimate's error at steady load. */
   estimate: EstimateReport | undefined;
+  /** (i): a batch vs the same requests one by one, and interactive waits during it. */
+  batch: BatchReport | undefined;
   /** (b1) and (b2), run one after the other after (g) with the worker stopped (see platform.ts). */
   admissionAgain: LoadResult | undefined;
   v1Admission: LoadResult | undefined;
@@ -140,6 +143,7 @@ export function renderReport(f: Figures): string {
       ["d) drain", drain?.cpu, drain ? drain.rows : 0],
       ["f) ML alone", f.mlAlone?.cpu, f.mlAlone?.ok ?? 0],
       ...(f.streaming?.legs ?? []).filter((l) => l.concurrency > 1).map((l) => [`g) ${l.target} ×${l.concurrency} streams`, l.cpu, l.streams] as [string, CpuSnapshotDelta | undefined, number]),
+      ...(f.batch ? [["i) one by one", f.batch.singlesCpu, f.batch.lines], ["i) as a batch", f.batch.batchCpu, f.batch.lines]] as Array<[string, CpuSnapshotDelta | undefined, number]> : []),
     ]),
   );
   if (drain) {
@@ -167,6 +171,11 @@ export function renderReport(f: Figures): string {
   lines.push(`| b / a | ${fmt(ratio * 100, 1)} % (by CPU per request: ${fmt(cpuRatio * 100, 1)} %) | ≥ 70 % | ${yes(ratio >= 0.7)} |`);
   const h = f.estimate;
   if (h) lines.push(`| h) queue estimate at steady load (${h.clients} clients): median error of the predicted start | predicted ${fmt(h.medianPredictedWaitMs)} ms vs actual ${fmt(h.medianActualWaitMs)} ms median wait; error median ${fmt(h.medianError * 100, 1)} %, p90 ${fmt(h.p90Error * 100, 1)} % | median ≤ 20 % | ${yes(h.medianError <= 0.2)} |`);
+  const i = f.batch;
+  if (i) {
+    lines.push(`| i) a ${fmt(i.lines)}-line batch ÷ the same requests one by one (lines/s) | ${fmt(i.batchLinesPerSecond)}/s ÷ ${fmt(i.singlesPerSecond)}/s = ${fmt(i.batchVsSingleRatio, 2)}; every line once: ${i.exactlyOnce ? "yes" : "**NO**"} | ≥ 0.95 | ${yes(i.batchVsSingleRatio >= 0.95 && i.exactlyOnce)} |`);
+    lines.push(`| i) another tenant's interactive queue wait during the batch | p50 ${fmt(i.interactiveWaitP50DuringBatchMs, 1)} ms, p99 ${fmt(i.interactiveWaitP99DuringBatchMs, 1)} ms (${fmt(i.interactiveDuringBatch)} requests; idle p99 ${fmt(i.idleWaitP99Ms, 1)} ms) | — | |`);
+  }
   if (b2 && b1) lines.push(`| b2 ÷ b1) /v1/responses (background) ÷ /api/v1/inference admission, one after the other | ${fmt(b2.throughput)}/s ÷ ${fmt(b1.throughput)}/s = ${fmt(v1AdmissionRatio, 2)} | ≥ 0.9 | ${yes(v1AdmissionRatio >= 0.9 && b2.errors === 0)} |`);
   lines.push(`| c) status lookups | ${fmt(c.throughput)}/s, p50 ${fmt(c.p50, 1)} ms, p99 ${fmt(c.p99, 1)} ms | ≥ 5,000/s, p99 ≤ 10 ms | ${yes(c.throughput >= 5000 && c.p99 <= 10 && c.errors === 0)} |`);
   if (drain) {
@@ -206,9 +215,12 @@ export function benchJson(f: Figures): string {
       v1_admission_ratio: Number.isFinite(v1AdmissionRatio) ? v1AdmissionRatio : null,
       queue_estimate: f.estimate ?? null,
       queue_estimate_median_error: f.estimate && Number.isFinite(f.estimate.medianError) ? f.estimate.medianError : null,
+      batch_vs_single_ratio: f.batch && Number.isFinite(f.batch.batchVsSingleRatio) ? f.batch.batchVsSingleRatio : null,
+      interactive_wait_p99_during_batch_ms: f.batch && Number.isFinite(f.batch.interactiveWaitP99DuringBatchMs) ? f.batch.interactiveWaitP99DuringBatchMs : null,
+      batch: f.batch && { ...f.batch, singlesCpu: undefined, batchCpu: undefined },
       ...streamingFigures(f.streaming),
       streaming: f.streaming?.legs.map((l) => ({ ...l, cpu: undefined })),
-      cpu: { a: f.ceiling.cpu, b: f.admission.cpu, b1: f.admissionAgain?.cpu, b2: f.v1Admission?.cpu, c: f.status.cpu, d: f.drain?.cpu, f: f.mlAlone?.cpu, g: f.streaming?.legs.map((l) => l.cpu) },
+      cpu: { a: f.ceiling.cpu, b: f.admission.cpu, b1: f.admissionAgain?.cpu, b2: f.v1Admission?.cpu, c: f.status.cpu, d: f.drain?.cpu, f: f.mlAlone?.cpu, i: f.batch && { singles: f.batch.singlesCpu, batch: f.batch.batchCpu }, g: f.streaming?.legs.map((l) => l.cpu) },
       drain: f.drain && { ...f.drain, cpu: undefined },
       memoryMb: Object.fromEntries([...children.values()].map((ch) => [ch.name, { peakHwm: ch.peakHwmKb / 1024, byPhase: Object.fromEntries([...ch.phaseRssKb].map(([p, kb]) => [p, kb / 1024])) }])),
     },

@@ -141,7 +141,8 @@ export interface BatchStore {
    * they should be admitted.
    */
   claimLines(now: Date, until: Date, slotsPerModel: number): Promise<ClaimedLine[]>;
-  markDispatched(batchId: string, line: number, requestId: string): Promise<boolean>;
+  /** The lines marked admitted, as `batchId:line`; a line missing was closed after its lease ran out. */
+  markDispatched(lines: Array<{ batchId: string; line: number; requestId: string }>): Promise<Set<string>>;
   deferLine(batchId: string, line: number, notBefore: Date, lastError: { code: string; message: string }): Promise<void>;
   refuseLine(batchId: string, line: number, response: OutputLine["response"], error: OutputLine["error"]): Promise<void>;
   dispatchedLines(limit: number): Promise<Array<{ batchId: string; line: number; requestId: string }>>;

@@ -182,12 +182,12 @@ for (const backend of ["servers", "embedded"] as Backend[]) {
           log: silentLogger,
           // Whichever replica marks a line first dies between admitting that line and marking it dispatched.
           store: Object.assign(Object.create(store) as SqlBatchStore, {
-            markDispatched: async (batchId: string, line: number, requestId: string) => {
+            markDispatched: async (lines: Parameters<SqlBatchStore["markDispatched"]>[0]) => {
               if (crashOnce) {
                 crashOnce = false;
                 throw new Error("replica died");
               }
-              return store.markDispatched(batchId, line, requestId);
+              return store.markDispatched(lines);
             },
           }),
           admit: async (input) => {

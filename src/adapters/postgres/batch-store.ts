@@ -113,8 +113,10 @@ export class SqlBatchStore implements BatchStore {
     return rows.map((r) => ({ batchId: r.batch_id as string, line: Number(r.line), customId: r.custom_id as string, body: json(r.body), userId: r.user_id as string, endpoint: r.endpoint as string }));
   }
 
-  async markDispatched(batchId: string, line: number, requestId: string): Promise<boolean> {
-    return (await this.db.query(sql("markLineDispatched"), [batchId, line, requestId])).rowCount > 0;
+  async markDispatched(lines: Array<{ batchId: string; line: number; requestId: string }>): Promise<Set<string>> {
+    if (lines.length === 0) return new Set();
+    const { rows } = await this.db.query<Row>(sql("markLinesDispatched"), [lines.map((l) => l.batchId), lines.map((l) => l.line), lines.map((l) => l.requestId)]);
+    return new Set(rows.map((r) => `${r.batch_id as string}:${Number(r.line)}`));
   }
 
   async deferLine(batchId: string, line: number, notBefore: Date, lastError: { code: string; message: string }): Promise<void> {

@@ -308,11 +308,13 @@ WITH in_flight AS (
 )
 SELECT batch_id, line, custom_id, body, user_id, endpoint, start_tag FROM claimed ORDER BY start_tag, batch_id, line;
 
--- Admitted: from now on the line's request decides its outcome. Admission wins over a close that
+-- Admitted (the lines of a pass in one statement): from now on each line's request decides its outcome. Admission wins over a close that
 -- came after the claim (a close only takes unclaimed lines, so this is the lease-ran-out case).
--- name: markLineDispatched
-UPDATE batch_lines SET status = 'dispatched', request_id = $3, claimed_until = NULL, last_error = NULL
-WHERE batch_id = $1 AND line = $2 AND status = 'pending';
+-- name: markLinesDispatched
+UPDATE batch_lines l SET status = 'dispatched', request_id = u.request_id, claimed_until = NULL, last_error = NULL
+FROM unnest($1::text[], $2::int[], $3::uuid[]) AS u(batch_id, line, request_id)
+WHERE l.batch_id = u.batch_id AND l.line = u.line AND l.status = 'pending'
+RETURNING l.batch_id, l.line;
 
 -- The user's quota did not fit it: tried again after $3, unless the window ends first.
 -- The line's estimate charged when it was claimed is given back (it did not run).

@@ -23,6 +23,7 @@ import type { BatchConfig, GatewayConfig } from "../../../config.js";
 import type { BatchEndpoint, BatchStore, ClaimedLine, LineOutcome, NewFile, OutputLine } from "../../../domain/batches.js";
 import type { EventBus, RequestStore, RequestView, UserStore } from "../../../domain/ports.js";
 import { isFinal } from "../../../domain/wait-for-final.js";
+import { Batcher } from "../../../domain/batching.js";
 import { ANONYMOUS_USER_ID, type AuthenticatedUser } from "../../../http/authenticator.js";
 import type { Logger } from "../../../observability/logger.js";
 import { idempotentRequestId, type Admit } from "../admission.js";
@@ -50,10 +51,12 @@ export interface BatchDispatcherDeps {
 const FINISH_PER_TICK = 8;
 const WATCH_PER_TICK = 1_000;
 /**
- * How long a wake-up waits for others before its pass: lines ending together (a batch of sequences
- * in the model) share one pass, so that a busy batch costs a pass every few lines, not one per line.
+ * A light pass waits until a quarter of the slots have ended or this long after the first line
+ * ended, whichever comes first: the worker holds more lines than it runs, so the model never waits
+ * for it, and a busy batch costs a pass every several lines, not one per line.
  */
-const WAKE_COALESCE_MS = 5;
+const WAKE_COALESCE_MS = 20;
+const WAKE_SHARE_OF_SLOTS = 4;
 
 /** The owner of a batch from the user store (anonymous with the anonymous limits, when enabled). */
 export function batchUserResolver(users: Pick<UserStore, "findUser">, anonymous: GatewayConfig["anonymous"]) {
@@ -85,15 +88,34 @@ export class BatchDispatcher {
   private timer: NodeJS.Timeout | undefined;
   private running: Promise<void> | undefined;
   private stopped = true;
-  /** A wake-up came during a pass: make another one when it ends. */
+  /** A line ended (a light pass is due), or a full pass was asked for, while no pass or a pass was running. */
   private again = false;
+  private fullAgain = false;
   private wakeTimer: NodeJS.Timeout | undefined;
+  /** Ends the wait between light passes early (enough lines ended, a full pass asked for, stopping). */
+  private coalesced: (() => void) | undefined;
   /** Unsubscribers of the final events this replica waits for, by request id. */
   private readonly watching = new Map<string, Promise<() => Promise<void>>>();
+  /** Batch owners as admission sees them, read again on every full pass. */
+  private readonly users = new Map<string, Promise<AuthenticatedUser | null>>();
+  /** Lines claimed and being admitted. */
+  private readonly admitting = new Set<Promise<void>>();
+  /** Lines whose requests' final events came since the last pass read them. */
+  private readonly ended = new Map<string, { batchId: string; line: number }>();
+
+  /** Lines admitted at about the same time are marked dispatched in one statement. */
+  private readonly marks: Batcher<{ batchId: string; line: number; requestId: string; marked: boolean }>;
 
   constructor(private readonly deps: BatchDispatcherDeps) {
     this.now = deps.now ?? (() => new Date());
     this.settings = deps.config.batches;
+    this.marks = new Batcher(
+      async (lines) => {
+        const marked = await deps.store.markDispatched(lines);
+        for (const l of lines) l.marked = marked.has(`${l.batchId}:${l.line}`);
+      },
+      { maxBatch: 256, maxInFlight: 2 },
+    );
   }
 
   start(): void {
@@ -106,7 +128,9 @@ export class BatchDispatcher {
     this.stopped = true;
     clearTimeout(this.timer);
     clearTimeout(this.wakeTimer);
+    this.coalesced?.();
     await this.running;
+    await Promise.all(this.admitting);
     const unsubscribing = [...this.watching.values()];
     this.watching.clear();
     await Promise.all(unsubscribing.map(async (u) => (await u.catch(() => async () => undefined))().catch(() => undefined)));
@@ -123,48 +147,80 @@ export class BatchDispatcher {
     this.timer.unref?.();
   }
 
-  /** A line ended: pass soon (coalesced with the wake-ups right after it), or once more after the pass running now. */
+  /** A line ended: a light pass soon, coalesced with the wake-ups right after it. */
   private wake(): void {
     if (this.stopped) return;
+    this.again = true;
+    const enough = this.ended.size >= this.enoughEnded();
     if (this.running) {
-      this.again = true;
+      if (enough) this.coalesced?.();
       return;
     }
-    if (this.wakeTimer) return;
+    if (this.wakeTimer && !enough) return;
+    clearTimeout(this.wakeTimer);
     this.wakeTimer = setTimeout(() => {
       this.wakeTimer = undefined;
-      this.schedule(0);
-    }, WAKE_COALESCE_MS);
+      void this.runPasses().catch((error: unknown) => this.deps.log.warn({ err: error }, "batch dispatch failed; trying again next tick"));
+    }, enough ? 0 : WAKE_COALESCE_MS);
     this.wakeTimer.unref?.();
   }
 
-  /** One pass (and another while wake-ups came during it); concurrent calls share the passes in progress. */
-  tick(): Promise<void> {
+  /** After a pass, until the next light one: as wake() would wait with the lines that ended meanwhile. */
+  private coalesce(): Promise<void> {
+    if (this.ended.size >= this.enoughEnded()) return Promise.resolve();
+    return new Promise((resolve) => {
+      const timer = setTimeout(() => done(), WAKE_COALESCE_MS);
+      const done = () => {
+        clearTimeout(timer);
+        this.coalesced = undefined;
+        resolve();
+      };
+      this.coalesced = done;
+    });
+  }
+
+  private enoughEnded(): number {
+    return Math.max(1, Math.floor(this.settings.dispatchConcurrency / WAKE_SHARE_OF_SLOTS));
+  }
+
+  /** A full pass (and the light ones wake-ups ask for meanwhile), and the admissions they started; concurrent calls share the passes in progress. */
+  async tick(): Promise<void> {
+    this.fullAgain = true;
+    this.coalesced?.();
+    await this.runPasses();
+    await Promise.all(this.admitting);
+  }
+
+  private runPasses(): Promise<void> {
     if (!this.running) this.running = this.passes().finally(() => (this.running = undefined));
     return this.running;
   }
 
+  /** The pass asked for, then those asked for meanwhile (while started: a stopped dispatcher is only ticked). */
   private async passes(): Promise<void> {
     do {
-      this.again = false;
-      await this.pass();
-    } while (this.again && !this.stopped);
+      const full = this.fullAgain;
+      this.again = this.fullAgain = false;
+      await this.pass(full);
+      // Lines that ended during the pass share the next one, after the coalescing wait.
+      if (this.again && !this.fullAgain && !this.stopped) await this.coalesce();
+    } while ((this.again || this.fullAgain) && !this.stopped);
   }
 
   /** Wakes this replica when the request ends; subscribed before it is admitted, so that no ending is missed. */
-  private async watchRequest(requestId: string): Promise<void> {
+  private async watchRequest(requestId: string, line: { batchId: string; line: number }): Promise<void> {
     const events = this.deps.events;
     if (!events || this.stopped || this.watching.has(requestId)) return;
-    const subscription = events.subscribe(requestId, (event) => {
+    const unsubscribe = events.subscribe(requestId, (event) => {
       if (!event.final && !isFinal(event)) return;
-      const unsubscribe = this.watching.get(requestId);
-      this.watching.delete(requestId);
-      void unsubscribe?.then((u) => u()).catch(() => undefined);
+      if (!this.watching.has(requestId)) return;
+      this.unwatch(requestId);
+      this.ended.set(requestId, line);
       this.wake();
     });
-    this.watching.set(requestId, subscription);
-    // Without the subscription, the interval still finds the line's end.
-    await subscription.then(() => undefined, () => void this.watching.delete(requestId));
+    this.watching.set(requestId, unsubscribe);
+    // Without the subscription, the full passes still find the line's end.
+    await unsubscribe.then(() => undefined, () => void this.watching.delete(requestId));
   }
 
   private unwatch(requestId: string): void {
@@ -174,17 +230,29 @@ export class BatchDispatcher {
     void unsubscribe.then((u) => u()).catch(() => undefined);
   }
 
-  private async pass(): Promise<void> {
-    const closed = await this.deps.store.closeLines(this.now());
-    if (closed > 0) this.deps.log.info({ lines: closed }, "batch lines closed without running");
-    await this.watch();
-    await this.dispatch();
-    await this.finish();
+  /**
+   * Full (every interval, and when asked): closes the lines that will never run, reads every
+   * dispatched line (other replicas' too, and lines whose event was lost). Light (a line this replica
+   * dispatched ended): reads only the lines whose final events came, and looks for finished batches
+   * only once nothing was left to claim, since a batch ends only after its last lines are claimed.
+   */
+  private async pass(full: boolean): Promise<void> {
+    if (full) {
+      // A user disabled, gone or moved to another tier is seen from the next full pass on.
+      this.users.clear();
+      const closed = await this.deps.store.closeLines(this.now());
+      if (closed > 0) this.deps.log.info({ lines: closed }, "batch lines closed without running");
+    }
+    await this.watch(full);
+    const claimed = await this.dispatch();
+    if (full || claimed === 0) await this.finish();
   }
 
-  private async watch(): Promise<void> {
-    // Every line that can be dispatched at once is read each tick.
-    const lines = await this.deps.store.dispatchedLines(Math.max(WATCH_PER_TICK, this.settings.dispatchConcurrency));
+  private async watch(full: boolean): Promise<void> {
+    const ended = [...this.ended].map(([requestId, l]) => ({ requestId, ...l }));
+    this.ended.clear();
+    // Every line that can be dispatched at once is read on a full pass.
+    const lines = full ? await this.deps.store.dispatchedLines(Math.max(WATCH_PER_TICK, this.settings.dispatchConcurrency)) : ended;
     if (lines.length === 0) return;
     const views = new Map((await this.deps.requests.viewMany(lines.map((l) => l.requestId))).map((v) => [v.requestId, v]));
     const outcomes: LineOutcome[] = [];
@@ -195,17 +263,33 @@ export class BatchDispatcher {
     await this.deps.store.finishLines(outcomes);
   }
 
-  private async dispatch(): Promise<void> {
+  /** Claims and admits what the free slots allow; returns how many lines it claimed. */
+  private async dispatch(): Promise<number> {
     const now = this.now();
     const claimed = await this.deps.store.claimLines(now, new Date(now.getTime() + this.settings.leaseMs), this.settings.dispatchConcurrency);
-    await Promise.all(claimed.map((line) => this.dispatchLine(line)));
+    // The lines mostly belong to a few tenants: each is looked up once between full passes.
+    const userOf = (userId: string) => {
+      let user = this.users.get(userId);
+      if (!user) this.users.set(userId, (user = this.deps.userOf(userId)));
+      return user;
+    };
+    // Admitted while the next pass already reads what ended and claims again: a pass takes a few
+    // round trips to the database, and waiting for admissions too would leave slots idle meanwhile.
+    for (const line of claimed) {
+      const admitting: Promise<void> = this.dispatchLine(line, userOf)
+        // A store failing while the line's fate is written: its lease runs out and it is tried again.
+        .catch((error: unknown) => this.deps.log.warn({ err: error, batch_id: line.batchId, line: line.line }, "batch line left to its lease"))
+        .finally(() => this.admitting.delete(admitting));
+      this.admitting.add(admitting);
+    }
+    return claimed.length;
   }
 
-  private async dispatchLine(l: ClaimedLine): Promise<void> {
+  private async dispatchLine(l: ClaimedLine, userOf: BatchDispatcherDeps["userOf"]): Promise<void> {
     const { store, log } = this.deps;
     let requestId: string | undefined;
     try {
-      const user = await this.deps.userOf(l.userId);
+      const user = await userOf(l.userId);
       if (!user) throw new AppError("forbidden", "the batch's user is disabled or gone");
       const input = lineAdmission(l.endpoint as BatchEndpoint, l.body, {
         maxLength: this.deps.config.maxLengthLimit,
@@ -215,9 +299,11 @@ export class BatchDispatcher {
       });
       const key = `batch:${l.batchId}:${l.line}`;
       requestId = idempotentRequestId(user.userId, key);
-      await this.watchRequest(requestId);
+      await this.watchRequest(requestId, { batchId: l.batchId, line: l.line });
       const admitted = await this.deps.admit({ ...input, user, idempotency: { key, route: l.endpoint, body: l.body } });
-      if (!(await store.markDispatched(l.batchId, l.line, admitted.requestId))) {
+      const mark = { batchId: l.batchId, line: l.line, requestId: admitted.requestId, marked: false };
+      await this.marks.add(mark);
+      if (!mark.marked) {
         log.warn({ batch_id: l.batchId, line: l.line, request_id: admitted.requestId }, "a batch line was admitted after its claim ran out and it was closed");
       }
     } catch (error) {
