@@ -230,6 +230,36 @@ export interface AdminQueue {
   throughput_per_second: number;
 }
 
+/** A webhook endpoint as its owner sees it (`GET /api/v1/webhooks`); never its secret. */
+export interface WebhookEndpoint {
+  id: string;
+  url: string;
+  /** "all": every event type, those added later included. */
+  events: string[] | "all";
+  status: "enabled" | "disabled";
+  disabled_reason: string | null;
+  disabled_at: string | null;
+  last_error: string | null;
+  last_error_at: string | null;
+  last_delivered_at: string | null;
+  pending_deliveries: number;
+  created_at: string;
+}
+
+export interface WebhookList {
+  data: WebhookEndpoint[];
+  /** Every event type registration accepts. */
+  event_types: string[];
+}
+
+/** `POST /api/v1/webhooks`'s answer: the only time the signing secret is shown. */
+export interface WebhookCreated {
+  id: string;
+  url: string;
+  events: string[] | "all";
+  secret: string;
+}
+
 /** Pages tell each other that a request settled (the quota view then reads the quota again). */
 export const settled = new EventTarget();
 export const announceSettled = () => settled.dispatchEvent(new Event("settled"));

@@ -1,6 +1,6 @@
 /**
  * The console's shell: sign-in, the banner with its navigation, and a hash router (`#/playground`,
- * `#/requests`, `#/requests/<id>`, `#/quota`, `#/batches`, `#/admin`), so the server serves one page
+ * `#/requests`, `#/requests/<id>`, `#/quota`, `#/batches`, `#/webhooks`, `#/admin`), so the server serves one page
  * and a reload keeps the page. The admin key (ADMIN_API_KEY) signs in to the admin page only; a
  * user's key to every other page. On each page change the page's heading takes the focus: a screen reader announces where
  * the user is, and the keyboard starts from there.
@@ -12,11 +12,12 @@ import { Playground } from "./playground.js";
 import { RequestDetail, Requests } from "./requests.js";
 import { QuotaPage } from "./quota.js";
 import { BatchesPage } from "./batches.js";
+import { WebhooksPage } from "./webhooks.js";
 import { AdminPage } from "./admin.js";
 import { ErrorNote } from "./ui.js";
 import "./styles.css";
 
-type Route = { page: "playground" } | { page: "requests" } | { page: "detail"; id: string } | { page: "quota" } | { page: "batches" } | { page: "admin" };
+type Route = { page: "playground" } | { page: "requests" } | { page: "detail"; id: string } | { page: "quota" } | { page: "batches" } | { page: "webhooks" } | { page: "admin" };
 
 /** Who signed in: a user (by the quota route) or the operator (by an admin route). */
 type Who = { userId: string; admin: boolean };
@@ -46,6 +47,7 @@ function parseRoute(hash: string): Route {
   if (path === "requests") return { page: "requests" };
   if (path === "quota") return { page: "quota" };
   if (path === "batches") return { page: "batches" };
+  if (path === "webhooks") return { page: "webhooks" };
   if (path === "admin") return { page: "admin" };
   return { page: "playground" };
 }
@@ -111,6 +113,7 @@ const NAV: Array<{ href: string; label: string; pages: Route["page"][]; admin: b
   { href: "#/requests", label: "My requests", pages: ["requests", "detail"], admin: false },
   { href: "#/quota", label: "Quota", pages: ["quota"], admin: false },
   { href: "#/batches", label: "Batches", pages: ["batches"], admin: false },
+  { href: "#/webhooks", label: "Webhooks", pages: ["webhooks"], admin: false },
   { href: "#/admin", label: "Admin", pages: ["admin"], admin: true },
 ];
 
@@ -186,6 +189,7 @@ function App() {
           {route.page === "detail" && <RequestDetail id={route.id} />}
           {route.page === "quota" && <QuotaPage />}
           {route.page === "batches" && <BatchesPage />}
+          {route.page === "webhooks" && <WebhooksPage />}
           {route.page === "admin" && <AdminPage />}
         </main>
       )}

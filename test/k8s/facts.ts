@@ -1,24 +1,30 @@
 /**
  * What the manifests must agree with: the guide's workload names, the Secrets the operator creates
- * (the guide, plus docs/deployment.md for Redis and the ML Service token), what each command reads,
- * and who may reach whom over the pod network. Policy rules and the docs test read these.
+ * (the guide, plus docs/deployment.md for Redis, the ML Service token and the admin key), what each
+ * command reads, and who may reach whom over the pod network. Policy rules and the docs test read these.
  */
 
-/** Env variable → the Secret and key it comes from (docs/deployment.md creates each of them). */
-export const GUIDE_SECRETS: Record<string, { secret: string; key: string }> = {
+/**
+ * Env variable → the Secret and key it comes from (docs/deployment.md creates each of them).
+ * `optional`: the pod starts without it (the secretKeyRef says `optional: true`); every other one is
+ * required, so a missing Secret stops the pod instead of starting it half configured.
+ */
+export const GUIDE_SECRETS: Record<string, { secret: string; key: string; optional?: true }> = {
   DATABASE_URL: { secret: "postgres-credentials", key: "dsn" },
   AMQP_URL: { secret: "rabbitmq-credentials", key: "url" },
   REDIS_URL: { secret: "redis-credentials", key: "url" },
   /** The ML Service requires it as a bearer token on its model routes; the worker sends it. */
   ML_SERVICE_TOKEN: { secret: "ml-service-token", key: "token" },
+  /** The gateway's admin routes and the console's admin page; without it they refuse everyone. */
+  ADMIN_API_KEY: { secret: "admin-api-key", key: "key", optional: true },
 };
 /**
  * The Secret-backed variables each command reads: the servers it opens (src/components/start.ts
- * `needs`; migrate: the database only) and the ML Service token (the ML Service checks it, the worker
- * sends it).
+ * `needs`; migrate: the database only), the ML Service token (the ML Service checks it, the worker
+ * sends it) and the admin key (the gateway serves the admin routes).
  */
 export const COMMAND_NEEDS: Record<string, string[]> = {
-  gateway: ["DATABASE_URL", "REDIS_URL", "AMQP_URL"],
+  gateway: ["DATABASE_URL", "REDIS_URL", "AMQP_URL", "ADMIN_API_KEY"],
   collector: ["DATABASE_URL", "REDIS_URL", "AMQP_URL"],
   "api-service": ["DATABASE_URL", "REDIS_URL"],
   worker: ["AMQP_URL", "REDIS_URL", "ML_SERVICE_TOKEN"],

@@ -218,6 +218,63 @@ describe("k8s docs/deployment.md agrees with the manifests", () => {
   });
 });
 
+const ADMIN_SECRET = { name: "admin-api-key", key: "key" };
+
+/**
+ * What is wrong with how these objects give the gateway its admin key: it must read ADMIN_API_KEY
+ * from Secret admin-api-key key `key` with `optional: true` (a cluster without an admin key still
+ * starts; the admin routes then refuse everyone), never as a literal, and no other pod may read it.
+ */
+function adminKeyProblems(objects: K8sObject[]): string[] {
+  const out: string[] = [];
+  for (const o of objects) {
+    for (const c of (o.spec?.template?.spec?.containers ?? []) as Json[]) {
+      const where = `${key(o)} container ${c.name}`;
+      const env = ((c.env ?? []) as Json[]).filter((e) => e.name === "ADMIN_API_KEY");
+      const readsSecret = ((c.env ?? []) as Json[]).some((e) => e.valueFrom?.secretKeyRef?.name === ADMIN_SECRET.name);
+      if (key(o) !== "Deployment/api-gateway") {
+        if (env.length > 0 || readsSecret) out.push(`${where}: only the gateway serves the admin routes, yet this reads the admin key`);
+        continue;
+      }
+      const ref = env[0]?.valueFrom?.secretKeyRef;
+      if (env.length !== 1) out.push(`${where}: ADMIN_API_KEY is set ${env.length} times`);
+      else if (env[0].value !== undefined) out.push(`${where}: ADMIN_API_KEY is written literally`);
+      else if (!ref || ref.name !== ADMIN_SECRET.name || ref.key !== ADMIN_SECRET.key) out.push(`${where}: ADMIN_API_KEY must come from Secret ${ADMIN_SECRET.name} key ${ADMIN_SECRET.key}`);
+      else if (ref.optional !== true) out.push(`${where}: ADMIN_API_KEY's secretKeyRef must be optional (a cluster without an admin key must start)`);
+    }
+  }
+  return out;
+}
+
+describe("k8s the gateway's admin key comes from an optional Secret", () => {
+  it("the gateway reads ADMIN_API_KEY from Secret admin-api-key (key key, optional), and nothing else reads it", () => {
+    assert.deepEqual(adminKeyProblems(guideObjects()), []);
+    assert.deepEqual(adminKeyProblems(overlayObjects()), []);
+    const gateway = find(guideObjects(), "Deployment", "api-gateway").spec.template.spec.containers[0];
+    assert.deepEqual(gateway.env.find((e: Json) => e.name === "ADMIN_API_KEY"), { name: "ADMIN_API_KEY", valueFrom: { secretKeyRef: { ...ADMIN_SECRET, optional: true } } });
+  });
+
+  it("the check catches the key required, written literally, from another Secret, missing, or given to another pod", () => {
+    const broken: Array<[string, (objects: K8sObject[]) => void]> = [
+      ["required", (objects) => delete adminEnv(objects, "api-gateway").valueFrom.secretKeyRef.optional],
+      ["literal", (objects) => Object.assign(adminEnv(objects, "api-gateway"), { value: "x".repeat(32), valueFrom: undefined })],
+      ["another Secret", (objects) => (adminEnv(objects, "api-gateway").valueFrom.secretKeyRef.name = "postgres-credentials")],
+      ["another key", (objects) => (adminEnv(objects, "api-gateway").valueFrom.secretKeyRef.key = "token")],
+      ["missing", (objects) => { const c = find(objects, "Deployment", "api-gateway").spec.template.spec.containers[0]; c.env = c.env.filter((e: Json) => e.name !== "ADMIN_API_KEY"); }],
+      ["given to the API service", (objects) => find(objects, "Deployment", "api-service").spec.template.spec.containers[0].env.push(structuredClone(adminEnv(objects, "api-gateway")))],
+    ];
+    for (const [what, breakIt] of broken) {
+      const objects = clone(guideObjects());
+      breakIt(objects);
+      assert.notDeepEqual(adminKeyProblems(objects), [], `the admin key ${what} passed`);
+    }
+  });
+});
+
+function adminEnv(objects: K8sObject[], deployment: string): Json {
+  return find(objects, "Deployment", deployment).spec.template.spec.containers[0].env.find((e: Json) => e.name === "ADMIN_API_KEY");
+}
+
 describe("k8s image: Dockerfile and .dockerignore", () => {
   const dockerfile = readFileSync(join(ROOT, "Dockerfile"), "utf8");
   const lines = dockerfile.split("\n").filter((l) => !/^\s*#/.test(l));

@@ -289,7 +289,7 @@ export const RULES: Rule[] = [
           if (!e) continue;
           const s = e.valueFrom?.secretKeyRef;
           if (!s || s.name !== ref.secret || s.key !== ref.key) out.push(`${where}: ${variable} must come from Secret ${ref.secret} key ${ref.key}`);
-          if (s?.optional) out.push(`${where}: ${variable} secretKeyRef must not be optional`);
+          if (s && !s.optional !== !ref.optional) out.push(`${where}: ${variable} secretKeyRef must ${ref.optional ? "" : "not "}be optional`);
         }
         for (const e of c.env ?? []) {
           const s = e.valueFrom?.secretKeyRef;

@@ -7,7 +7,7 @@ import { parsedBySchema } from "../../http/schema-body.js";
 import { z } from "zod";
 import type { WebhookConfig } from "../../config.js";
 import { AppError } from "../../errors.js";
-import { generateWebhookSecret, isWebhookEventType, newEndpointId, type WebhookEndpoint, type WebhookStore } from "../../domain/webhooks.js";
+import { generateWebhookSecret, isWebhookEventType, newEndpointId, WEBHOOK_EVENT_TYPES, type WebhookEndpoint, type WebhookStore } from "../../domain/webhooks.js";
 import { AddressRefused, hostOf, publicAddresses } from "./address-policy.js";
 
 const URL_MAX = 2_048;
@@ -82,4 +82,12 @@ export function endpointView(e: WebhookEndpoint) {
     pending_deliveries: e.pending,
     created_at: e.createdAt.toISOString(),
   };
+}
+
+/**
+ * GET /api/v1/webhooks: the owner's endpoints, and every event type an endpoint may ask for, so a
+ * client (the console's form) offers exactly what registration accepts without a copy of the list.
+ */
+export function endpointList(endpoints: WebhookEndpoint[]) {
+  return { object: "list", data: endpoints.map(endpointView), event_types: [...WEBHOOK_EVENT_TYPES] };
 }

@@ -1,6 +1,6 @@
 /**
  * The user's webhook endpoints on the gateway: `POST /api/v1/webhooks` (the secret is answered once),
- * `GET /api/v1/webhooks` (own endpoints, their status and last error) and
+ * `GET /api/v1/webhooks` (own endpoints, their status and last error; the event types there are) and
  * `DELETE /api/v1/webhooks/{id}`. Someone else's endpoint is answered exactly like a missing one.
  */
 import type { FastifyInstance, FastifyReply } from "fastify";
@@ -10,7 +10,7 @@ import type { WebhookStore } from "../../domain/webhooks.js";
 import type { AuthenticatedUser } from "../../http/authenticator.js";
 import { sendError } from "../../http/server.js";
 import type { Logger } from "../../observability/logger.js";
-import { createEndpoint, endpointView, parseCreateWebhookBody } from "./endpoints.js";
+import { createEndpoint, endpointList, parseCreateWebhookBody } from "./endpoints.js";
 
 export interface WebhookRouteDeps {
   config: WebhookConfig;
@@ -46,7 +46,7 @@ export function registerWebhookRoutes(app: FastifyInstance, deps: WebhookRouteDe
   app.get("/api/v1/webhooks", async (request, reply) => {
     try {
       const user = await owner(request.headers.authorization);
-      return { object: "list", data: (await deps.store.listEndpoints(user.userId)).map(endpointView) };
+      return endpointList(await deps.store.listEndpoints(user.userId));
     } catch (error) {
       return fail(reply, error);
     }

@@ -194,7 +194,11 @@ export function answerSchemas(): Record<string, JsonSchema> {
       pending_deliveries: int,
       created_at: { type: "string", format: "date-time" },
     }),
-    WebhookEndpointList: obj({ object: { const: "list" }, data: { type: "array", items: ref("WebhookEndpoint") } }),
+    WebhookEndpointList: obj({
+      object: { const: "list" },
+      data: { type: "array", items: ref("WebhookEndpoint") },
+      event_types: { type: "array", items: { enum: [...WEBHOOK_EVENT_TYPES] }, description: "Every event type an endpoint may ask for (the values `events` accepts)." },
+    }),
     WebhookEvent: {
       ...obj({ id: { type: "string", pattern: "^evt_" }, type: { enum: [...WEBHOOK_EVENT_TYPES] }, created_at: { type: "integer", description: "Unix seconds." }, object: { const: "event" }, data: obj({ id: str }) }),
       description:

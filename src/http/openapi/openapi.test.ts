@@ -20,6 +20,8 @@ import { responsesBodySchema } from "../../components/gateway/openai/responses-b
 import { chatChunksFor, chatCompletionBody, completionBody, completionChunksFor } from "../../components/gateway/openai/chat-shapes.js";
 import { replayEvents, responseObject, type ResponseFacts } from "../../components/gateway/openai/responses-shapes.js";
 import { statusBody } from "../../components/api-service/index.js";
+import { endpointList } from "../../components/webhooks/endpoints.js";
+import { WEBHOOK_EVENT_TYPES } from "../../domain/webhooks.js";
 import type { RequestView, StreamEvent } from "../../domain/ports.js";
 import { openApiDocument, type OpenApiDocument } from "./index.js";
 import { docsPage } from "./docs-page.js";
@@ -270,6 +272,15 @@ describe("the answer schemas accept what the routes send", () => {
   it("the status answer", () => {
     const view = { requestId, status: "completed", model: "default", createdAt, startedAt: createdAt, completedAt: createdAt, estimatedTokens: 9, outputText: "Hi", outputs: null, usage, error: null };
     assert.ok(valid("Status", statusBody(view as unknown as RequestView)), "valid('Status', statusBody(view as unknown as RequestView))");
+  });
+
+  it("the webhook endpoint list, with every event type there is", () => {
+    const at = createdAt;
+    const endpoint = { endpointId: "whe_0123456789abcdef01234567", userId: "u", url: "https://example.com/h", events: ["batch.completed"], createdAt: at, disabledAt: at, disabledReason: "gave up", lastError: "answered 500", lastErrorAt: at, lastDeliveredAt: null, pending: 0 };
+    const list = endpointList([endpoint, { ...endpoint, events: [], disabledAt: null, disabledReason: null }]);
+    assert.ok(valid("WebhookEndpointList", list), JSON.stringify(list));
+    assert.deepEqual(list.event_types, [...WEBHOOK_EVENT_TYPES]);
+    assert.ok(!valid("WebhookEndpointList", { ...list, event_types: ["chat.completed"] }), "an event type that does not exist passed");
   });
 });
 
