@@ -71,7 +71,7 @@ async function interactiveLoop(gateway: Child, api: Child, authorization: string
       for (;;) {
         const seen = JSON.parse((await a.request(status)).body.toString("utf8")) as { status: string };
         if (seen.status === "completed" || seen.status === "failed" || seen.status === "cancelled") break;
-        await sleep(10);
+        await sleep(20);
       }
     }
   } finally {
@@ -114,7 +114,8 @@ async function singles(s: Setup, gateway: Child, authorization: string, userId: 
   return BATCH_LINES / Number(rows[0]?.seconds);
 }
 
-async function until(what: string, condition: () => Promise<boolean>): Promise<void> {
+/** Polls `condition` every `everyMs` (a client polling a batch every half second, say). */
+async function until(what: string, condition: () => Promise<boolean>, everyMs = 100): Promise<void> {
   const deadline = Date.now() + BATCH_TIMEOUT_S * 1000;
   let last = 0;
   while (!(await condition())) {
@@ -123,7 +124,7 @@ async function until(what: string, condition: () => Promise<boolean>): Promise<v
       last = Date.now();
       log(`i) waiting for ${what}`);
     }
-    await sleep(100);
+    await sleep(everyMs);
   }
 }
 
@@ -153,7 +154,7 @@ async function batch(s: Setup, gateway: Child, authorization: string): Promise<{
   await until(`batch ${created.id} to end`, async () => {
     final = await json(await fetch(`${gateway.url}/v1/batches/${created.id}`, { headers: { authorization } }), "GET /v1/batches/:id");
     return ["completed", "failed", "expired", "cancelled"].includes(final.status);
-  });
+  }, 500);
   if (final.status !== "completed") throw new Error(`i) the batch ended ${final.status}: ${JSON.stringify(final.errors ?? null)}`);
   const { rows } = await s.db.query<{ seconds: number }>("SELECT extract(epoch FROM (completed_at - created_at)) AS seconds FROM batches WHERE batch_id = $1", [created.id]);
   const output = await (await fetch(`${gateway.url}/v1/files/${final.output_file_id}/content`, { headers: { authorization } })).text();
