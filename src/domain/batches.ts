@@ -138,16 +138,15 @@ export interface BatchStore {
    * Leases pending lines of running batches (window not over, not waiting) until `until`, in fair
    * order between tenants (by tokens, weighted by tier), so that no model has more than
    * `slotsPerModel` lines admitted-and-unfinished or leased, over all replicas. Returned in the order
-   * they should be admitted.
+   * they should be admitted. First, in the same transaction, the outcomes of lines that `ended` are
+   * kept with them and their real tokens charged to their tenants' fair share (which frees their slots).
    */
-  claimLines(now: Date, until: Date, slotsPerModel: number): Promise<ClaimedLine[]>;
+  claimLines(now: Date, until: Date, slotsPerModel: number, ended?: LineOutcome[]): Promise<ClaimedLine[]>;
   /** The lines marked admitted, as `batchId:line`; a line missing was closed after its lease ran out. */
   markDispatched(lines: Array<{ batchId: string; line: number; requestId: string }>): Promise<Set<string>>;
   deferLine(batchId: string, line: number, notBefore: Date, lastError: { code: string; message: string }): Promise<void>;
   refuseLine(batchId: string, line: number, response: OutputLine["response"], error: OutputLine["error"]): Promise<void>;
   dispatchedLines(limit: number): Promise<Array<{ batchId: string; line: number; requestId: string }>>;
-  /** The lines' outcomes are kept, and their real tokens charged to their tenants' fair share. */
-  finishLines(outcomes: LineOutcome[]): Promise<void>;
   /** Lines that will never run (cancelled batch, window over) are done, in the error file. */
   closeLines(now: Date): Promise<number>;
   finishableBatches(limit: number): Promise<Array<{ batchId: string; userId: string; status: BatchStatus; expired: boolean }>>;

@@ -108,8 +108,17 @@ export class SqlBatchStore implements BatchStore {
     return (await this.db.query(sql("cancelBatch"), [batchId, userId, at])).rowCount > 0;
   }
 
-  async claimLines(now: Date, until: Date, slotsPerModel: number): Promise<ClaimedLine[]> {
-    const { rows } = await this.underFairShareLock((tx) => tx.query<Row>(sql("claimBatchLines"), [now, until, slotsPerModel]));
+  async claimLines(now: Date, until: Date, slotsPerModel: number, ended: LineOutcome[] = []): Promise<ClaimedLine[]> {
+    // One transaction (one lock) for both: a pass's two writes cost three statements fewer.
+    const { rows } = await this.underFairShareLock(async (tx) => {
+      if (ended.length > 0) {
+        await tx.query(sql("finishBatchLines"), [
+          ended.map((o) => o.batchId), ended.map((o) => o.line), ended.map((o) => o.ok),
+          ended.map((o) => toJson(o.response)), ended.map((o) => toJson(o.error)), ended.map((o) => o.tokens),
+        ]);
+      }
+      return tx.query<Row>(sql("claimBatchLines"), [now, until, slotsPerModel]);
+    });
     return rows.map((r) => ({ batchId: r.batch_id as string, line: Number(r.line), customId: r.custom_id as string, body: json(r.body), userId: r.user_id as string, endpoint: r.endpoint as string }));
   }
 
@@ -130,14 +139,6 @@ export class SqlBatchStore implements BatchStore {
   async dispatchedLines(limit: number): Promise<Array<{ batchId: string; line: number; requestId: string }>> {
     const { rows } = await this.db.query<Row>(sql("dispatchedBatchLines"), [limit]);
     return rows.map((r) => ({ batchId: r.batch_id as string, line: Number(r.line), requestId: r.request_id as string }));
-  }
-
-  async finishLines(outcomes: LineOutcome[]): Promise<void> {
-    if (outcomes.length === 0) return;
-    await this.underFairShareLock((tx) => tx.query(sql("finishBatchLines"), [
-      outcomes.map((o) => o.batchId), outcomes.map((o) => o.line), outcomes.map((o) => o.ok),
-      outcomes.map((o) => toJson(o.response)), outcomes.map((o) => toJson(o.error)), outcomes.map((o) => o.tokens),
-    ]));
   }
 
   async closeLines(now: Date): Promise<number> {

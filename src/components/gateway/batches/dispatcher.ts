@@ -55,7 +55,7 @@ const WATCH_PER_TICK = 1_000;
  * ended, whichever comes first: the worker holds more lines than it runs, so the model never waits
  * for it, and a busy batch costs a pass every several lines, not one per line.
  */
-const WAKE_COALESCE_MS = 20;
+const WAKE_COALESCE_MS = 40;
 const WAKE_SHARE_OF_SLOTS = 4;
 
 /** The owner of a batch from the user store (anonymous with the anonymous limits, when enabled). */
@@ -243,30 +243,30 @@ export class BatchDispatcher {
       const closed = await this.deps.store.closeLines(this.now());
       if (closed > 0) this.deps.log.info({ lines: closed }, "batch lines closed without running");
     }
-    await this.watch(full);
-    const claimed = await this.dispatch();
+    const claimed = await this.dispatch(await this.watch(full));
     if (full || claimed === 0) await this.finish();
   }
 
-  private async watch(full: boolean): Promise<void> {
+  /** The outcomes of the dispatched lines that ended. */
+  private async watch(full: boolean): Promise<LineOutcome[]> {
     const ended = [...this.ended].map(([requestId, l]) => ({ requestId, ...l }));
     this.ended.clear();
     // Every line that can be dispatched at once is read on a full pass.
     const lines = full ? await this.deps.store.dispatchedLines(Math.max(WATCH_PER_TICK, this.settings.dispatchConcurrency)) : ended;
-    if (lines.length === 0) return;
+    if (lines.length === 0) return [];
     const views = new Map((await this.deps.requests.viewMany(lines.map((l) => l.requestId))).map((v) => [v.requestId, v]));
     const outcomes: LineOutcome[] = [];
     for (const l of lines) {
       const view = views.get(l.requestId);
       if (view && isFinal(view)) outcomes.push(lineOutcomeOf(l.batchId, l.line, view));
     }
-    await this.deps.store.finishLines(outcomes);
+    return outcomes;
   }
 
-  /** Claims and admits what the free slots allow; returns how many lines it claimed. */
-  private async dispatch(): Promise<number> {
+  /** Keeps the ended lines' outcomes, then claims and admits what the free slots allow; returns how many lines it claimed. */
+  private async dispatch(ended: LineOutcome[]): Promise<number> {
     const now = this.now();
-    const claimed = await this.deps.store.claimLines(now, new Date(now.getTime() + this.settings.leaseMs), this.settings.dispatchConcurrency);
+    const claimed = await this.deps.store.claimLines(now, new Date(now.getTime() + this.settings.leaseMs), this.settings.dispatchConcurrency, ended);
     // The lines mostly belong to a few tenants: each is looked up once between full passes.
     const userOf = (userId: string) => {
       let user = this.users.get(userId);
