@@ -22,6 +22,10 @@
  *     → first chunk with content) p50/p99 for both, the added TTFT (difference of percentiles) and
  *     tokens/s (usage completion_tokens of all streams ÷ wall time) with the ratio at 16;
  *  h) the queue estimate at steady load: each admission's estimated start against its actual start;
+ *  i) batches: a BENCH_BATCH_LINES-line batch vs the same requests sent one by one through
+ *     /api/v1/inference (`batch_vs_single_ratio`), and another tenant's interactive queue wait during
+ *     the batch (`interactive_wait_p99_during_batch_ms`; its idle wait for comparison); the gateway
+ *     runs with BATCH_DISPATCH_CONCURRENCY = the worker's prefetch (see bench/platform/batch.ts);
  *  b1) (b) again, right before (b2), so the two are compared in the same conditions;
  *  b2) the OpenAI door's admission: POST /v1/responses with `background: true` (answered "queued" at
  *     admission; a non-streamed /v1/chat/completions would hold its connection until completion, and
@@ -38,7 +42,7 @@
  * Files by concern (bench/platform/): settings, load (closed loops, latencies), raw-http (the load
  * generator's client), proc (CPU and memory from /proc), children (component processes), setup
  * (what the run owns, and its cleanup), phases (a–c, b2), drain (d), ml-alone (f), streaming (g, and
- * its table), sse-http (g's streaming client: chunked body and SSE parsed as bytes arrive), report
+ * its table), estimate (h), batch (i), sse-http (g's streaming client: chunked body and SSE parsed as bytes arrive), report
  * (tables, JSON).
  *
  * The load generator is a minimal HTTP/1.1 keep-alive client on raw sockets (one request in flight
@@ -58,6 +62,9 @@
  *   BENCH_STREAM_MIN_STREAMS  a leg of (g) also runs until this many streams have started, up to
  *                          4 × BENCH_STREAM_SECONDS, so that p99 is not one sample (default 100)
  *   BENCH_SKIP_STREAMING=1 leave out (g)
+ *   BENCH_BATCH_LINES      lines of the batch in (i), and requests of its one-by-one twin (default 10000)
+ *   BENCH_BATCH_TIMEOUT_S  bound on each leg of (i) (default 240)
+ *   BENCH_SKIP_BATCH=1     leave out (i)
  *   BENCH_CPU_PROF=gateway,api-service,...   run those children with --cpu-prof (profiles in
  *                          BENCH_CPU_PROF_DIR, default ./data/bench-profiles)
  *   BENCH_WORKER_PREFETCH  the worker's prefetch in (d), also the concurrency of (f) (default 32)
