@@ -26,6 +26,9 @@
  *     /api/v1/inference (`batch_vs_single_ratio`), and another tenant's interactive queue wait during
  *     the batch (`interactive_wait_p99_during_batch_ms`; its idle wait for comparison); the gateway
  *     runs with BATCH_DISPATCH_CONCURRENCY = the worker's prefetch (see bench/platform/batch.ts);
+ *     With it, what tracing costs an admission while it is off (bench/platform/tracing-off.ts):
+ *     the calls admission makes into the tracing module, timed against none, ÷ the gateway's CPU
+ *     per admitted request (`tracing_off_admission_share`);
  *  b1) (b) again, right before (b2), so the two are compared in the same conditions;
  *  b2) the OpenAI door's admission: POST /v1/responses with `background: true` (answered "queued" at
  *     admission; a non-streamed /v1/chat/completions would hold its connection until completion, and
@@ -89,6 +92,7 @@ import { phaseDrain, type DrainReport } from "./platform/drain.js";
 import { phaseMlAlone } from "./platform/ml-alone.js";
 import { phaseEstimate, type EstimateReport } from "./platform/estimate.js";
 import { phaseBatch, type BatchReport } from "./platform/batch.js";
+import { phaseTracingOff } from "./platform/tracing-off.js";
 import { phaseStreaming, streamingFigures, type StreamingReport } from "./platform/streaming.js";
 import { benchJson, renderReport } from "./platform/report.js";
 
@@ -122,6 +126,10 @@ async function main(): Promise<number> {
     const admission = await phaseAdmission(gateway, s);
     const b = summarize(admission.result);
     log(`b) ${fmt(b.throughput)}/s, p50 ${fmt(b.p50, 2)} ms, p99 ${fmt(b.p99, 2)} ms — ${fmt((b.throughput / a.throughput) * 100, 1)} % of (a)`);
+
+    const gatewayCpu = admission.result.cpu?.byGroup.gateway;
+    const tracingOff = await phaseTracingOff(gatewayCpu === undefined ? Number.NaN : ((gatewayCpu / 100) * admission.result.cpu!.seconds * 1e6) / admission.result.ok);
+    log(`b) tracing off adds ${fmt(tracingOff.addedNsPerAdmission)} ns to an admission: ${fmt(tracingOff.share * 100, 3)} % of the gateway's ${fmt(tracingOff.gatewayUsPerAdmission)} µs`);
 
     log("c) status lookups");
     const status = await phaseStatus(api, s);
@@ -170,7 +178,7 @@ async function main(): Promise<number> {
     log(`b2) ${fmt(b2.throughput)}/s, p50 ${fmt(b2.p50, 2)} ms, p99 ${fmt(b2.p99, 2)} ms — ${fmt(b2.throughput / b1.throughput, 2)} of (b1)`);
     sampleMemory();
 
-    const figures = { ceiling, admission: admission.result, status, drain, mlAlone, estimate, batch, admissionAgain: again.result, v1Admission: v1.result, streaming, runSeconds: (performance.now() - runStarted) / 1000 };
+    const figures = { ceiling, admission: admission.result, tracingOff, status, drain, mlAlone, estimate, batch, admissionAgain: again.result, v1Admission: v1.result, streaming, runSeconds: (performance.now() - runStarted) / 1000 };
     process.stdout.write(renderReport(figures));
     if (process.env.BENCH_JSON) writeFileSync(process.env.BENCH_JSON, benchJson(figures));
     return (drain && !drain.checks.every((ch) => ch.ok)) || (batch && !batch.exactlyOnce) ? 1 : 0;

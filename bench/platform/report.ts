@@ -4,6 +4,7 @@ import { children } from "./children.js";
 import type { DrainReport } from "./drain.js";
 import type { EstimateReport } from "./estimate.js";
 import type { BatchReport } from "./batch.js";
+import type { TracingOffReport } from "./tracing-off.js";
 import { summarize, type LoadResult, type Summary } from "./load.js";
 import { machineCores, type CpuSnapshotDelta } from "./proc.js";
 import { streamingFigures, streamingTable, type StreamingReport } from "./streaming.js";
@@ -72,6 +73,8 @@ export function platformCpuPerRequest(drain: DrainReport): number {
 export interface Figures {
   ceiling: LoadResult;
   admission: LoadResult;
+  /** What tracing, off, adds to an admission. */
+  tracingOff: TracingOffReport;
   status: LoadResult;
   drain: DrainReport | undefined;
   mlAlone: LoadResult | undefined;
@@ -169,6 +172,8 @@ export function renderReport(f: Figures): string {
   lines.push(`| a) raw ceiling (Lua reserve + INSERT + confirmed publish) | ${fmt(a.throughput)}/s, p50 ${fmt(a.p50, 1)} ms, p99 ${fmt(a.p99, 1)} ms | — | |`);
   lines.push(`| b) admission, POST /api/v1/inference | ${fmt(b.throughput)}/s, p50 ${fmt(b.p50, 1)} ms, p99 ${fmt(b.p99, 1)} ms | ≥ 70 % of (a), p99 ≤ 50 ms | ${yes(ratio >= 0.7 && b.p99 <= 50 && b.errors === 0)} |`);
   lines.push(`| b / a | ${fmt(ratio * 100, 1)} % (by CPU per request: ${fmt(cpuRatio * 100, 1)} %) | ≥ 70 % | ${yes(ratio >= 0.7)} |`);
+  const t = f.tracingOff;
+  lines.push(`| b) tracing off (no OTEL_EXPORTER_OTLP_ENDPOINT): what its calls add to an admission | ${fmt(t.addedNsPerAdmission)} ns of the gateway's ${fmt(t.gatewayUsPerAdmission)} µs = ${fmt(t.share * 100, 3)} % | ≤ 3 % | ${yes(t.share <= 0.03)} |`);
   const h = f.estimate;
   if (h) lines.push(`| h) queue estimate at steady load (${h.clients} clients): median error of the predicted start | predicted ${fmt(h.medianPredictedWaitMs)} ms vs actual ${fmt(h.medianActualWaitMs)} ms median wait; error median ${fmt(h.medianError * 100, 1)} %, p90 ${fmt(h.p90Error * 100, 1)} % | median ≤ 20 % | ${yes(h.medianError <= 0.2)} |`);
   const i = f.batch;
@@ -215,6 +220,8 @@ export function benchJson(f: Figures): string {
       v1_admission_ratio: Number.isFinite(v1AdmissionRatio) ? v1AdmissionRatio : null,
       queue_estimate: f.estimate ?? null,
       queue_estimate_median_error: f.estimate && Number.isFinite(f.estimate.medianError) ? f.estimate.medianError : null,
+      tracing_off_admission_share: Number.isFinite(f.tracingOff.share) ? f.tracingOff.share : null,
+      tracing_off: f.tracingOff,
       batch_vs_single_ratio: f.batch && Number.isFinite(f.batch.batchVsSingleRatio) ? f.batch.batchVsSingleRatio : null,
       interactive_wait_p99_during_batch_ms: f.batch && Number.isFinite(f.batch.interactiveWaitP99DuringBatchMs) ? f.batch.interactiveWaitP99DuringBatchMs : null,
       batch: f.batch && { ...f.batch, singlesCpu: undefined, batchCpu: undefined },
