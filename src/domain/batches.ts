@@ -47,6 +47,10 @@ export interface StoredBatch {
   cancellingAt: Date | null;
   cancelledAt: Date | null;
   counts: { total: number; completed: number; failed: number };
+  /** The model its lines run on (its first line's). */
+  model: string | null;
+  /** Tokens its lines' requests used, summed when it finished; null before. */
+  usage: { inputTokens: number; outputTokens: number; totalTokens: number } | null;
 }
 
 export interface NewBatch {
@@ -151,6 +155,8 @@ export interface BatchStore {
   closeLines(now: Date): Promise<number>;
   finishableBatches(limit: number): Promise<Array<{ batchId: string; userId: string; status: BatchStatus; expired: boolean }>>;
   lineOutcomes(batchId: string): Promise<Array<{ line: number; customId: string; requestId: string | null; ok: boolean; response: OutputLine["response"]; error: OutputLine["error"] }>>;
+  /** In progress → finalizing (its files are being written); false when it was not in progress. */
+  finalizeBatch(batchId: string, at: Date): Promise<boolean>;
   /**
    * In one transaction: the batch goes from `from` to `to` with its files, which are stored only if
    * it was still `from` (another replica finishing it too writes nothing). False when it was not.

@@ -77,6 +77,42 @@ for (const backend of ["servers", "embedded"] as Backend[]) {
       await waitForAsync("the batch to complete on wake-ups alone", async () => (await store.getBatch(batchId, user.userId))?.status === "completed", 60_000);
       const done = await store.getBatch(batchId, user.userId);
       assert.deepEqual(done?.counts, { total: LINES, completed: LINES, failed: 0 });
+
+      // Finalizing came first, and the usage is the sum of what its lines' requests used.
+      assert.ok(done?.finalizingAt && done.completedAt && done.finalizingAt <= done.completedAt, "finalizing_at set, not after completed_at");
+      assert.equal(done?.model, "default");
+      const { rows } = await platform.database.db.query<{ p: number; c: number; t: number }>(
+        "SELECT sum(prompt_tokens)::int AS p, sum(completion_tokens)::int AS c, sum(total_tokens)::int AS t FROM inference_requests WHERE user_id = $1",
+        [user.userId],
+      );
+      assert.ok(Number(rows[0]?.t) > 0);
+      assert.deepEqual(done?.usage, { inputTokens: Number(rows[0]?.p), outputTokens: Number(rows[0]?.c), totalTokens: Number(rows[0]?.t) });
+    });
+
+    it("a batch left finalizing (its replica died while writing the files) is completed by the next pass", async () => {
+      const user = await platform.createUser();
+      const gateway = platform.config.gateway;
+      const checked = validateBatchFile(Buffer.from(chatLine("f0")), "/v1/chat/completions", {
+        maxBytes: gateway.batches.fileMaxBytes,
+        maxLines: gateway.batches.maxLines,
+        body: { maxLength: gateway.maxLengthLimit, maxPromptChars: gateway.maxPromptChars, models: ["default", gateway.defaultModel], defaultModel: gateway.defaultModel },
+      });
+      assert.ok(checked.ok);
+      const batchId = `batch_${randomBytes(8).toString("hex")}`;
+      const createdAt = new Date();
+      await store.insertBatch({
+        batchId, userId: user.userId, endpoint: "/v1/chat/completions", inputFileId: "file-test", completionWindow: "24h", metadata: null,
+        createdAt, expiresAt: new Date(createdAt.getTime() + 3_600_000), lines: checked.lines,
+      });
+      // Its one line closed as refused, so every line is done; then the batch is left finalizing.
+      await store.refuseLine(batchId, 1, null, { code: "invalid_request", message: "refused for the test" });
+      assert.ok(await store.finalizeBatch(batchId, new Date()));
+      assert.equal((await store.getBatch(batchId, user.userId))?.status, "finalizing");
+      await dispatcher.tick();
+      const done = await store.getBatch(batchId, user.userId);
+      assert.equal(done?.status, "completed");
+      assert.ok(done?.errorFileId, "the refused line is in the error file");
+      assert.deepEqual(done?.usage, { inputTokens: 0, outputTokens: 0, totalTokens: 0 });
     });
   });
 }

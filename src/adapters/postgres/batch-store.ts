@@ -34,8 +34,13 @@ function toBatch(r: Row): StoredBatch {
     cancellingAt: date(r.cancelling_at),
     cancelledAt: date(r.cancelled_at),
     counts: { total: Number(r.total ?? 0), completed: Number(r.completed ?? 0), failed: Number(r.failed ?? 0) },
+    model: (r.model as string | null) ?? null,
+    usage: usageOf(json<{ input_tokens: number; output_tokens: number; total_tokens: number }>(r.usage)),
   };
 }
+
+const usageOf = (u: { input_tokens: number; output_tokens: number; total_tokens: number } | null): StoredBatch["usage"] =>
+  u ? { inputTokens: Number(u.input_tokens), outputTokens: Number(u.output_tokens), totalTokens: Number(u.total_tokens) } : null;
 
 const insertFile = (db: SqlExecutor, f: NewFile) =>
   db.query(sql("insertBatchFile"), [f.fileId, f.userId, f.purpose, f.filename, f.content.length, f.content, f.createdAt]);
@@ -160,6 +165,10 @@ export class SqlBatchStore implements BatchStore {
       response: json<OutputLine["response"]>(r.response),
       error: json<OutputLine["error"]>(r.error),
     }));
+  }
+
+  async finalizeBatch(batchId: string, at: Date): Promise<boolean> {
+    return (await this.db.query(sql("finalizeBatch"), [batchId, at])).rowCount > 0;
   }
 
   async finishBatch(input: { batchId: string; from: BatchStatus; to: BatchStatus; at: Date; files: NewFile[]; outputFileId: string | null; errorFileId: string | null }): Promise<boolean> {

@@ -229,14 +229,16 @@ INSERT INTO batch_fair_share (user_id) VALUES ($1) ON CONFLICT (user_id) DO NOTH
 
 -- The batch with its request counts: failed = lines in the error file (refused, failed, never run).
 -- name: getBatch
-SELECT b.*, c.total, c.completed, c.failed FROM batches b,
+SELECT b.*, c.total, c.completed, c.failed,
+       (SELECT m.model FROM batch_lines m WHERE m.batch_id = b.batch_id ORDER BY m.line LIMIT 1) AS model FROM batches b,
   LATERAL (SELECT count(*) AS total, count(*) FILTER (WHERE l.ok) AS completed,
                   count(*) FILTER (WHERE l.status = 'done' AND NOT l.ok) AS failed
            FROM batch_lines l WHERE l.batch_id = b.batch_id) c
 WHERE b.batch_id = $1 AND b.user_id = $2;
 
 -- name: listBatches
-SELECT b.*, c.total, c.completed, c.failed FROM batches b,
+SELECT b.*, c.total, c.completed, c.failed,
+       (SELECT m.model FROM batch_lines m WHERE m.batch_id = b.batch_id ORDER BY m.line LIMIT 1) AS model FROM batches b,
   LATERAL (SELECT count(*) AS total, count(*) FILTER (WHERE l.ok) AS completed,
                   count(*) FILTER (WHERE l.status = 'done' AND NOT l.ok) AS failed
            FROM batch_lines l WHERE l.batch_id = b.batch_id) c
@@ -377,16 +379,23 @@ WHERE b.batch_id = l.batch_id AND l.status = 'pending' AND (l.claimed_until IS N
 SELECT b.batch_id, b.user_id, b.status,
        EXISTS (SELECT 1 FROM batch_lines e WHERE e.batch_id = b.batch_id AND e.closed_by = 'expired') AS expired
 FROM batches b
-WHERE b.status IN ('in_progress', 'cancelling')
+WHERE b.status IN ('in_progress', 'finalizing', 'cancelling')
   AND NOT EXISTS (SELECT 1 FROM batch_lines l WHERE l.batch_id = b.batch_id AND l.status <> 'done')
 ORDER BY b.created_at LIMIT $1;
 
 -- name: batchLinesOutcome
 SELECT line, custom_id, request_id, ok, response, error FROM batch_lines WHERE batch_id = $1 ORDER BY line;
 
+-- Every line done and none closed by the window: the batch is finalizing while its files are written.
+-- name: finalizeBatch
+UPDATE batches SET status = 'finalizing', finalizing_at = $2 WHERE batch_id = $1 AND status = 'in_progress' RETURNING batch_id;
+
 -- Guarded by the status it was read in: of two replicas finishing one batch, one writes its files.
 -- name: finishBatch
-UPDATE batches SET status = $3::text, finalizing_at = $4::timestamptz, output_file_id = $5, error_file_id = $6,
+UPDATE batches SET status = $3::text, finalizing_at = COALESCE(finalizing_at, $4::timestamptz), output_file_id = $5, error_file_id = $6,
+  usage = (SELECT jsonb_build_object('input_tokens', COALESCE(sum(r.prompt_tokens), 0), 'output_tokens', COALESCE(sum(r.completion_tokens), 0),
+                                     'total_tokens', COALESCE(sum(r.total_tokens), 0))
+           FROM batch_lines l JOIN inference_requests r ON r.request_id = l.request_id WHERE l.batch_id = $1),
   completed_at = CASE WHEN $3::text = 'completed' THEN $4::timestamptz END,
   expired_at = CASE WHEN $3::text = 'expired' THEN $4::timestamptz END,
   cancelled_at = CASE WHEN $3::text = 'cancelled' THEN $4::timestamptz END

@@ -170,6 +170,16 @@ export function answerSchemas(): Record<string, JsonSchema> {
         status: { enum: ["validating", "failed", "in_progress", "finalizing", "completed", "expired", "cancelling", "cancelled"] },
         created_at: { type: "integer" }, output_file_id: { anyOf: [{ type: "string" }, { type: "null" }] }, error_file_id: { anyOf: [{ type: "string" }, { type: "null" }] },
         request_counts: { type: "object", properties: { total: { type: "integer" }, completed: { type: "integer" }, failed: { type: "integer" } } },
+        model: { type: "string", description: "The model its lines run on." },
+        usage: {
+          type: "object",
+          description: "Tokens its lines used, once it finished.",
+          properties: {
+            input_tokens: { type: "integer" }, input_tokens_details: { type: "object", properties: { cached_tokens: { type: "integer" } } },
+            output_tokens: { type: "integer" }, output_tokens_details: { type: "object", properties: { reasoning_tokens: { type: "integer" } } },
+            total_tokens: { type: "integer" },
+          },
+        },
         errors: { anyOf: [{ type: "null" }, { type: "object", properties: { data: { type: "array", items: { type: "object", properties: { code: { type: "string" }, line: { anyOf: [{ type: "integer" }, { type: "null" }] }, message: { type: "string" }, param: { anyOf: [{ type: "string" }, { type: "null" }] } } } } } }] },
       },
     },

@@ -348,9 +348,15 @@ export class BatchDispatcher {
       const output = file("output", outcomes.filter((o) => o.ok).map(lineOf));
       const errors = file("error", outcomes.filter((o) => !o.ok).map(lineOf));
       const to = batch.status === "cancelling" ? "cancelled" : batch.expired ? "expired" : "completed";
+      // OpenAI's order: in_progress → finalizing (visible while the files are written) → completed.
+      let from = batch.status;
+      if (to === "completed" && from === "in_progress") {
+        await this.deps.store.finalizeBatch(batch.batchId, at);
+        from = "finalizing";
+      }
       const done = await this.deps.store.finishBatch({
         batchId: batch.batchId,
-        from: batch.status,
+        from,
         to,
         at,
         files: [output, errors].filter((f): f is NewFile => f !== null),

@@ -50,5 +50,17 @@ export function batchObject(b: StoredBatch): Batch {
     ...(b.errors ? { errors: { object: "list", data: b.errors } } : {}),
     request_counts: b.counts,
     metadata: b.metadata,
+    ...(b.model ? { model: b.model } : {}),
+    ...(b.usage
+      ? {
+          usage: {
+            input_tokens: b.usage.inputTokens,
+            input_tokens_details: { cached_tokens: 0 },
+            output_tokens: b.usage.outputTokens,
+            output_tokens_details: { reasoning_tokens: 0 },
+            total_tokens: b.usage.totalTokens,
+          },
+        }
+      : {}),
   };
 }
