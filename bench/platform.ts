@@ -65,6 +65,7 @@
  *   BENCH_STREAM_MIN_STREAMS  a leg of (g) also runs until this many streams have started, up to
  *                          4 × BENCH_STREAM_SECONDS, so that p99 is not one sample (default 100)
  *   BENCH_SKIP_STREAMING=1 leave out (g)
+ *   BENCH_ESTIMATE_CLIENTS clients of (h) (default 96); BENCH_ESTIMATE_WARMUP_S their load before (h) measures (default 6)
  *   BENCH_BATCH_LINES      lines of the batch in (i), and requests of its one-by-one twin (default 10000)
  *   BENCH_BATCH_TIMEOUT_S  bound on each leg of (i) (default 240)
  *   BENCH_SKIP_BATCH=1     leave out (i)

@@ -39,6 +39,7 @@ export const STREAM_SECONDS = num("BENCH_STREAM_SECONDS", SECONDS);
 export const STREAM_MIN_STREAMS = Math.round(num("BENCH_STREAM_MIN_STREAMS", 100));
 // Phase (h), the queue estimate: clients at once, each waiting for its request before the next (more than the worker's call slots, so a backlog waits).
 export const ESTIMATE_CLIENTS = Math.max(1, Math.round(num("BENCH_ESTIMATE_CLIENTS", 96)));
+export const ESTIMATE_WARMUP_SECONDS = num("BENCH_ESTIMATE_WARMUP_S", 6);
 // Phase (i), batches: lines of the batch (and requests of its one-by-one twin), and the bound on each leg.
 export const BATCH_LINES = Math.max(1, Math.round(num("BENCH_BATCH_LINES", 10_000)));
 export const BATCH_TIMEOUT_S = num("BENCH_BATCH_TIMEOUT_S", 240);
