@@ -16,7 +16,13 @@ export interface StoredFile {
   filename: string;
   bytes: number;
   createdAt: Date;
+  /** When it stops being found (and is deleted soon after); null: it lasts until it is deleted. */
+  expiresAt: Date | null;
 }
+
+/** OpenAI's bounds on `expires_after[seconds]` (files) and `output_expires_after.seconds` (batches): 1 hour to 30 days. */
+export const FILE_EXPIRY_MIN_SECONDS = 3_600;
+export const FILE_EXPIRY_MAX_SECONDS = 2_592_000;
 
 /** OpenAI's BatchError: what is wrong, on which line (1-based) and in which field. */
 export interface BatchLineError {
@@ -58,6 +64,8 @@ export interface NewBatch {
   metadata: Record<string, string> | null;
   createdAt: Date;
   expiresAt: Date;
+  /** How long its output and error files last after they are written; absent or null: for ever. */
+  outputExpiresAfterSeconds?: number | null;
   /** Absent: the batch failed validation (stored `failed` with these errors, no lines). */
   lines?: NewBatchLine[];
   errors?: BatchLineError[];
@@ -117,15 +125,19 @@ export interface NewFile {
   filename: string;
   content: Buffer;
   createdAt: Date;
+  /** Absent or null: it never expires. (Output files written by finishBatch expire as their batch says.) */
+  expiresAt?: Date | null;
 }
 
 export interface BatchStore {
   insertFile(file: NewFile): Promise<void>;
-  /** Someone else's file is null, like a missing one. */
-  getFile(fileId: string, userId: string): Promise<StoredFile | null>;
-  fileContent(fileId: string, userId: string): Promise<Buffer | null>;
-  listFiles(userId: string, options: { purpose?: string; after?: string; limit: number }): Promise<StoredFile[]>;
-  deleteFile(fileId: string, userId: string): Promise<boolean>;
+  /** Someone else's file is null, like a missing one; so is a file expired by `now`. */
+  getFile(fileId: string, userId: string, now: Date): Promise<StoredFile | null>;
+  fileContent(fileId: string, userId: string, now: Date): Promise<Buffer | null>;
+  listFiles(userId: string, options: { purpose?: string; after?: string; limit: number; now: Date }): Promise<StoredFile[]>;
+  deleteFile(fileId: string, userId: string, now: Date): Promise<boolean>;
+  /** Deletes at most `limit` files expired by `now` (one statement); how many it deleted. */
+  deleteExpiredFiles(now: Date, limit: number): Promise<number>;
 
   insertBatch(batch: NewBatch): Promise<void>;
   getBatch(batchId: string, userId: string): Promise<StoredBatch | null>;
@@ -154,6 +166,7 @@ export interface BatchStore {
   /**
    * In one transaction: the batch goes from `from` to `to` with its files, which are stored only if
    * it was still `from` (another replica finishing it too writes nothing). False when it was not.
+   * The files expire as the batch was created to (`outputExpiresAfterSeconds`).
    */
   finishBatch(input: { batchId: string; from: BatchStatus; to: BatchStatus; at: Date; files: NewFile[]; outputFileId: string | null; errorFileId: string | null }): Promise<boolean>;
 

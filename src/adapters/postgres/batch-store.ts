@@ -9,7 +9,7 @@ const json = <T>(v: unknown): T | null => (v === null || v === undefined ? null 
 const toJson = (v: unknown): string | null => (v === null || v === undefined ? null : JSON.stringify(v));
 
 function toFile(r: Row): StoredFile {
-  return { fileId: r.file_id as string, purpose: r.purpose as string, filename: r.filename as string, bytes: Number(r.bytes), createdAt: date(r.created_at) as Date };
+  return { fileId: r.file_id as string, purpose: r.purpose as string, filename: r.filename as string, bytes: Number(r.bytes), createdAt: date(r.created_at) as Date, expiresAt: date(r.expires_at) };
 }
 
 function toBatch(r: Row): StoredBatch {
@@ -38,7 +38,10 @@ function toBatch(r: Row): StoredBatch {
 }
 
 const insertFile = (db: SqlExecutor, f: NewFile) =>
-  db.query(sql("insertBatchFile"), [f.fileId, f.userId, f.purpose, f.filename, f.content.length, f.content, f.createdAt]);
+  db.query(sql("insertBatchFile"), [f.fileId, f.userId, f.purpose, f.filename, f.content.length, f.content, f.createdAt, f.expiresAt ?? null]);
+/** An output or error file expires as its batch says (`output_expires_after`, or the default it was created with). */
+const insertOutputFile = (db: SqlExecutor, batchId: string, f: NewFile) =>
+  db.query(sql("insertBatchOutputFile"), [f.fileId, f.userId, f.purpose, f.filename, f.content.length, f.content, f.createdAt, batchId]);
 
 export class SqlBatchStore implements BatchStore {
   constructor(private readonly db: SqlClient) {}
@@ -55,24 +58,28 @@ export class SqlBatchStore implements BatchStore {
     await insertFile(this.db, file);
   }
 
-  async getFile(fileId: string, userId: string): Promise<StoredFile | null> {
-    const { rows } = await this.db.query<Row>(sql("getBatchFile"), [fileId, userId]);
+  async getFile(fileId: string, userId: string, now: Date): Promise<StoredFile | null> {
+    const { rows } = await this.db.query<Row>(sql("getBatchFile"), [fileId, userId, now]);
     return rows[0] ? toFile(rows[0]) : null;
   }
 
-  async fileContent(fileId: string, userId: string): Promise<Buffer | null> {
-    const { rows } = await this.db.query<{ content: Uint8Array }>(sql("getBatchFileContent"), [fileId, userId]);
+  async fileContent(fileId: string, userId: string, now: Date): Promise<Buffer | null> {
+    const { rows } = await this.db.query<{ content: Uint8Array }>(sql("getBatchFileContent"), [fileId, userId, now]);
     // pg answers a Buffer, PGlite a Uint8Array.
     return rows[0] ? Buffer.from(rows[0].content) : null;
   }
 
-  async listFiles(userId: string, o: { purpose?: string; after?: string; limit: number }): Promise<StoredFile[]> {
-    const { rows } = await this.db.query<Row>(sql("listBatchFiles"), [userId, o.purpose ?? null, o.after ?? null, o.limit]);
+  async listFiles(userId: string, o: { purpose?: string; after?: string; limit: number; now: Date }): Promise<StoredFile[]> {
+    const { rows } = await this.db.query<Row>(sql("listBatchFiles"), [userId, o.purpose ?? null, o.after ?? null, o.limit, o.now]);
     return rows.map(toFile);
   }
 
-  async deleteFile(fileId: string, userId: string): Promise<boolean> {
-    return (await this.db.query(sql("deleteBatchFile"), [fileId, userId])).rowCount > 0;
+  async deleteFile(fileId: string, userId: string, now: Date): Promise<boolean> {
+    return (await this.db.query(sql("deleteBatchFile"), [fileId, userId, now])).rowCount > 0;
+  }
+
+  async deleteExpiredFiles(now: Date, limit: number): Promise<number> {
+    return (await this.db.query(sql("deleteExpiredBatchFiles"), [now, limit])).rowCount;
   }
 
   async insertBatch(b: NewBatch): Promise<void> {
@@ -81,7 +88,7 @@ export class SqlBatchStore implements BatchStore {
       await tx.query(sql("insertBatch"), [
         b.batchId, b.userId, b.endpoint, b.inputFileId, b.completionWindow, toJson(b.metadata),
         failed ? "failed" : "in_progress", toJson(b.errors ?? null), b.createdAt, b.expiresAt,
-        failed ? null : b.createdAt, failed ? b.createdAt : null,
+        failed ? null : b.createdAt, failed ? b.createdAt : null, b.outputExpiresAfterSeconds ?? null,
       ]);
       const lines = b.lines ?? [];
       if (lines.length > 0) {
@@ -163,7 +170,7 @@ export class SqlBatchStore implements BatchStore {
     return this.db.transaction(async (tx) => {
       const { rowCount } = await tx.query(sql("finishBatch"), [input.batchId, input.from, input.to, input.at, input.outputFileId, input.errorFileId]);
       if (rowCount === 0) return false;
-      for (const file of input.files) await insertFile(tx, file);
+      for (const file of input.files) await insertOutputFile(tx, input.batchId, file);
       return true;
     });
   }

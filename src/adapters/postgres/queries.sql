@@ -194,30 +194,46 @@ SELECT name, daily_requests, daily_tokens, monthly_requests, monthly_tokens FROM
 
 -- name: insertBatchFile
 -- bound: bulk
-INSERT INTO batch_files (file_id, user_id, purpose, filename, bytes, content, created_at)
-VALUES ($1, $2, $3, $4, $5, $6, $7);
+INSERT INTO batch_files (file_id, user_id, purpose, filename, bytes, content, created_at, expires_at)
+VALUES ($1, $2, $3, $4, $5, $6, $7, $8);
 
+-- A batch's output or error file ($8: the batch): it lasts what the batch was created with.
+-- name: insertBatchOutputFile
+-- bound: bulk
+INSERT INTO batch_files (file_id, user_id, purpose, filename, bytes, content, created_at, expires_at)
+SELECT $1::text, $2::text, $3::text, $4::text, $5::int, $6::bytea, $7::timestamptz, $7::timestamptz + make_interval(secs => b.output_expires_after_seconds)
+FROM batches b WHERE b.batch_id = $8;
+
+-- A file past its expires_at ($3: now) is not found, like a missing one, before the sweeper deletes it.
 -- name: getBatchFile
-SELECT file_id, purpose, filename, bytes, created_at FROM batch_files WHERE file_id = $1 AND user_id = $2;
+SELECT file_id, purpose, filename, bytes, created_at, expires_at FROM batch_files
+WHERE file_id = $1 AND user_id = $2 AND (expires_at IS NULL OR expires_at > $3);
 
 -- name: getBatchFileContent
 -- bound: bulk
-SELECT content FROM batch_files WHERE file_id = $1 AND user_id = $2;
+SELECT content FROM batch_files WHERE file_id = $1 AND user_id = $2 AND (expires_at IS NULL OR expires_at > $3);
 
--- $3: the id to list after (null: from the newest), $4: at most this many (the caller asks one more to learn has_more).
+-- $3: the id to list after (null: from the newest), $4: at most this many (the caller asks one more to learn has_more), $5: now.
 -- name: listBatchFiles
-SELECT file_id, purpose, filename, bytes, created_at FROM batch_files
-WHERE user_id = $1 AND ($2::text IS NULL OR purpose = $2)
+SELECT file_id, purpose, filename, bytes, created_at, expires_at FROM batch_files
+WHERE user_id = $1 AND ($2::text IS NULL OR purpose = $2) AND (expires_at IS NULL OR expires_at > $5)
   AND ($3::text IS NULL OR seq < (SELECT seq FROM batch_files WHERE file_id = $3 AND user_id = $1))
 ORDER BY seq DESC LIMIT $4;
 
 -- name: deleteBatchFile
-DELETE FROM batch_files WHERE file_id = $1 AND user_id = $2 RETURNING file_id;
+DELETE FROM batch_files WHERE file_id = $1 AND user_id = $2 AND (expires_at IS NULL OR expires_at > $3) RETURNING file_id;
+
+-- Expired files, at most $2 of them (their bytes can be large): one short statement, no transaction.
+-- name: deleteExpiredBatchFiles
+-- bound: bulk
+DELETE FROM batch_files WHERE file_id IN (
+  SELECT file_id FROM batch_files WHERE expires_at <= $1 ORDER BY expires_at LIMIT $2
+);
 
 -- name: insertBatch
 INSERT INTO batches (batch_id, user_id, endpoint, input_file_id, completion_window, metadata, status, errors,
-                     created_at, expires_at, in_progress_at, failed_at)
-VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12);
+                     created_at, expires_at, in_progress_at, failed_at, output_expires_after_seconds)
+VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13);
 
 -- name: insertBatchLines
 INSERT INTO batch_lines (batch_id, line, custom_id, body, model, cost)

@@ -59,7 +59,7 @@ export interface Gateway {
   start(): void;
   health(): Promise<Record<string, unknown>>;
   /** Runs the sweeper once now (it also runs on its own every SWEEP_INTERVAL_MS). */
-  sweep(): Promise<{ republished: number; expired: number }>;
+  sweep(): Promise<{ republished: number; expired: number; expiredFiles: number }>;
   /** Runs the batch dispatcher once now (it also runs on its own every BATCH_DISPATCH_INTERVAL_MS). */
   tickBatches(): Promise<unknown>;
   /** Runs the webhook delivery loop once now (it also runs on its own every WEBHOOK_POLL_INTERVAL_MS). */
