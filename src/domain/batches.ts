@@ -129,7 +129,21 @@ export interface NewFile {
   expiresAt?: Date | null;
 }
 
+/** How a line ended: its request completed or failed, refused at admission, or never ran (batch cancelled, window over). */
+export type LineEnding = "completed" | "failed" | "refused" | "cancelled" | "expired";
+
+/** Told what the store really changed (a line ended by another replica first is not told twice): for metrics. */
+export interface BatchStoreListener {
+  linesEnded(ending: LineEnding, count: number): void;
+  batchFinished(status: BatchStatus): void;
+}
+
 export interface BatchStore {
+  /** Adds a listener until the function it returns is called. */
+  listen(listener: BatchStoreListener): () => void;
+  /** Lines not yet dispatched (pending) per model: the batch backlog. */
+  pendingLinesByModel(): Promise<Map<string, number>>;
+
   insertFile(file: NewFile): Promise<void>;
   /** Someone else's file is null, like a missing one; so is a file expired by `now`. */
   getFile(fileId: string, userId: string, now: Date): Promise<StoredFile | null>;

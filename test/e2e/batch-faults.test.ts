@@ -89,6 +89,15 @@ describe("the gateway killed (SIGKILL) mid-batch, then started again", { skip, t
   };
   const quota = async () =>
     ((await (await fetch(`http://127.0.0.1:${ports["api-service"]}/api/v1/quota`, { headers: { authorization: `Bearer ${apiKey}` } })).json()) as { daily: { requests: number; tokens_used: number; tokens_reserved: number } }).daily;
+  /** The restarted gateway's batch metrics: sample name and labels → value. */
+  const metrics = async () => {
+    const text = await (await fetch(`http://127.0.0.1:${ports.gateway}/metrics`)).text();
+    return [...text.matchAll(/^(batch_lines_total|batches_finished_total|batch_lines_pending)\{([^}]*)\} (\S+)$/gm)].map((m) => ({ name: m[1]!, labels: m[2]!, value: Number(m[3]) }));
+  };
+  const metric = async (name: string, labels?: string) => (await metrics()).filter((m) => m.name === name && (labels === undefined || m.labels.includes(labels))).reduce((sum, m) => sum + m.value, 0);
+  const waitForMetric = async (what: string, ok: (value: number) => boolean, name: string) => {
+    for (const deadline = Date.now() + 60_000; !ok(await metric(name)); await sleep(100)) assert.ok(Date.now() < deadline, `timed out waiting for ${what}`);
+  };
   const ledger = async () =>
     (await database.db.query<{ rows: number; tokens: number }>("SELECT count(*)::int AS rows, COALESCE(sum(total_tokens), 0)::int AS tokens FROM usage_ledger WHERE user_id = $1", [USER])).rows[0]!;
 
@@ -131,6 +140,7 @@ describe("the gateway killed (SIGKILL) mid-batch, then started again", { skip, t
     assert.ok(afterKill.waiting > 0 && afterKill.done > 0, JSON.stringify(afterKill));
 
     await start("gateway");
+    await waitForMetric("the backlog gauge to count the lines left", (n) => n > 0, "batch_lines_pending");
     let done = await client.batches.retrieve(batch.id);
     for (const deadline = Date.now() + 180_000; !["completed", "failed", "expired", "cancelled"].includes(done.status); ) {
       assert.ok(Date.now() < deadline, `batch still ${done.status}: ${JSON.stringify(await states(batch.id))}`);
@@ -172,5 +182,11 @@ describe("the gateway killed (SIGKILL) mid-batch, then started again", { skip, t
     assert.equal(quotaAfter.tokens_reserved, 0, "nothing left reserved");
     const ledgerAfter = await ledger();
     assert.deepEqual({ rows: ledgerAfter.rows - ledgerBefore.rows, tokens: ledgerAfter.tokens - ledgerBefore.tokens }, { rows: LINES, tokens: used }, "usage ledger");
+
+    // The restarted gateway counted the lines it ended, each once (none ended while no gateway ran).
+    assert.equal(await metric("batch_lines_total", 'outcome="completed"'), LINES - afterKill.done);
+    assert.equal(await metric("batch_lines_total"), LINES - afterKill.done);
+    assert.equal(await metric("batches_finished_total", 'status="completed"'), 1);
+    await waitForMetric("the backlog gauge to read 0", (n) => n === 0, "batch_lines_pending");
   });
 });

@@ -207,6 +207,9 @@ for (const backend of ["servers", "embedded"] as Backend[]) {
           models,
         });
       const [one, two] = [replica(), replica()];
+      // What the store reports ending (the gateway's batch_lines_total): each line once, whichever replica saw it end.
+      const ended: string[] = [];
+      const unlisten = store.listen({ linesEnded: (outcome, n) => ended.push(...Array<string>(n).fill(outcome)), batchFinished: (status) => ended.push(`batch ${status}`) });
       const file = await upload(client, ["r1", "r2", "r3"].map((id) => chatLine(id)).join("\n"));
       const batch = await client.batches.create({ input_file_id: file.id, endpoint: "/v1/chat/completions", completion_window: "24h" });
       await Promise.all([one.tick(), two.tick(), one.tick(), two.tick()]);
@@ -222,6 +225,8 @@ for (const backend of ["servers", "embedded"] as Backend[]) {
       }
       assert.equal(done.status, "completed");
       assert.equal(admitted.length, 4, "the crashed line was admitted once more");
+      unlisten();
+      assert.deepEqual(ended, ["completed", "completed", "completed", "batch completed"]);
       const output = await linesOf(client, done.output_file_id);
       assert.equal(new Set(output.map((l) => l.response!.request_id)).size, 3);
       const quota = await quotaOf(user.authorization);

@@ -1,5 +1,5 @@
 /** BatchStore over PostgreSQL or PGlite (see sql-client.ts); every statement is in queries.sql. */
-import type { BatchLineError, BatchStatus, BatchStore, ClaimedLine, FairShare, LineOutcome, NewBatch, NewFile, OutputLine, StoredBatch, StoredFile } from "../../domain/batches.js";
+import type { BatchLineError, BatchStatus, BatchStore, BatchStoreListener, ClaimedLine, FairShare, LineEnding, LineOutcome, NewBatch, NewFile, OutputLine, StoredBatch, StoredFile } from "../../domain/batches.js";
 import { sql } from "./queries.js";
 import type { SqlClient, SqlExecutor } from "./sql-client.js";
 
@@ -44,7 +44,41 @@ const insertOutputFile = (db: SqlExecutor, batchId: string, f: NewFile) =>
   db.query(sql("insertBatchOutputFile"), [f.fileId, f.userId, f.purpose, f.filename, f.content.length, f.content, f.createdAt, batchId]);
 
 export class SqlBatchStore implements BatchStore {
+  private readonly listeners = new Set<BatchStoreListener>();
+
   constructor(private readonly db: SqlClient) {}
+
+  listen(listener: BatchStoreListener): () => void {
+    this.listeners.add(listener);
+    return () => this.listeners.delete(listener);
+  }
+
+  /** After the change is committed; a listener that throws changes nothing here. */
+  private ended(ending: LineEnding, count: number): void {
+    if (count <= 0) return;
+    for (const l of this.listeners) {
+      try {
+        l.linesEnded(ending, count);
+      } catch {
+        // metrics only
+      }
+    }
+  }
+
+  private finished(status: BatchStatus): void {
+    for (const l of this.listeners) {
+      try {
+        l.batchFinished(status);
+      } catch {
+        // metrics only
+      }
+    }
+  }
+
+  async pendingLinesByModel(): Promise<Map<string, number>> {
+    const { rows } = await this.db.query<{ model: string; n: number }>(sql("pendingBatchLinesByModel"));
+    return new Map(rows.map((r) => [r.model, Number(r.n)]));
+  }
 
   /** Replicas claim, and end lines, one at a time (PGlite has one connection: its transactions already do). */
   private underFairShareLock<T>(work: (tx: SqlExecutor) => Promise<T>): Promise<T> {
@@ -99,6 +133,7 @@ export class SqlBatchStore implements BatchStore {
         await tx.query(sql("insertFairShareTenant"), [b.userId]);
       }
     });
+    if (failed) this.finished("failed");
   }
 
   async getBatch(batchId: string, userId: string): Promise<StoredBatch | null> {
@@ -129,7 +164,8 @@ export class SqlBatchStore implements BatchStore {
   }
 
   async refuseLine(batchId: string, line: number, response: OutputLine["response"], error: OutputLine["error"]): Promise<void> {
-    await this.db.query(sql("refuseBatchLine"), [batchId, line, toJson(response), toJson(error)]);
+    const { rows } = await this.db.query<{ refused: number }>(sql("refuseBatchLine"), [batchId, line, toJson(response), toJson(error)]);
+    this.ended("refused", Number(rows[0]?.refused ?? 0));
   }
 
   async dispatchedLines(limit: number): Promise<Array<{ batchId: string; line: number; requestId: string }>> {
@@ -139,14 +175,18 @@ export class SqlBatchStore implements BatchStore {
 
   async finishLines(outcomes: LineOutcome[]): Promise<void> {
     if (outcomes.length === 0) return;
-    await this.underFairShareLock((tx) => tx.query(sql("finishBatchLines"), [
+    const { rows } = await this.underFairShareLock((tx) => tx.query<{ completed: number; failed: number }>(sql("finishBatchLines"), [
       outcomes.map((o) => o.batchId), outcomes.map((o) => o.line), outcomes.map((o) => o.ok),
       outcomes.map((o) => toJson(o.response)), outcomes.map((o) => toJson(o.error)), outcomes.map((o) => o.tokens),
     ]));
+    this.ended("completed", Number(rows[0]?.completed ?? 0));
+    this.ended("failed", Number(rows[0]?.failed ?? 0));
   }
 
   async closeLines(now: Date): Promise<number> {
-    return (await this.db.query(sql("closeBatchLines"), [now])).rowCount;
+    const { rows } = await this.db.query<{ closed_by: string }>(sql("closeBatchLines"), [now]);
+    for (const ending of ["cancelled", "expired"] as const) this.ended(ending, rows.filter((r) => r.closed_by === ending).length);
+    return rows.length;
   }
 
   async finishableBatches(limit: number) {
@@ -172,6 +212,9 @@ export class SqlBatchStore implements BatchStore {
       if (rowCount === 0) return false;
       for (const file of input.files) await insertOutputFile(tx, input.batchId, file);
       return true;
+    }).then((done) => {
+      if (done) this.finished(input.to);
+      return done;
     });
   }
 

@@ -348,10 +348,12 @@ WITH refused AS (
   UPDATE batch_lines SET status = 'done', ok = false, response = $3, error = $4, claimed_until = NULL, closed_by = 'refused'
   WHERE batch_id = $1 AND line = $2 AND status = 'pending'
   RETURNING batch_id, cost
+), given_back AS (
+  UPDATE batch_fair_share f SET finish_tag = f.finish_tag - r.cost / w.weight
+  FROM refused r JOIN batches b ON b.batch_id = r.batch_id JOIN batch_tenant_weights w ON w.user_id = b.user_id
+  WHERE f.user_id = b.user_id
 )
-UPDATE batch_fair_share f SET finish_tag = f.finish_tag - r.cost / w.weight
-FROM refused r JOIN batches b ON b.batch_id = r.batch_id JOIN batch_tenant_weights w ON w.user_id = b.user_id
-WHERE f.user_id = b.user_id;
+SELECT count(*)::int AS refused FROM refused;
 
 -- name: dispatchedBatchLines
 SELECT batch_id, line, request_id FROM batch_lines WHERE status = 'dispatched' ORDER BY batch_id, line LIMIT $1;
@@ -363,15 +365,18 @@ WITH ended AS (
   UPDATE batch_lines l SET status = 'done', ok = u.ok, response = u.response, error = u.error
   FROM unnest($1::text[], $2::int[], $3::boolean[], $4::jsonb[], $5::jsonb[], $6::int[]) AS u(batch_id, line, ok, response, error, tokens)
   WHERE l.batch_id = u.batch_id AND l.line = u.line AND l.status = 'dispatched'
-  RETURNING l.batch_id, l.cost, u.tokens
+  RETURNING l.batch_id, l.cost, u.tokens, u.ok
+), charged AS (
+  UPDATE batch_fair_share f SET finish_tag = f.finish_tag + s.correction, served_tokens = f.served_tokens + s.tokens
+  FROM (
+    SELECT b.user_id, sum((e.tokens - e.cost) / w.weight) AS correction, sum(e.tokens) AS tokens
+    FROM ended e JOIN batches b ON b.batch_id = e.batch_id JOIN batch_tenant_weights w ON w.user_id = b.user_id
+    GROUP BY b.user_id
+  ) s
+  WHERE f.user_id = s.user_id
 )
-UPDATE batch_fair_share f SET finish_tag = f.finish_tag + s.correction, served_tokens = f.served_tokens + s.tokens
-FROM (
-  SELECT b.user_id, sum((e.tokens - e.cost) / w.weight) AS correction, sum(e.tokens) AS tokens
-  FROM ended e JOIN batches b ON b.batch_id = e.batch_id JOIN batch_tenant_weights w ON w.user_id = b.user_id
-  GROUP BY b.user_id
-) s
-WHERE f.user_id = s.user_id;
+-- What really ended here (lines another replica ended first are not counted twice).
+SELECT count(*) FILTER (WHERE ok)::int AS completed, count(*) FILTER (WHERE NOT ok)::int AS failed FROM ended;
 
 -- Lines that will never run: those of cancelling batches, and of running batches whose window is
 -- over (a line that was waiting for quota keeps that reason). Claimed lines are left to their claimer.
@@ -384,7 +389,8 @@ UPDATE batch_lines l SET status = 'done', ok = false, claimed_until = NULL,
   END
 FROM batches b
 WHERE b.batch_id = l.batch_id AND l.status = 'pending' AND (l.claimed_until IS NULL OR l.claimed_until <= $1)
-  AND (b.status = 'cancelling' OR (b.status = 'in_progress' AND b.expires_at <= $1));
+  AND (b.status = 'cancelling' OR (b.status = 'in_progress' AND b.expires_at <= $1))
+RETURNING l.closed_by;
 
 -- Batches whose every line is done, with whether any line was closed by the window.
 -- name: finishableBatches
@@ -394,6 +400,11 @@ FROM batches b
 WHERE b.status IN ('in_progress', 'cancelling')
   AND NOT EXISTS (SELECT 1 FROM batch_lines l WHERE l.batch_id = b.batch_id AND l.status <> 'done')
 ORDER BY b.created_at LIMIT $1;
+
+-- The batch backlog per model, for the gauge the worker's autoscaler reads (by the pending-lines index).
+-- name: pendingBatchLinesByModel
+-- bound: bulk
+SELECT COALESCE(model, '') AS model, count(*)::int AS n FROM batch_lines WHERE status = 'pending' GROUP BY 1;
 
 -- name: batchLinesOutcome
 SELECT line, custom_id, request_id, ok, response, error FROM batch_lines WHERE batch_id = $1 ORDER BY line;
