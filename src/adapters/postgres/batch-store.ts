@@ -6,6 +6,7 @@ import type { SqlClient, SqlExecutor } from "./sql-client.js";
 type Row = Record<string, unknown>;
 const date = (v: unknown): Date | null => (v === null || v === undefined ? null : new Date(v as string));
 const json = <T>(v: unknown): T | null => (v === null || v === undefined ? null : typeof v === "string" ? (JSON.parse(v) as T) : (v as T));
+const FINAL_STATUSES: ReadonlySet<BatchStatus> = new Set(["completed", "failed", "expired", "cancelled"]);
 const toJson = (v: unknown): string | null => (v === null || v === undefined ? null : JSON.stringify(v));
 
 function toFile(r: Row): StoredFile {
@@ -66,6 +67,8 @@ export class SqlBatchStore implements BatchStore {
   }
 
   private finished(status: BatchStatus): void {
+    // A step on the way (finalizing, cancelling) is not an end.
+    if (!FINAL_STATUSES.has(status)) return;
     for (const l of this.listeners) {
       try {
         l.batchFinished(status);
