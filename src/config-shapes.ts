@@ -98,6 +98,8 @@ export interface BatchConfig {
   leaseMs: number;
   /** How long a line the user's quota did not fit waits before it is tried again (at most: until its quota resets). */
   quotaRetryMs: number;
+  /** How long output and error files last when the batch did not say (`output_expires_after`); null: for ever. */
+  outputFileTtlSeconds: number | null;
 }
 
 export interface WorkerConfig {

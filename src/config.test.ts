@@ -47,3 +47,13 @@ describe("config: time bounds on the backing services", () => {
     }
   });
 });
+
+describe("config: batch output files expire", () => {
+  it("after 30 days by default, never with 0, and a value out of range names the variable", () => {
+    assert.equal(loadConfig({}, "all").gateway.batches.outputFileTtlSeconds, 30 * 86_400);
+    assert.equal(loadConfig({ BATCH_OUTPUT_FILE_TTL_S: "0" }, "all").gateway.batches.outputFileTtlSeconds, null);
+    assert.equal(loadConfig({ BATCH_OUTPUT_FILE_TTL_S: "3600" }, "all").gateway.batches.outputFileTtlSeconds, 3_600);
+    assert.throws(() => loadConfig({ BATCH_OUTPUT_FILE_TTL_S: "-1" }, "all"), /BATCH_OUTPUT_FILE_TTL_S/);
+    assert.throws(() => loadConfig({ BATCH_OUTPUT_FILE_TTL_S: "1e9" }, "all"), /BATCH_OUTPUT_FILE_TTL_S/);
+  });
+});

@@ -16,7 +16,13 @@ export interface StoredFile {
   filename: string;
   bytes: number;
   createdAt: Date;
+  /** When it stops being found (and is deleted soon after); null: it lasts until it is deleted. */
+  expiresAt: Date | null;
 }
+
+/** OpenAI's bounds on `expires_after[seconds]` (files) and `output_expires_after.seconds` (batches): 1 hour to 30 days. */
+export const FILE_EXPIRY_MIN_SECONDS = 3_600;
+export const FILE_EXPIRY_MAX_SECONDS = 2_592_000;
 
 /** OpenAI's BatchError: what is wrong, on which line (1-based) and in which field. */
 export interface BatchLineError {
@@ -62,6 +68,8 @@ export interface NewBatch {
   metadata: Record<string, string> | null;
   createdAt: Date;
   expiresAt: Date;
+  /** How long its output and error files last after they are written; absent or null: for ever. */
+  outputExpiresAfterSeconds?: number | null;
   /** Absent: the batch failed validation (stored `failed` with these errors, no lines). */
   lines?: NewBatchLine[];
   errors?: BatchLineError[];
@@ -121,15 +129,33 @@ export interface NewFile {
   filename: string;
   content: Buffer;
   createdAt: Date;
+  /** Absent or null: it never expires. (Output files written by finishBatch expire as their batch says.) */
+  expiresAt?: Date | null;
+}
+
+/** How a line ended: its request completed or failed, refused at admission, or never ran (batch cancelled, window over). */
+export type LineEnding = "completed" | "failed" | "refused" | "cancelled" | "expired";
+
+/** Told what the store really changed (a line ended by another replica first is not told twice): for metrics. */
+export interface BatchStoreListener {
+  linesEnded(ending: LineEnding, count: number): void;
+  batchFinished(status: BatchStatus): void;
 }
 
 export interface BatchStore {
+  /** Adds a listener until the function it returns is called. */
+  listen(listener: BatchStoreListener): () => void;
+  /** Lines not yet dispatched (pending) per model: the batch backlog. */
+  pendingLinesByModel(): Promise<Map<string, number>>;
+
   insertFile(file: NewFile): Promise<void>;
-  /** Someone else's file is null, like a missing one. */
-  getFile(fileId: string, userId: string): Promise<StoredFile | null>;
-  fileContent(fileId: string, userId: string): Promise<Buffer | null>;
-  listFiles(userId: string, options: { purpose?: string; after?: string; limit: number }): Promise<StoredFile[]>;
-  deleteFile(fileId: string, userId: string): Promise<boolean>;
+  /** Someone else's file is null, like a missing one; so is a file expired by `now`. */
+  getFile(fileId: string, userId: string, now: Date): Promise<StoredFile | null>;
+  fileContent(fileId: string, userId: string, now: Date): Promise<Buffer | null>;
+  listFiles(userId: string, options: { purpose?: string; after?: string; limit: number; now: Date }): Promise<StoredFile[]>;
+  deleteFile(fileId: string, userId: string, now: Date): Promise<boolean>;
+  /** Deletes at most `limit` files expired by `now` (one statement); how many it deleted. */
+  deleteExpiredFiles(now: Date, limit: number): Promise<number>;
 
   insertBatch(batch: NewBatch): Promise<void>;
   getBatch(batchId: string, userId: string): Promise<StoredBatch | null>;
@@ -160,6 +186,7 @@ export interface BatchStore {
   /**
    * In one transaction: the batch goes from `from` to `to` with its files, which are stored only if
    * it was still `from` (another replica finishing it too writes nothing). False when it was not.
+   * The files expire as the batch was created to (`outputExpiresAfterSeconds`).
    */
   finishBatch(input: { batchId: string; from: BatchStatus; to: BatchStatus; at: Date; files: NewFile[]; outputFileId: string | null; errorFileId: string | null }): Promise<boolean>;
 

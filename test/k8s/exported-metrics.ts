@@ -2,8 +2,10 @@
  * What the code really exports: the platform started in-process (gateway, api-service, worker,
  * collector and an ML Service running the shared model, embedded backend), driven through the
  * situations the dashboard and the alerts watch (a completed request, a quota rejection, a failed
- * model call, unreadable messages, the quota store gone), then scraped at every /metrics.
+ * model call, unreadable messages, a batch run by the gateway's dispatcher, the quota store gone),
+ * then scraped at every /metrics.
  */
+import OpenAI, { toFile } from "openai";
 import { startPlatform, submit, waitForFinal } from "../support/platform.js";
 import type { Matcher, MetricCatalog, Selector } from "./promql.js";
 
@@ -135,6 +137,13 @@ export async function exportedMetrics(): Promise<Exposition[]> {
     const limited = await platform.createUser({ dailyRequests: 0 });
     const rejected = await submit(platform.url, { prompt: "over quota", max_length: 8 }, limited.authorization);
     if (rejected.status !== 429) throw new Error(`a user with no requests left got ${rejected.status}`);
+
+    // A batch, run by the gateway's own dispatcher: its lines and the batch are counted.
+    const openai = new OpenAI({ baseURL: `${platform.url}/v1`, apiKey: user.authorization.replace(/^Bearer /, ""), maxRetries: 0 });
+    const line = { custom_id: "m", method: "POST", url: "/v1/chat/completions", body: { model: "default", messages: [{ role: "user", content: "Hi" }], max_tokens: 4 } };
+    const file = await openai.files.create({ file: await toFile(Buffer.from(JSON.stringify(line)), "in.jsonl"), purpose: "batch" });
+    await openai.batches.create({ input_file_id: file.id, endpoint: "/v1/chat/completions", completion_window: "24h" });
+    await scrapeUntil(platform.url, "the batch finished", (e) => has("batches_finished_total", { status: "completed" })(e) && has("batch_lines_total", { outcome: "completed" })(e), 60_000);
 
     // Unreadable messages on both queues: the worker and the collector dead-letter them.
     await platform.queue.publish(platform.queues.requests, Buffer.from("not a request"));

@@ -28,6 +28,7 @@ import {
   type Json,
   type K8sObject,
 } from "./support.js";
+import { WORKER_BATCH_BACKLOG_QUERY } from "./policy.js";
 
 async function schemaErrors(obj: K8sObject): Promise<string | undefined> {
   const Model = await modelClass(obj.apiVersion, obj.kind);
@@ -131,6 +132,23 @@ describe("k8s objects validate against the Kubernetes and KEDA schemas", () => {
       assert.ok(v, `no CRD for ${obj.apiVersion} ${obj.kind}`);
       assert.deepEqual(v.validate(obj), [], key(obj));
     }
+  });
+
+  it("the worker also scales on the batch backlog: a prometheus trigger the CRD takes, string-valued as KEDA's metadata must be", () => {
+    const so = find(guideObjects(), "ScaledObject", "ml-worker");
+    const v = validators.get("keda.sh/v1alpha1/ScaledObject")!;
+    const trigger = (so.spec.triggers as Json[]).find((t) => t.type === "prometheus");
+    assert.ok(trigger, "no prometheus trigger on ml-worker");
+    assert.equal(trigger.metadata.query, WORKER_BATCH_BACKLOG_QUERY);
+    assert.match(trigger.metadata.serverAddress, /^http:\/\/prometheus-operated\.monitoring\.svc:9090$/, "the Prometheus the ml-service trigger reads");
+    assert.ok(Number(trigger.metadata.threshold) > 0);
+    assert.deepEqual(v.validate(so), []);
+    const [numeric] = clone([so]);
+    (numeric!.spec.triggers as Json[]).find((t) => t.type === "prometheus").metadata.threshold = 250;
+    assert.ok(v.validate(numeric).length > 0, "a numeric threshold passed (KEDA's metadata values are strings)");
+    const [typo] = clone([so]);
+    (typo!.spec.triggers as Json[]).find((t) => t.type === "prometheus").metricsType = "AverageValue";
+    assert.ok(v.validate(typo).some((e) => e.includes("metricsType")), "an unknown trigger field passed");
   });
 
   it("the strict KEDA check catches an unknown field, a wrong enum and the CRD's CEL rule", () => {

@@ -27,7 +27,12 @@ const dashboard = readDashboard();
 const objects = monitoringObjects();
 const rule = find(objects, "PrometheusRule", "ml-inference");
 const podMonitor = find(objects, "PodMonitor", "ml-inference");
-const allExpressions = () => [...dashboardExpressions(dashboard), ...ruleExpressions(rule)];
+/** The autoscalers' Prometheus queries (KEDA prometheus triggers) are held to the same checks. */
+const scalerExpressions = () =>
+  guideObjects()
+    .filter((o) => o.kind === "ScaledObject")
+    .flatMap((so) => ((so.spec?.triggers ?? []) as Json[]).filter((t) => t.type === "prometheus").map((t) => ({ where: `ScaledObject ${so.metadata.name}`, expr: String(t.metadata.query), kind: "rule" as const })));
+const allExpressions = () => [...dashboardExpressions(dashboard), ...ruleExpressions(rule), ...scalerExpressions()];
 
 const withRule = (mutate: (r: Json) => void): K8sObject => {
   const copy = structuredClone(rule) as Json;
@@ -85,7 +90,8 @@ describe("every metric and label a panel or rule uses is one the code exports", 
 
   it("the components served the metrics the checks compare against", () => {
     const names = catalogOf(expositions).names();
-    for (const n of ["gateway_admissions_total", "worker_outcomes_total", "ml_model_loaded", "gateway_admission_seconds_bucket"]) assert.ok(names.includes(n), `${n} was not served`);
+    for (const n of ["gateway_admissions_total", "worker_outcomes_total", "ml_model_loaded", "gateway_admission_seconds_bucket", "batch_lines_total", "batches_finished_total", "batch_lines_pending"]) assert.ok(names.includes(n), `${n} was not served`);
+    assert.deepEqual(scalerExpressions().map((e) => e.where).sort(), ["ScaledObject ml-service", "ScaledObject ml-worker"], "both Prometheus triggers are checked");
   });
 
   it("every expression parses; its metrics, matcher labels and by/on labels exist; every selector matches a served series", () => {

@@ -11,6 +11,7 @@ import { DEFAULT_PORTS } from "../../src/config.js";
 import { QUEUE_NAMES } from "../../src/domain/contracts.js";
 import { deadLetterQueueName, mainQueueArguments } from "../../src/adapters/rabbitmq/message-queue.js";
 import { COMMAND_NEEDS, GUIDE_SECRETS, GUIDE_WORKLOADS } from "./facts.js";
+import { analyze } from "./promql.js";
 import { containersOf, envOf, envValue, find, type Json, type K8sObject, podTemplates, ROOT, selects } from "./support.js";
 
 export interface Bundle {
@@ -483,7 +484,8 @@ export const RULES: Rule[] = [
     check: (b) => {
       const out: string[] = [];
       const want: Record<string, string[]> = {
-        "ml-worker": [`rabbitmq:${QUEUE_NAMES.requests}`],
+        // The batch backlog waits in PostgreSQL, where the queue length cannot see it.
+        "ml-worker": [`rabbitmq:${QUEUE_NAMES.requests}`, `prometheus:${WORKER_BATCH_BACKLOG_QUERY}`],
         "results-collector": [`rabbitmq:${QUEUE_NAMES.results}`],
         "ml-service": ["cpu", "prometheus:sum(rate(ml_tokens_processed_total[1m]))"],
       };
@@ -503,8 +505,12 @@ export const RULES: Rule[] = [
       for (const so of b.objects.filter((o) => o.kind === "ScaledObject")) {
         for (const t of so.spec?.triggers ?? []) {
           if (t.type !== "prometheus") continue;
-          const metric = /([a-z_:][a-z0-9_:]*)\s*\[/.exec(String(t.metadata?.query))?.[1];
-          if (!metric || !metricDefinedInCode(metric)) out.push(`${name(so)}: metric ${String(metric)} is not defined in src/`);
+          // Every metric the query selects, range vector or instant (a gauge needs no rate()).
+          const { selectors } = analyze(String(t.metadata?.query), { labelsOf: () => new Set(), targetLabels: new Set() });
+          if (selectors.length === 0) out.push(`${name(so)}: the query ${String(t.metadata?.query)} selects no metric`);
+          for (const metric of selectors.map((sel) => sel.name)) {
+            if (!metric || !metricDefinedInCode(metric)) out.push(`${name(so)}: metric ${String(metric)} is not defined in src/`);
+          }
         }
       }
       return out;
@@ -619,6 +625,9 @@ function componentOfContainer(b: Bundle, c: Json): string | undefined {
 function sortKeys(o: Record<string, unknown>): Record<string, unknown> {
   return Object.fromEntries(Object.entries(o).sort(([a], [b]) => a.localeCompare(b)));
 }
+/** The worker's batch-backlog trigger: waiting lines per model, max over the gateway replicas (each reports the database's count). */
+export const WORKER_BATCH_BACKLOG_QUERY = "sum(max by (model) (batch_lines_pending))";
+
 let srcText: string | undefined;
 function metricDefinedInCode(metric: string): boolean {
   if (srcText === undefined) {
@@ -709,6 +718,7 @@ export const FIXTURES: Fixture[] = [
   { rule: "keda-triggers-match-code", what: "worker scales on a misspelt queue", breakIt: (b) => { find(b.objects, "ScaledObject", "ml-worker").spec.triggers[0].metadata.queueName = "inference_request"; } },
   { rule: "keda-triggers-match-code", what: "collector scales on the requests queue", breakIt: (b) => { find(b.objects, "ScaledObject", "results-collector").spec.triggers[0].metadata.queueName = QUEUE_NAMES.requests; } },
   { rule: "keda-triggers-match-code", what: "Prometheus query on a metric the code does not export", breakIt: (b) => { find(b.objects, "ScaledObject", "ml-service").spec.triggers[1].metadata.query = "sum(rate(ml_tokens_total[1m]))"; } },
+  { rule: "keda-triggers-match-code", what: "worker's batch backlog summed over the gateway replicas (each reports the whole count)", breakIt: (b) => { find(b.objects, "ScaledObject", "ml-worker").spec.triggers[1].metadata.query = "sum(batch_lines_pending)"; } },
   { rule: "keda-triggers-match-code", what: "QUEUE_RESULTS env differs from the code", breakIt: (b) => { setEnv(ctr(b, "results-collector"), "QUEUE_RESULTS", "results"); } },
   { rule: "component-ports-and-commands", what: "gateway Deployment runs the worker", breakIt: (b) => { ctr(b, "api-gateway").args = ["worker"]; } },
   { rule: "component-ports-and-commands", what: "ml-service PORT differs from its containerPort", breakIt: (b) => { setEnv(ctr(b, "ml-service"), "PORT", "9000"); } },

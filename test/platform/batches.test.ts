@@ -39,6 +39,8 @@ for (const backend of ["servers", "embedded"] as Backend[]) {
     let store: SqlBatchStore;
     let admit: ReturnType<typeof createAdmission>;
     let models: string[];
+    // The routes' clock: moved forward to see files expire.
+    let clockShiftMs = 0;
 
     before(async () => {
       platform = await startPlatform({ backend, env: { BATCH_QUOTA_RETRY_MS: "100", BATCH_DISPATCH_CONCURRENCY: "2", BATCH_DISPATCH_INTERVAL_MS: "600000" } });
@@ -49,7 +51,7 @@ for (const backend of ["servers", "embedded"] as Backend[]) {
       models = ["default", config.defaultModel];
       const auth = new Authenticator({ users: platform.users, anonymous: config.anonymous, cacheTtlMs: 0 });
       app = createHttpApp({ logger: silentLogger, registries: [], bodyLimitBytes: config.bodyLimitBytes });
-      registerBatchRoutes(app, { config, log: silentLogger, auth, store, models, quota: platform.quota });
+      registerBatchRoutes(app, { config, log: silentLogger, auth, store, models, quota: platform.quota, now: () => new Date(Date.now() + clockShiftMs) });
       await app.listen({ port: 0, host: "127.0.0.1" });
       const address = app.server.address() as { port: number };
       url = `http://127.0.0.1:${address.port}`;
@@ -114,7 +116,10 @@ for (const backend of ["servers", "embedded"] as Backend[]) {
       assert.equal(after.requests - before.requests, 5);
       assert.equal(after.tokens_reserved, 0);
       assert.equal((await client.batches.list()).data[0]!.id, created.id);
-      assert.ok((await client.files.list()).data.some((f) => f.id === done.output_file_id && f.purpose === "batch_output"));
+      const output = (await client.files.list()).data.find((f) => f.id === done.output_file_id)!;
+      assert.equal(output.purpose, "batch_output");
+      assert.equal(output.expires_at, output.created_at + 30 * 86_400, "BATCH_OUTPUT_FILE_TTL_S by default");
+      assert.equal((await client.files.retrieve(file.id)).expires_at, undefined, "an input file without expires_after lasts");
     });
 
     it("completions and responses batches answer in their endpoint's shape", async () => {
@@ -124,8 +129,11 @@ for (const backend of ["servers", "embedded"] as Backend[]) {
       const responses = [JSON.stringify({ custom_id: "resp", method: "POST", url: "/v1/responses", body: { model: "default", input: "Ben had a kite", max_output_tokens: 8, metadata: { n: "1" } } })];
       for (const [endpoint, jsonl, object] of [["/v1/completions", completions, "text_completion"], ["/v1/responses", responses, "response"]] as const) {
         const file = await upload(client, jsonl.join("\n"));
-        const done = await runToEnd(client, (await client.batches.create({ input_file_id: file.id, endpoint, completion_window: "24h" })).id);
+        const output_expires_after = { anchor: "created_at" as const, seconds: 7_200 };
+        const done = await runToEnd(client, (await client.batches.create({ input_file_id: file.id, endpoint, completion_window: "24h", output_expires_after })).id);
         assert.equal(done.status, "completed");
+        const output = await client.files.retrieve(done.output_file_id!);
+        assert.equal(output.expires_at, output.created_at + 7_200, "output_expires_after, anchored at the file's creation");
         const lines = await linesOf(client, done.output_file_id);
         assert.equal(lines.length, jsonl.length);
         for (const line of lines) assert.equal(line.response!.body.object, object);
@@ -199,6 +207,9 @@ for (const backend of ["servers", "embedded"] as Backend[]) {
           models,
         });
       const [one, two] = [replica(), replica()];
+      // What the store reports ending (the gateway's batch_lines_total): each line once, whichever replica saw it end.
+      const ended: string[] = [];
+      const unlisten = store.listen({ linesEnded: (outcome, n) => ended.push(...Array<string>(n).fill(outcome)), batchFinished: (status) => ended.push(`batch ${status}`) });
       const file = await upload(client, ["r1", "r2", "r3"].map((id) => chatLine(id)).join("\n"));
       const batch = await client.batches.create({ input_file_id: file.id, endpoint: "/v1/chat/completions", completion_window: "24h" });
       await Promise.all([one.tick(), two.tick(), one.tick(), two.tick()]);
@@ -214,6 +225,8 @@ for (const backend of ["servers", "embedded"] as Backend[]) {
       }
       assert.equal(done.status, "completed");
       assert.equal(admitted.length, 4, "the crashed line was admitted once more");
+      unlisten();
+      assert.deepEqual(ended, ["completed", "completed", "completed", "batch completed"]);
       const output = await linesOf(client, done.output_file_id);
       assert.equal(new Set(output.map((l) => l.response!.request_id)).size, 3);
       const quota = await quotaOf(user.authorization);
@@ -265,6 +278,40 @@ for (const backend of ["servers", "embedded"] as Backend[]) {
       const quota = await quotaOf(user.authorization);
       assert.equal(quota.requests, 2);
       assert.equal(quota.tokens_reserved, 0);
+    });
+
+    it("files expire: expires_after is kept and answered, an expired file is not found, the sweeper deletes it", async () => {
+      const client = clientFor((await platform.createUser()).authorization);
+      const file = async (expires_after?: unknown) =>
+        client.files.create({ file: await toFile(Buffer.from(chatLine("x")), "in.jsonl"), purpose: "batch", ...(expires_after ? { expires_after } : {}) } as OpenAI.FileCreateParams);
+      const hour = await file({ anchor: "created_at", seconds: 3_600 });
+      const kept = await file();
+      assert.equal(hour.expires_at, hour.created_at + 3_600);
+      assert.equal((await client.files.retrieve(hour.id)).expires_at, hour.expires_at);
+      for (const [bad, param] of [[{ anchor: "created_at", seconds: 60 }, "expires_after.seconds"], [{ anchor: "last_active_at", seconds: 3_600 }, "expires_after.anchor"], [{ anchor: "created_at", seconds: "soon" }, "expires_after.seconds"]] as const) {
+        await assert.rejects(file(bad), (e: unknown) => e instanceof OpenAI.BadRequestError && e.code === "invalid_parameter" && e.param === param, JSON.stringify(bad));
+      }
+      const badOutput = { input_file_id: kept.id, endpoint: "/v1/chat/completions", completion_window: "24h", output_expires_after: { anchor: "created_at", seconds: 2_592_001 } } as const;
+      await assert.rejects(client.batches.create(badOutput), (e: unknown) => e instanceof OpenAI.BadRequestError && e.param === "output_expires_after.seconds");
+      clockShiftMs = 3_601_000;
+      try {
+        const gone = (e: unknown) => e instanceof OpenAI.NotFoundError && e.code === "file_not_found";
+        await assert.rejects(client.files.retrieve(hour.id), gone);
+        await assert.rejects(client.files.content(hour.id), gone);
+        await assert.rejects(client.files.delete(hour.id), gone);
+        await assert.rejects(client.batches.create({ input_file_id: hour.id, endpoint: "/v1/chat/completions", completion_window: "24h" }), gone);
+        assert.deepEqual((await client.files.list()).data.map((f) => f.id), [kept.id]);
+        assert.equal((await client.files.retrieve(kept.id)).id, kept.id);
+      } finally {
+        clockShiftMs = 0;
+      }
+      // The gateway's sweeper deletes files whose time is up (by the real clock), and no other.
+      const expired = { fileId: `file-expired-${Date.now()}`, userId: "someone", purpose: "batch", filename: "old.jsonl", content: Buffer.from("{}"), createdAt: new Date(Date.now() - 7_200_000), expiresAt: new Date(Date.now() - 1) };
+      await store.insertFile(expired);
+      const rows = async () => (await platform.database.db.query<{ file_id: string }>("SELECT file_id FROM batch_files WHERE file_id = ANY($1)", [[expired.fileId, hour.id, kept.id]])).rows.map((r) => r.file_id).sort();
+      assert.deepEqual(await rows(), [expired.fileId, hour.id, kept.id].sort());
+      assert.ok((await platform.gateway.sweep()).expiredFiles >= 1);
+      assert.deepEqual(await rows(), [hour.id, kept.id].sort());
     });
 
     it("another user's file and batch are not found", async () => {

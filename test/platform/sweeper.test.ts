@@ -14,6 +14,7 @@ import { PgSqlClient } from "../../src/adapters/postgres/sql-client.js";
 import { SqlRequestStore } from "../../src/adapters/postgres/request-store.js";
 import { SqlOutbox } from "../../src/adapters/postgres/outbox.js";
 import { SqlStaleRequests } from "../../src/adapters/postgres/stale-requests.js";
+import { SqlBatchStore } from "../../src/adapters/postgres/batch-store.js";
 import { RedisQuotaStore } from "../../src/adapters/redis/quota-store.js";
 import { RedisEventBus } from "../../src/adapters/redis/event-bus.js";
 import { RabbitMessageQueue } from "../../src/adapters/rabbitmq/message-queue.js";
@@ -101,6 +102,7 @@ describe("the sweeper waiting on a slow broker or Redis holds nothing in the dat
       requests: new SqlRequestStore(db),
       outbox: new SqlOutbox(db),
       stale: new SqlStaleRequests(db),
+      batches: new SqlBatchStore(db),
       queue: deps.queue ?? rabbit,
       events,
       requestsQueue: queueName,
@@ -159,19 +161,19 @@ describe("the sweeper waiting on a slow broker or Redis holds nothing in the dat
       );
       assert.equal(claim.rows[0]?.claimed, true, "what keeps other replicas off the row is its lease");
       const replica = sweeper({ db: database.db as PgSqlClient });
-      assert.deepEqual(await replica.sweep(), { republished: 0, expired: 0 }, "another replica does not publish it a second time");
+      assert.deepEqual(await replica.sweep(), { republished: 0, expired: 0, expiredFiles: 0 }, "another replica does not publish it a second time");
       assert.equal((await requests().get(request.requestId))?.published, false, "not published before the broker confirms");
     } finally {
       // Whatever failed above, this sweep ends before the next test starts.
       broker.open();
       swept = await sweeping;
     }
-    assert.deepEqual(swept, { republished: 1, expired: 0 });
+    assert.deepEqual(swept, { republished: 1, expired: 0, expiredFiles: 0 });
     assert.equal((await requests().get(request.requestId))?.published, true);
     const published = await nextMessage(rabbit, queueName);
     assert.equal(published.request_id, request.requestId);
     assert.equal(published.prompt, request.prompt);
-    assert.deepEqual(await sweeper().sweep(), { republished: 0, expired: 0 }, "published once");
+    assert.deepEqual(await sweeper().sweep(), { republished: 0, expired: 0, expiredFiles: 0 }, "published once");
   });
 
   it("a quota release blocked on Redis: connections stay free, rows stay unlocked, an outcome meanwhile wins", async () => {
@@ -201,7 +203,7 @@ describe("the sweeper waiting on a slow broker or Redis holds nothing in the dat
       redis.open();
       swept = await sweeping;
     }
-    assert.deepEqual(swept, { republished: 0, expired: 1 });
+    assert.deepEqual(swept, { republished: 0, expired: 1, expiredFiles: 0 });
     const expired = await requests().get(abandoned.requestId);
     assert.equal(expired?.status, "failed");
     assert.equal(expired?.error?.code, "timeout");

@@ -1,15 +1,16 @@
 /** BatchStore over PostgreSQL or PGlite (see sql-client.ts); every statement is in queries.sql. */
-import type { BatchLineError, BatchStatus, BatchStore, ClaimedLine, FairShare, LineOutcome, NewBatch, NewFile, OutputLine, StoredBatch, StoredFile } from "../../domain/batches.js";
+import type { BatchLineError, BatchStatus, BatchStore, BatchStoreListener, ClaimedLine, FairShare, LineEnding, LineOutcome, NewBatch, NewFile, OutputLine, StoredBatch, StoredFile } from "../../domain/batches.js";
 import { sql } from "./queries.js";
 import type { SqlClient, SqlExecutor } from "./sql-client.js";
 
 type Row = Record<string, unknown>;
 const date = (v: unknown): Date | null => (v === null || v === undefined ? null : new Date(v as string));
 const json = <T>(v: unknown): T | null => (v === null || v === undefined ? null : typeof v === "string" ? (JSON.parse(v) as T) : (v as T));
+const FINAL_STATUSES: ReadonlySet<BatchStatus> = new Set(["completed", "failed", "expired", "cancelled"]);
 const toJson = (v: unknown): string | null => (v === null || v === undefined ? null : JSON.stringify(v));
 
 function toFile(r: Row): StoredFile {
-  return { fileId: r.file_id as string, purpose: r.purpose as string, filename: r.filename as string, bytes: Number(r.bytes), createdAt: date(r.created_at) as Date };
+  return { fileId: r.file_id as string, purpose: r.purpose as string, filename: r.filename as string, bytes: Number(r.bytes), createdAt: date(r.created_at) as Date, expiresAt: date(r.expires_at) };
 }
 
 function toBatch(r: Row): StoredBatch {
@@ -43,10 +44,49 @@ const usageOf = (u: { input_tokens: number; output_tokens: number; total_tokens:
   u ? { inputTokens: Number(u.input_tokens), outputTokens: Number(u.output_tokens), totalTokens: Number(u.total_tokens) } : null;
 
 const insertFile = (db: SqlExecutor, f: NewFile) =>
-  db.query(sql("insertBatchFile"), [f.fileId, f.userId, f.purpose, f.filename, f.content.length, f.content, f.createdAt]);
+  db.query(sql("insertBatchFile"), [f.fileId, f.userId, f.purpose, f.filename, f.content.length, f.content, f.createdAt, f.expiresAt ?? null]);
+/** An output or error file expires as its batch says (`output_expires_after`, or the default it was created with). */
+const insertOutputFile = (db: SqlExecutor, batchId: string, f: NewFile) =>
+  db.query(sql("insertBatchOutputFile"), [f.fileId, f.userId, f.purpose, f.filename, f.content.length, f.content, f.createdAt, batchId]);
 
 export class SqlBatchStore implements BatchStore {
+  private readonly listeners = new Set<BatchStoreListener>();
+
   constructor(private readonly db: SqlClient) {}
+
+  listen(listener: BatchStoreListener): () => void {
+    this.listeners.add(listener);
+    return () => this.listeners.delete(listener);
+  }
+
+  /** After the change is committed; a listener that throws changes nothing here. */
+  private ended(ending: LineEnding, count: number): void {
+    if (count <= 0) return;
+    for (const l of this.listeners) {
+      try {
+        l.linesEnded(ending, count);
+      } catch {
+        // metrics only
+      }
+    }
+  }
+
+  private finished(status: BatchStatus): void {
+    // A step on the way (finalizing, cancelling) is not an end.
+    if (!FINAL_STATUSES.has(status)) return;
+    for (const l of this.listeners) {
+      try {
+        l.batchFinished(status);
+      } catch {
+        // metrics only
+      }
+    }
+  }
+
+  async pendingLinesByModel(): Promise<Map<string, number>> {
+    const { rows } = await this.db.query<{ model: string; n: number }>(sql("pendingBatchLinesByModel"));
+    return new Map(rows.map((r) => [r.model, Number(r.n)]));
+  }
 
   /** Replicas claim, and end lines, one at a time (PGlite has one connection: its transactions already do). */
   private underFairShareLock<T>(work: (tx: SqlExecutor) => Promise<T>): Promise<T> {
@@ -60,24 +100,28 @@ export class SqlBatchStore implements BatchStore {
     await insertFile(this.db, file);
   }
 
-  async getFile(fileId: string, userId: string): Promise<StoredFile | null> {
-    const { rows } = await this.db.query<Row>(sql("getBatchFile"), [fileId, userId]);
+  async getFile(fileId: string, userId: string, now: Date): Promise<StoredFile | null> {
+    const { rows } = await this.db.query<Row>(sql("getBatchFile"), [fileId, userId, now]);
     return rows[0] ? toFile(rows[0]) : null;
   }
 
-  async fileContent(fileId: string, userId: string): Promise<Buffer | null> {
-    const { rows } = await this.db.query<{ content: Uint8Array }>(sql("getBatchFileContent"), [fileId, userId]);
+  async fileContent(fileId: string, userId: string, now: Date): Promise<Buffer | null> {
+    const { rows } = await this.db.query<{ content: Uint8Array }>(sql("getBatchFileContent"), [fileId, userId, now]);
     // pg answers a Buffer, PGlite a Uint8Array.
     return rows[0] ? Buffer.from(rows[0].content) : null;
   }
 
-  async listFiles(userId: string, o: { purpose?: string; after?: string; limit: number }): Promise<StoredFile[]> {
-    const { rows } = await this.db.query<Row>(sql("listBatchFiles"), [userId, o.purpose ?? null, o.after ?? null, o.limit]);
+  async listFiles(userId: string, o: { purpose?: string; after?: string; limit: number; now: Date }): Promise<StoredFile[]> {
+    const { rows } = await this.db.query<Row>(sql("listBatchFiles"), [userId, o.purpose ?? null, o.after ?? null, o.limit, o.now]);
     return rows.map(toFile);
   }
 
-  async deleteFile(fileId: string, userId: string): Promise<boolean> {
-    return (await this.db.query(sql("deleteBatchFile"), [fileId, userId])).rowCount > 0;
+  async deleteFile(fileId: string, userId: string, now: Date): Promise<boolean> {
+    return (await this.db.query(sql("deleteBatchFile"), [fileId, userId, now])).rowCount > 0;
+  }
+
+  async deleteExpiredFiles(now: Date, limit: number): Promise<number> {
+    return (await this.db.query(sql("deleteExpiredBatchFiles"), [now, limit])).rowCount;
   }
 
   async insertBatch(b: NewBatch): Promise<void> {
@@ -86,7 +130,7 @@ export class SqlBatchStore implements BatchStore {
       await tx.query(sql("insertBatch"), [
         b.batchId, b.userId, b.endpoint, b.inputFileId, b.completionWindow, toJson(b.metadata),
         failed ? "failed" : "in_progress", toJson(b.errors ?? null), b.createdAt, b.expiresAt,
-        failed ? null : b.createdAt, failed ? b.createdAt : null,
+        failed ? null : b.createdAt, failed ? b.createdAt : null, b.outputExpiresAfterSeconds ?? null,
       ]);
       const lines = b.lines ?? [];
       if (lines.length > 0) {
@@ -97,6 +141,7 @@ export class SqlBatchStore implements BatchStore {
         await tx.query(sql("insertFairShareTenant"), [b.userId]);
       }
     });
+    if (failed) this.finished("failed");
   }
 
   async getBatch(batchId: string, userId: string): Promise<StoredBatch | null> {
@@ -115,15 +160,20 @@ export class SqlBatchStore implements BatchStore {
 
   async claimLines(now: Date, until: Date, slotsPerModel: number, ended: LineOutcome[] = []): Promise<ClaimedLine[]> {
     // One transaction (one lock) for both: a pass's two writes cost three statements fewer.
+    let counted = { completed: 0, failed: 0 };
     const { rows } = await this.underFairShareLock(async (tx) => {
       if (ended.length > 0) {
-        await tx.query(sql("finishBatchLines"), [
+        const finished = await tx.query<{ completed: number; failed: number }>(sql("finishBatchLines"), [
           ended.map((o) => o.batchId), ended.map((o) => o.line), ended.map((o) => o.ok),
           ended.map((o) => toJson(o.response)), ended.map((o) => toJson(o.error)), ended.map((o) => o.tokens),
         ]);
+        counted = { completed: Number(finished.rows[0]?.completed ?? 0), failed: Number(finished.rows[0]?.failed ?? 0) };
       }
       return tx.query<Row>(sql("claimBatchLines"), [now, until, slotsPerModel]);
     });
+    // Counted once committed: a line two replicas saw end is changed (and counted) by one of them.
+    this.ended("completed", counted.completed);
+    this.ended("failed", counted.failed);
     return rows.map((r) => ({ batchId: r.batch_id as string, line: Number(r.line), customId: r.custom_id as string, body: json(r.body), userId: r.user_id as string, endpoint: r.endpoint as string }));
   }
 
@@ -138,7 +188,8 @@ export class SqlBatchStore implements BatchStore {
   }
 
   async refuseLine(batchId: string, line: number, response: OutputLine["response"], error: OutputLine["error"]): Promise<void> {
-    await this.db.query(sql("refuseBatchLine"), [batchId, line, toJson(response), toJson(error)]);
+    const { rows } = await this.db.query<{ refused: number }>(sql("refuseBatchLine"), [batchId, line, toJson(response), toJson(error)]);
+    this.ended("refused", Number(rows[0]?.refused ?? 0));
   }
 
   async dispatchedLines(limit: number): Promise<Array<{ batchId: string; line: number; requestId: string }>> {
@@ -147,7 +198,9 @@ export class SqlBatchStore implements BatchStore {
   }
 
   async closeLines(now: Date): Promise<number> {
-    return (await this.db.query(sql("closeBatchLines"), [now])).rowCount;
+    const { rows } = await this.db.query<{ closed_by: string }>(sql("closeBatchLines"), [now]);
+    for (const ending of ["cancelled", "expired"] as const) this.ended(ending, rows.filter((r) => r.closed_by === ending).length);
+    return rows.length;
   }
 
   async finishableBatches(limit: number) {
@@ -175,8 +228,11 @@ export class SqlBatchStore implements BatchStore {
     return this.db.transaction(async (tx) => {
       const { rowCount } = await tx.query(sql("finishBatch"), [input.batchId, input.from, input.to, input.at, input.outputFileId, input.errorFileId]);
       if (rowCount === 0) return false;
-      for (const file of input.files) await insertFile(tx, file);
+      for (const file of input.files) await insertOutputFile(tx, input.batchId, file);
       return true;
+    }).then((done) => {
+      if (done) this.finished(input.to);
+      return done;
     });
   }
 

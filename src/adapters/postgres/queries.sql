@@ -194,30 +194,46 @@ SELECT name, daily_requests, daily_tokens, monthly_requests, monthly_tokens FROM
 
 -- name: insertBatchFile
 -- bound: bulk
-INSERT INTO batch_files (file_id, user_id, purpose, filename, bytes, content, created_at)
-VALUES ($1, $2, $3, $4, $5, $6, $7);
+INSERT INTO batch_files (file_id, user_id, purpose, filename, bytes, content, created_at, expires_at)
+VALUES ($1, $2, $3, $4, $5, $6, $7, $8);
 
+-- A batch's output or error file ($8: the batch): it lasts what the batch was created with.
+-- name: insertBatchOutputFile
+-- bound: bulk
+INSERT INTO batch_files (file_id, user_id, purpose, filename, bytes, content, created_at, expires_at)
+SELECT $1::text, $2::text, $3::text, $4::text, $5::int, $6::bytea, $7::timestamptz, $7::timestamptz + make_interval(secs => b.output_expires_after_seconds)
+FROM batches b WHERE b.batch_id = $8;
+
+-- A file past its expires_at ($3: now) is not found, like a missing one, before the sweeper deletes it.
 -- name: getBatchFile
-SELECT file_id, purpose, filename, bytes, created_at FROM batch_files WHERE file_id = $1 AND user_id = $2;
+SELECT file_id, purpose, filename, bytes, created_at, expires_at FROM batch_files
+WHERE file_id = $1 AND user_id = $2 AND (expires_at IS NULL OR expires_at > $3);
 
 -- name: getBatchFileContent
 -- bound: bulk
-SELECT content FROM batch_files WHERE file_id = $1 AND user_id = $2;
+SELECT content FROM batch_files WHERE file_id = $1 AND user_id = $2 AND (expires_at IS NULL OR expires_at > $3);
 
--- $3: the id to list after (null: from the newest), $4: at most this many (the caller asks one more to learn has_more).
+-- $3: the id to list after (null: from the newest), $4: at most this many (the caller asks one more to learn has_more), $5: now.
 -- name: listBatchFiles
-SELECT file_id, purpose, filename, bytes, created_at FROM batch_files
-WHERE user_id = $1 AND ($2::text IS NULL OR purpose = $2)
+SELECT file_id, purpose, filename, bytes, created_at, expires_at FROM batch_files
+WHERE user_id = $1 AND ($2::text IS NULL OR purpose = $2) AND (expires_at IS NULL OR expires_at > $5)
   AND ($3::text IS NULL OR seq < (SELECT seq FROM batch_files WHERE file_id = $3 AND user_id = $1))
 ORDER BY seq DESC LIMIT $4;
 
 -- name: deleteBatchFile
-DELETE FROM batch_files WHERE file_id = $1 AND user_id = $2 RETURNING file_id;
+DELETE FROM batch_files WHERE file_id = $1 AND user_id = $2 AND (expires_at IS NULL OR expires_at > $3) RETURNING file_id;
+
+-- Expired files, at most $2 of them (their bytes can be large): one short statement, no transaction.
+-- name: deleteExpiredBatchFiles
+-- bound: bulk
+DELETE FROM batch_files WHERE file_id IN (
+  SELECT file_id FROM batch_files WHERE expires_at <= $1 ORDER BY expires_at LIMIT $2
+);
 
 -- name: insertBatch
 INSERT INTO batches (batch_id, user_id, endpoint, input_file_id, completion_window, metadata, status, errors,
-                     created_at, expires_at, in_progress_at, failed_at)
-VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12);
+                     created_at, expires_at, in_progress_at, failed_at, output_expires_after_seconds)
+VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13);
 
 -- name: insertBatchLines
 INSERT INTO batch_lines (batch_id, line, custom_id, body, model, cost)
@@ -336,10 +352,12 @@ WITH refused AS (
   UPDATE batch_lines SET status = 'done', ok = false, response = $3, error = $4, claimed_until = NULL, closed_by = 'refused'
   WHERE batch_id = $1 AND line = $2 AND status = 'pending'
   RETURNING batch_id, cost
+), given_back AS (
+  UPDATE batch_fair_share f SET finish_tag = f.finish_tag - r.cost / w.weight
+  FROM refused r JOIN batches b ON b.batch_id = r.batch_id JOIN batch_tenant_weights w ON w.user_id = b.user_id
+  WHERE f.user_id = b.user_id
 )
-UPDATE batch_fair_share f SET finish_tag = f.finish_tag - r.cost / w.weight
-FROM refused r JOIN batches b ON b.batch_id = r.batch_id JOIN batch_tenant_weights w ON w.user_id = b.user_id
-WHERE f.user_id = b.user_id;
+SELECT count(*)::int AS refused FROM refused;
 
 -- name: dispatchedBatchLines
 SELECT batch_id, line, request_id FROM batch_lines WHERE status = 'dispatched' ORDER BY batch_id, line LIMIT $1;
@@ -351,15 +369,18 @@ WITH ended AS (
   UPDATE batch_lines l SET status = 'done', ok = u.ok, response = u.response, error = u.error
   FROM unnest($1::text[], $2::int[], $3::boolean[], $4::jsonb[], $5::jsonb[], $6::int[]) AS u(batch_id, line, ok, response, error, tokens)
   WHERE l.batch_id = u.batch_id AND l.line = u.line AND l.status = 'dispatched'
-  RETURNING l.batch_id, l.cost, u.tokens
+  RETURNING l.batch_id, l.cost, u.tokens, u.ok
+), charged AS (
+  UPDATE batch_fair_share f SET finish_tag = f.finish_tag + s.correction, served_tokens = f.served_tokens + s.tokens
+  FROM (
+    SELECT b.user_id, sum((e.tokens - e.cost) / w.weight) AS correction, sum(e.tokens) AS tokens
+    FROM ended e JOIN batches b ON b.batch_id = e.batch_id JOIN batch_tenant_weights w ON w.user_id = b.user_id
+    GROUP BY b.user_id
+  ) s
+  WHERE f.user_id = s.user_id
 )
-UPDATE batch_fair_share f SET finish_tag = f.finish_tag + s.correction, served_tokens = f.served_tokens + s.tokens
-FROM (
-  SELECT b.user_id, sum((e.tokens - e.cost) / w.weight) AS correction, sum(e.tokens) AS tokens
-  FROM ended e JOIN batches b ON b.batch_id = e.batch_id JOIN batch_tenant_weights w ON w.user_id = b.user_id
-  GROUP BY b.user_id
-) s
-WHERE f.user_id = s.user_id;
+-- What really ended here (lines another replica ended first are not counted twice).
+SELECT count(*) FILTER (WHERE ok)::int AS completed, count(*) FILTER (WHERE NOT ok)::int AS failed FROM ended;
 
 -- Lines that will never run: those of cancelling batches, and of running batches whose window is
 -- over (a line that was waiting for quota keeps that reason). Claimed lines are left to their claimer.
@@ -372,7 +393,8 @@ UPDATE batch_lines l SET status = 'done', ok = false, claimed_until = NULL,
   END
 FROM batches b
 WHERE b.batch_id = l.batch_id AND l.status = 'pending' AND (l.claimed_until IS NULL OR l.claimed_until <= $1)
-  AND (b.status = 'cancelling' OR (b.status = 'in_progress' AND b.expires_at <= $1));
+  AND (b.status = 'cancelling' OR (b.status = 'in_progress' AND b.expires_at <= $1))
+RETURNING l.closed_by;
 
 -- Batches whose every line is done, with whether any line was closed by the window.
 -- name: finishableBatches
@@ -382,6 +404,11 @@ FROM batches b
 WHERE b.status IN ('in_progress', 'finalizing', 'cancelling')
   AND NOT EXISTS (SELECT 1 FROM batch_lines l WHERE l.batch_id = b.batch_id AND l.status <> 'done')
 ORDER BY b.created_at LIMIT $1;
+
+-- The batch backlog per model, for the gauge the worker's autoscaler reads (by the pending-lines index).
+-- name: pendingBatchLinesByModel
+-- bound: bulk
+SELECT COALESCE(model, '') AS model, count(*)::int AS n FROM batch_lines WHERE status = 'pending' GROUP BY 1;
 
 -- name: batchLinesOutcome
 SELECT line, custom_id, request_id, ok, response, error FROM batch_lines WHERE batch_id = $1 ORDER BY line;

@@ -20,6 +20,7 @@ import { createAdmission, idempotencyKeyOf, unavailableOnFailure, type Admitted 
 import { createCanceller } from "./cancel.js";
 import { registerOpenAiRoutes } from "./openai/routes.js";
 import { BatchDispatcher, batchUserResolver, registerBatchRoutes } from "./batches/index.js";
+import { BatchMetrics } from "./batches/metrics.js";
 import type { BatchStore } from "../../domain/batches.js";
 import type { BacklogStats } from "../../domain/ports.js";
 import { etaBody } from "../../domain/queue-estimate.js";
@@ -59,7 +60,7 @@ export interface Gateway {
   start(): void;
   health(): Promise<Record<string, unknown>>;
   /** Runs the sweeper once now (it also runs on its own every SWEEP_INTERVAL_MS). */
-  sweep(): Promise<{ republished: number; expired: number }>;
+  sweep(): Promise<{ republished: number; expired: number; expiredFiles: number }>;
   /** Runs the batch dispatcher once now (it also runs on its own every BATCH_DISPATCH_INTERVAL_MS). */
   tickBatches(): Promise<unknown>;
   /** Runs the webhook delivery loop once now (it also runs on its own every WEBHOOK_POLL_INTERVAL_MS). */
@@ -129,6 +130,8 @@ export function createGateway(config: GatewayConfig, deps: GatewayDeps): Gateway
     events: deps.events,
     now,
   });
+  // Lines ended and batches finished are counted as the store reports them; the backlog is read with the queue's.
+  const batchMetrics = new BatchMetrics({ registry: deps.registry, store: deps.batches, models: deps.models, intervalMs: config.queueEstimate.intervalMs, log });
   // Webhooks are sent off every request's path: a slow or failing receiver delays nothing but its own deliveries.
   const webhookLoop = new WebhookDeliveryLoop({ config: config.webhooks, store: deps.webhooks, log, registry: deps.registry, now });
   const cancel = createCanceller({ ...deps, log, now, recheckMs: HOLD_RECHECK_MS });
@@ -248,6 +251,7 @@ export function createGateway(config: GatewayConfig, deps: GatewayDeps): Gateway
     start: () => {
       sweeper.start();
       batchDispatcher.start();
+      batchMetrics.start();
       estimator.start();
       webhookLoop.start();
     },
@@ -257,6 +261,7 @@ export function createGateway(config: GatewayConfig, deps: GatewayDeps): Gateway
     async stop() {
       estimator.stop();
       await batchDispatcher.stop();
+      await batchMetrics.stop();
       await webhookLoop.stop();
       await sweeper.stop();
       await marker.flush();

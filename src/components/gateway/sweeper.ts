@@ -2,7 +2,9 @@
  * Background repair, safe to run on every gateway replica (each claims its rows under a lease):
  * - requests stored but never published (a crash between INSERT and publish) are published again;
  * - requests open for longer than the reservation timeout are failed and their reservations released,
- *   so abandoned reservations never hold a user's quota forever.
+ *   so abandoned reservations never hold a user's quota forever;
+ * - Batch API files past their expires_at are deleted (one short statement; they were already not
+ *   found from the moment they expired).
  * Each step is claim (one short statement) → broker or quota store, with no transaction open and no
  * row locked → mark or release the claim (one short statement). A slow broker or Redis therefore
  * holds no database connection; a replica that dies mid-step leaves a lease that runs out.
@@ -11,6 +13,7 @@ import type { GatewayConfig } from "../../config.js";
 import { encodeMessage } from "../../domain/contracts.js";
 import { requestMessageOf } from "../../domain/request-message.js";
 import type { EventBus, Lease, MessageQueue, Outbox, QuotaStore, RequestStore, StaleRequests, StoredRequest } from "../../domain/ports.js";
+import type { BatchStore } from "../../domain/batches.js";
 import type { Logger } from "../../observability/logger.js";
 import type { Counter, Gauge } from "../../observability/metrics.js";
 
@@ -23,6 +26,7 @@ export interface SweeperDeps {
   requests: RequestStore;
   outbox: Outbox;
   stale: StaleRequests;
+  batches: Pick<BatchStore, "deleteExpiredFiles">;
   queue: MessageQueue;
   events: EventBus;
   requestsQueue: string;
@@ -52,7 +56,7 @@ export class Sweeper {
     await this.running;
   }
 
-  async sweep(): Promise<{ republished: number; expired: number }> {
+  async sweep(): Promise<{ republished: number; expired: number; expiredFiles: number }> {
     const { deps } = this;
     const now = deps.now();
     const lease: Lease = { now, ms: this.config.sweepLeaseMs };
@@ -66,7 +70,14 @@ export class Sweeper {
     } catch (error) {
       deps.logger.warn({ err: error }, "sweep failed; will try again");
     }
-    return { republished, expired };
+    let expiredFiles = 0;
+    try {
+      expiredFiles = await deps.batches.deleteExpiredFiles(now, BATCH);
+      if (expiredFiles > 0) deps.logger.info({ count: expiredFiles }, "expired batch files deleted");
+    } catch (error) {
+      deps.logger.warn({ err: error }, "expired batch files not deleted; will try again");
+    }
+    return { republished, expired, expiredFiles };
   }
 
   /** Publishes the claimed requests; those the broker confirmed are marked, the others given back. */

@@ -160,7 +160,8 @@ export function answerSchemas(): Record<string, JsonSchema> {
     FileObject: {
       type: "object",
       required: ["id", "object", "bytes", "created_at", "filename", "purpose", "status"],
-      properties: { id: { type: "string" }, object: { const: "file" }, bytes: { type: "integer" }, created_at: { type: "integer" }, filename: { type: "string" }, purpose: { type: "string" }, status: { type: "string" } },
+      properties: { id: { type: "string" }, object: { const: "file" }, bytes: { type: "integer" }, created_at: { type: "integer" }, filename: { type: "string" }, purpose: { type: "string" }, status: { type: "string" },
+        expires_at: { type: "integer", description: "When the file stops being found (Unix seconds); absent: it lasts until deleted." } },
     },
     Batch: {
       type: "object",

@@ -33,7 +33,12 @@ const BODY_ROUTES: Record<string, string> = {
 const MULTIPART_UPLOAD: JsonSchema = {
   type: "object",
   required: ["purpose", "file"],
-  properties: { purpose: { const: "batch" }, file: { type: "string", contentMediaType: "application/jsonl", description: "JSONL lines {custom_id, method, url, body}." } },
+  properties: {
+    purpose: { const: "batch" },
+    file: { type: "string", contentMediaType: "application/jsonl", description: "JSONL lines {custom_id, method, url, body}." },
+    "expires_after[anchor]": { const: "created_at", description: "With expires_after[seconds]: the file expires that long after it was created." },
+    "expires_after[seconds]": { type: "integer", minimum: 3600, maximum: 2592000 },
+  },
 };
 
 const HEADERS: Record<string, JsonSchema> = {

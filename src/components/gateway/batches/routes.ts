@@ -10,7 +10,7 @@ import type { FastifyInstance, FastifyReply, FastifyRequest } from "fastify";
 import { z } from "zod";
 import type { GatewayConfig } from "../../../config.js";
 import { AppError, isAppError } from "../../../errors.js";
-import type { BatchStore } from "../../../domain/batches.js";
+import { FILE_EXPIRY_MAX_SECONDS, FILE_EXPIRY_MIN_SECONDS, type BatchStore } from "../../../domain/batches.js";
 import type { QuotaStore } from "../../../domain/ports.js";
 import type { AuthenticatedUser } from "../../../http/authenticator.js";
 import { sendError } from "../../../http/server.js";
@@ -32,8 +32,15 @@ export interface BatchRouteDeps {
   now?: () => Date;
 }
 
+const parsed = parsedBySchema;
+
 /** Room for the multipart framing and the purpose field around the file itself. */
 const MULTIPART_OVERHEAD_BYTES = 64 * 1024;
+
+/** OpenAI's expiration policy: `seconds` after the file's creation, 1 hour to 30 days. */
+const expiresAfter = (seconds: z.ZodType<number>) =>
+  z.object({ anchor: z.literal("created_at", { error: 'must be "created_at"' }), seconds }).strict();
+const expirySeconds = z.number().int().min(FILE_EXPIRY_MIN_SECONDS).max(FILE_EXPIRY_MAX_SECONDS);
 
 /** POST /v1/batches (exported for the API reference). */
 export const createBatchBody = z
@@ -42,9 +49,22 @@ export const createBatchBody = z
     endpoint: z.string(),
     completion_window: z.literal("24h", { error: 'must be "24h"' }),
     metadata: z.record(z.string().max(64), z.string().max(512)).refine((m) => Object.keys(m).length <= 16, "at most 16 keys").nullish(),
-    output_expires_after: z.unknown().optional(),
+    output_expires_after: expiresAfter(expirySeconds).optional(),
   })
   .strict();
+
+/** `expires_after[anchor]` and `expires_after[seconds]` of POST /v1/files (form fields: strings). */
+const fileExpiry = z.object({ expires_after: expiresAfter(z.coerce.number().pipe(expirySeconds)).optional() });
+
+/** The form's `expires_after[…]` fields as the object they encode; undefined when there are none. */
+export function expiresAfterOf(fields: Record<string, string>): { anchor: "created_at"; seconds: number } | undefined {
+  const entries = Object.entries(fields).flatMap(([name, value]) => {
+    const key = /^expires_after\[([^\]]*)\]$/.exec(name)?.[1];
+    return key === undefined ? [] : [[key, value] as const];
+  });
+  if (entries.length === 0 && fields.expires_after === undefined) return undefined;
+  return parsed(fileExpiry, { expires_after: entries.length > 0 ? Object.fromEntries(entries) : fields.expires_after }).expires_after;
+}
 
 const pageQuery = z.object({
   after: z.string().max(128).optional(),
@@ -53,7 +73,6 @@ const pageQuery = z.object({
   order: z.enum(["asc", "desc"]).optional(),
 });
 
-const parsed = parsedBySchema;
 
 /** OpenAI's cursor page: `has_more` is learnt by asking for one more than `limit`. */
 function page<T extends { id: string }>(items: T[], limit: number) {
@@ -76,7 +95,7 @@ export function registerBatchRoutes(app: FastifyInstance, deps: BatchRouteDeps):
     return u;
   };
   const ownFile = async (id: string, u: AuthenticatedUser, field = "file_id") => {
-    const file = await deps.store.getFile(id, u.userId);
+    const file = await deps.store.getFile(id, u.userId, now());
     if (!file) throw new AppError("file_not_found", `no file ${id.slice(0, 128)}`, { details: { field } });
     return file;
   };
@@ -101,7 +120,10 @@ export function registerBatchRoutes(app: FastifyInstance, deps: BatchRouteDeps):
         if (form.file.content.length > settings.fileMaxBytes) {
           throw new AppError("payload_too_large", `the file has ${form.file.content.length} bytes; the limit is ${settings.fileMaxBytes}`, { details: { field: "file" } });
         }
-        const file = { fileId: newFileId(), userId: u.userId, purpose: "batch", filename: form.file.filename, content: form.file.content, createdAt: now() };
+        const expiry = expiresAfterOf(form.fields);
+        const createdAt = now();
+        const expiresAt = expiry ? new Date(createdAt.getTime() + expiry.seconds * 1000) : null;
+        const file = { fileId: newFileId(), userId: u.userId, purpose: "batch", filename: form.file.filename, content: form.file.content, createdAt, expiresAt };
         await deps.store.insertFile(file);
         return fileObject({ ...file, bytes: file.content.length });
       } catch (error) {
@@ -114,7 +136,7 @@ export function registerBatchRoutes(app: FastifyInstance, deps: BatchRouteDeps):
     try {
       const u = await user(request, reply);
       const q = parsed(pageQuery, request.query);
-      const files = await deps.store.listFiles(u.userId, { ...(q.purpose ? { purpose: q.purpose } : {}), ...(q.after ? { after: q.after } : {}), limit: q.limit + 1 });
+      const files = await deps.store.listFiles(u.userId, { ...(q.purpose ? { purpose: q.purpose } : {}), ...(q.after ? { after: q.after } : {}), limit: q.limit + 1, now: now() });
       return page(files.map(fileObject), q.limit);
     } catch (error) {
       return fail(reply, error);
@@ -131,7 +153,7 @@ export function registerBatchRoutes(app: FastifyInstance, deps: BatchRouteDeps):
 
   app.get<{ Params: { id: string } }>("/v1/files/:id/content", async (request, reply) => {
     try {
-      const content = await deps.store.fileContent(request.params.id, (await user(request, reply)).userId);
+      const content = await deps.store.fileContent(request.params.id, (await user(request, reply)).userId, now());
       if (!content) throw new AppError("file_not_found", `no file ${request.params.id.slice(0, 128)}`, { details: { field: "file_id" } });
       return reply.type("application/jsonl").send(content);
     } catch (error) {
@@ -142,7 +164,7 @@ export function registerBatchRoutes(app: FastifyInstance, deps: BatchRouteDeps):
   app.delete<{ Params: { id: string } }>("/v1/files/:id", async (request, reply) => {
     try {
       const u = await user(request, reply);
-      if (!(await deps.store.deleteFile(request.params.id, u.userId))) {
+      if (!(await deps.store.deleteFile(request.params.id, u.userId, now()))) {
         throw new AppError("file_not_found", `no file ${request.params.id.slice(0, 128)}`, { details: { field: "file_id" } });
       }
       return { id: request.params.id, object: "file", deleted: true };
@@ -160,7 +182,7 @@ export function registerBatchRoutes(app: FastifyInstance, deps: BatchRouteDeps):
       }
       const file = await ownFile(body.input_file_id, u, "input_file_id");
       if (file.purpose !== "batch") throw new AppError("invalid_parameter", 'input_file_id: the file\'s purpose is not "batch"', { details: { field: "input_file_id" } });
-      const content = (await deps.store.fileContent(file.fileId, u.userId)) ?? Buffer.alloc(0);
+      const content = (await deps.store.fileContent(file.fileId, u.userId, now())) ?? Buffer.alloc(0);
       const checked = validateBatchFile(content, body.endpoint, { maxBytes: settings.fileMaxBytes, maxLines: settings.maxLines, body: bodyLimits });
       const createdAt = now();
       const batchId = newBatchId();
@@ -173,6 +195,7 @@ export function registerBatchRoutes(app: FastifyInstance, deps: BatchRouteDeps):
         metadata: body.metadata ?? null,
         createdAt,
         expiresAt: new Date(createdAt.getTime() + settings.completionWindowMs),
+        outputExpiresAfterSeconds: body.output_expires_after?.seconds ?? settings.outputFileTtlSeconds,
         // A failed batch has no lines: nothing of it will ever be reserved or run.
         ...(checked.ok ? { lines: checked.lines } : { errors: checked.errors }),
       });

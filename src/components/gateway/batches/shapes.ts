@@ -22,6 +22,7 @@ export function fileObject(f: StoredFile): FileObject {
     filename: f.filename,
     purpose: f.purpose as FileObject["purpose"],
     status: "processed",
+    ...(f.expiresAt ? { expires_at: seconds(f.expiresAt) } : {}),
   };
 }
 
