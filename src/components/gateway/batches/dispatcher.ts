@@ -51,12 +51,12 @@ export interface BatchDispatcherDeps {
 const FINISH_PER_TICK = 8;
 const WATCH_PER_TICK = 1_000;
 /**
- * A light pass waits until a quarter of the slots have ended or this long after the first line
+ * A light pass waits until half of the slots have ended or this long after the first line
  * ended, whichever comes first: the worker holds more lines than it runs, so the model never waits
  * for it, and a busy batch costs a pass every several lines, not one per line.
  */
-const WAKE_COALESCE_MS = 40;
-const WAKE_SHARE_OF_SLOTS = 4;
+const WAKE_COALESCE_MS = 60;
+const WAKE_SHARE_OF_SLOTS = 2;
 
 /** The owner of a batch from the user store (anonymous with the anonymous limits, when enabled). */
 export function batchUserResolver(users: Pick<UserStore, "findUser">, anonymous: GatewayConfig["anonymous"]) {
