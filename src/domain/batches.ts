@@ -180,15 +180,15 @@ export interface BatchStore {
   /** Lines that will never run (cancelled batch, window over) are done, in the error file. */
   closeLines(now: Date): Promise<number>;
   finishableBatches(limit: number): Promise<Array<{ batchId: string; userId: string; status: BatchStatus; expired: boolean }>>;
-  lineOutcomes(batchId: string): Promise<Array<{ line: number; customId: string; requestId: string | null; ok: boolean; response: OutputLine["response"]; error: OutputLine["error"] }>>;
   /** In progress → finalizing (its files are being written); false when it was not in progress. */
   finalizeBatch(batchId: string, at: Date): Promise<boolean>;
   /**
-   * In one transaction: the batch goes from `from` to `to` with its files, which are stored only if
+   * In one transaction: the batch goes from `from` to `to` with its output file (its completed
+   * lines) and error file (the rest), written under these ids when any line belongs in them, only if
    * it was still `from` (another replica finishing it too writes nothing). False when it was not.
    * The files expire as the batch was created to (`outputExpiresAfterSeconds`).
    */
-  finishBatch(input: { batchId: string; from: BatchStatus; to: BatchStatus; at: Date; files: NewFile[]; outputFileId: string | null; errorFileId: string | null }): Promise<boolean>;
+  finishBatch(input: { batchId: string; from: BatchStatus; to: BatchStatus; at: Date; outputFileId: string; errorFileId: string }): Promise<boolean>;
 
   // Fair share between tenants.
   /** False when there is no such tier. */

@@ -46,9 +46,6 @@ const usageOf = (u: { input_tokens: number; output_tokens: number; total_tokens:
 const insertFile = (db: SqlExecutor, f: NewFile) =>
   db.query(sql("insertBatchFile"), [f.fileId, f.userId, f.purpose, f.filename, f.content.length, f.content, f.createdAt, f.expiresAt ?? null]);
 /** An output or error file expires as its batch says (`output_expires_after`, or the default it was created with). */
-const insertOutputFile = (db: SqlExecutor, batchId: string, f: NewFile) =>
-  db.query(sql("insertBatchOutputFile"), [f.fileId, f.userId, f.purpose, f.filename, f.content.length, f.content, f.createdAt, batchId]);
-
 export class SqlBatchStore implements BatchStore {
   private readonly listeners = new Set<BatchStoreListener>();
 
@@ -208,27 +205,20 @@ export class SqlBatchStore implements BatchStore {
     return rows.map((r) => ({ batchId: r.batch_id as string, userId: r.user_id as string, status: r.status as BatchStatus, expired: r.expired === true }));
   }
 
-  async lineOutcomes(batchId: string) {
-    const { rows } = await this.db.query<Row>(sql("batchLinesOutcome"), [batchId]);
-    return rows.map((r) => ({
-      line: Number(r.line),
-      customId: r.custom_id as string,
-      requestId: (r.request_id as string | null) ?? null,
-      ok: r.ok === true,
-      response: json<OutputLine["response"]>(r.response),
-      error: json<OutputLine["error"]>(r.error),
-    }));
-  }
-
   async finalizeBatch(batchId: string, at: Date): Promise<boolean> {
     return (await this.db.query(sql("finalizeBatch"), [batchId, at])).rowCount > 0;
   }
 
-  async finishBatch(input: { batchId: string; from: BatchStatus; to: BatchStatus; at: Date; files: NewFile[]; outputFileId: string | null; errorFileId: string | null }): Promise<boolean> {
+  async finishBatch(input: { batchId: string; from: BatchStatus; to: BatchStatus; at: Date; outputFileId: string; errorFileId: string }): Promise<boolean> {
     return this.db.transaction(async (tx) => {
-      const { rowCount } = await tx.query(sql("finishBatch"), [input.batchId, input.from, input.to, input.at, input.outputFileId, input.errorFileId]);
+      const { rowCount } = await tx.query(sql("finishBatch"), [input.batchId, input.from, input.to, input.at]);
       if (rowCount === 0) return false;
-      for (const file of input.files) await insertOutputFile(tx, input.batchId, file);
+      // Written by the database from the lines where they are: a large batch's files never pass through here.
+      const write = async (fileId: string, kind: "output" | "error", ok: boolean) =>
+        (await tx.query(sql("writeBatchOutputFile"), [input.batchId, fileId, `${input.batchId}_${kind}.jsonl`, input.at, ok])).rowCount > 0 ? fileId : null;
+      const output = await write(input.outputFileId, "output", true);
+      const errors = await write(input.errorFileId, "error", false);
+      await tx.query(sql("setBatchFiles"), [input.batchId, output, errors]);
       return true;
     }).then((done) => {
       if (done) this.finished(input.to);

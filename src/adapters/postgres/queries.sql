@@ -198,12 +198,6 @@ INSERT INTO batch_files (file_id, user_id, purpose, filename, bytes, content, cr
 VALUES ($1, $2, $3, $4, $5, $6, $7, $8);
 
 -- A batch's output or error file ($8: the batch): it lasts what the batch was created with.
--- name: insertBatchOutputFile
--- bound: bulk
-INSERT INTO batch_files (file_id, user_id, purpose, filename, bytes, content, created_at, expires_at)
-SELECT $1::text, $2::text, $3::text, $4::text, $5::int, $6::bytea, $7::timestamptz, $7::timestamptz + make_interval(secs => b.output_expires_after_seconds)
-FROM batches b WHERE b.batch_id = $8;
-
 -- A file past its expires_at ($3: now) is not found, like a missing one, before the sweeper deletes it.
 -- name: getBatchFile
 SELECT file_id, purpose, filename, bytes, created_at, expires_at FROM batch_files
@@ -410,8 +404,23 @@ ORDER BY b.created_at LIMIT $1;
 -- bound: bulk
 SELECT COALESCE(model, '') AS model, count(*)::int AS n FROM batch_lines WHERE status = 'pending' GROUP BY 1;
 
--- name: batchLinesOutcome
-SELECT line, custom_id, request_id, ok, response, error FROM batch_lines WHERE batch_id = $1 ORDER BY line;
+-- A finished batch's output ($5 true: its completed lines) or error file ($5 false: the rest), built
+-- where its lines are, one OpenAI output line each in line order ({id, custom_id, response, error};
+-- the id derived from the line's request, so the same lines make the same bytes); nothing when no
+-- line belongs in it. Expires as the batch's output files do.
+-- name: writeBatchOutputFile
+-- bound: bulk
+WITH content AS (
+  SELECT convert_to(string_agg(json_build_object(
+           'id', 'batch_req_' || COALESCE(replace(l.request_id::text, '-', ''), substr(l.batch_id, 7) || '_' || l.line),
+           'custom_id', l.custom_id, 'response', l.response, 'error', l.error)::text || E'\n', '' ORDER BY l.line), 'UTF8') AS bytes
+  FROM batch_lines l WHERE l.batch_id = $1 AND l.ok = $5
+)
+INSERT INTO batch_files (file_id, user_id, purpose, filename, bytes, content, created_at, expires_at)
+SELECT $2::text, b.user_id, 'batch_output', $3::text, octet_length(c.bytes), c.bytes, $4::timestamptz,
+       $4::timestamptz + make_interval(secs => b.output_expires_after_seconds)
+FROM batches b, content c WHERE b.batch_id = $1 AND c.bytes IS NOT NULL
+RETURNING file_id;
 
 -- Every line done and none closed by the window: the batch is finalizing while its files are written.
 -- name: finalizeBatch
@@ -419,7 +428,7 @@ UPDATE batches SET status = 'finalizing', finalizing_at = $2 WHERE batch_id = $1
 
 -- Guarded by the status it was read in: of two replicas finishing one batch, one writes its files.
 -- name: finishBatch
-UPDATE batches SET status = $3::text, finalizing_at = COALESCE(finalizing_at, $4::timestamptz), output_file_id = $5, error_file_id = $6,
+UPDATE batches SET status = $3::text, finalizing_at = COALESCE(finalizing_at, $4::timestamptz),
   usage = (SELECT jsonb_build_object('input_tokens', COALESCE(sum(r.prompt_tokens), 0), 'output_tokens', COALESCE(sum(r.completion_tokens), 0),
                                      'total_tokens', COALESCE(sum(r.total_tokens), 0))
            FROM batch_lines l JOIN inference_requests r ON r.request_id = l.request_id WHERE l.batch_id = $1),
@@ -428,6 +437,9 @@ UPDATE batches SET status = $3::text, finalizing_at = COALESCE(finalizing_at, $4
   cancelled_at = CASE WHEN $3::text = 'cancelled' THEN $4::timestamptz END
 WHERE batch_id = $1 AND status = $2
 RETURNING batch_id;
+
+-- name: setBatchFiles
+UPDATE batches SET output_file_id = $2, error_file_id = $3 WHERE batch_id = $1;
 
 -- The queue as the estimate sees it: open requests (queued or running) and their estimated tokens,
 -- batch lines not yet dispatched, and what finished since $1 (count, estimated tokens, mean run).

@@ -20,7 +20,7 @@
  */
 import { AppError, isAppError, openAiErrorBody } from "../../../errors.js";
 import type { BatchConfig, GatewayConfig } from "../../../config.js";
-import type { BatchEndpoint, BatchStore, ClaimedLine, LineOutcome, NewFile, OutputLine } from "../../../domain/batches.js";
+import type { BatchEndpoint, BatchStore, ClaimedLine, LineOutcome } from "../../../domain/batches.js";
 import type { EventBus, RequestStore, RequestView, UserStore } from "../../../domain/ports.js";
 import { isFinal } from "../../../domain/wait-for-final.js";
 import { Batcher } from "../../../domain/batching.js";
@@ -31,7 +31,7 @@ import { answerOf, chatCompletionBody, completionBody } from "../openai/chat-sha
 import { responseOf } from "../openai/responses-routes.js";
 import { outcomeError } from "../openai/routes.js";
 import { lineAdmission } from "./lines.js";
-import { batchRequestId, newFileId } from "./shapes.js";
+import { newFileId } from "./shapes.js";
 
 export interface BatchDispatcherDeps {
   config: Pick<GatewayConfig, "maxLengthLimit" | "maxPromptChars" | "defaultModel"> & { batches: BatchConfig };
@@ -326,27 +326,7 @@ export class BatchDispatcher {
 
   private async finish(): Promise<void> {
     for (const batch of await this.deps.store.finishableBatches(FINISH_PER_TICK)) {
-      const outcomes = await this.deps.store.lineOutcomes(batch.batchId);
-      const lineOf = (o: (typeof outcomes)[number]): OutputLine => ({
-        id: batchRequestId(o.requestId, batch.batchId, o.line),
-        custom_id: o.customId,
-        response: o.response,
-        error: o.error,
-      });
       const at = this.now();
-      const file = (kind: "output" | "error", lines: OutputLine[]): NewFile | null =>
-        lines.length === 0
-          ? null
-          : {
-              fileId: newFileId(),
-              userId: batch.userId,
-              purpose: "batch_output",
-              filename: `${batch.batchId}_${kind}.jsonl`,
-              content: Buffer.from(lines.map((line) => `${JSON.stringify(line)}\n`).join("")),
-              createdAt: at,
-            };
-      const output = file("output", outcomes.filter((o) => o.ok).map(lineOf));
-      const errors = file("error", outcomes.filter((o) => !o.ok).map(lineOf));
       const to = batch.status === "cancelling" ? "cancelled" : batch.expired ? "expired" : "completed";
       // OpenAI's order: in_progress → finalizing (visible while the files are written) → completed.
       let from = batch.status;
@@ -359,11 +339,10 @@ export class BatchDispatcher {
         from,
         to,
         at,
-        files: [output, errors].filter((f): f is NewFile => f !== null),
-        outputFileId: output?.fileId ?? null,
-        errorFileId: errors?.fileId ?? null,
+        outputFileId: newFileId(),
+        errorFileId: newFileId(),
       });
-      if (done) this.deps.log.info({ batch_id: batch.batchId, status: to, lines: outcomes.length }, "batch finished");
+      if (done) this.deps.log.info({ batch_id: batch.batchId, status: to }, "batch finished");
     }
   }
 }

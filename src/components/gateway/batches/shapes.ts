@@ -9,10 +9,6 @@ const secondsOrNull = (at: Date | null): number | undefined => (at ? seconds(at)
 
 export const newFileId = (): string => `file-${randomBytes(12).toString("hex")}`;
 export const newBatchId = (): string => `batch_${randomBytes(12).toString("hex")}`;
-/** One output line's id: derived from its request, so writing the file twice writes the same bytes. */
-export const batchRequestId = (requestId: string | null, batchId: string, line: number): string =>
-  requestId ? `batch_req_${requestId.replace(/-/g, "")}` : `batch_req_${batchId.slice(6)}_${line}`;
-
 export function fileObject(f: StoredFile): FileObject {
   return {
     id: f.fileId,
