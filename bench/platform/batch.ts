@@ -17,7 +17,7 @@ import { BATCH_LINES, BATCH_TIMEOUT_S, CONNECTIONS, MAX_LENGTH, PROMPT, log, sle
 import { setPhase, type Child } from "./children.js";
 import { cpuDelta, cpuSnapshot, type CpuSnapshotDelta } from "./proc.js";
 import { requestBody } from "./phases.js";
-import { RawConnection, httpRequest } from "./raw-http.js";
+import { RawConnection, httpRequest, pollUntilFinal } from "./raw-http.js";
 import type { Setup } from "./setup.js";
 
 export interface BatchReport {
@@ -67,12 +67,7 @@ async function interactiveLoop(gateway: Child, api: Child, authorization: string
       if (answer.status !== 202) throw new Error(`interactive admission answered ${answer.status}`);
       const id = (JSON.parse(answer.body.toString("utf8")) as { request_id: string }).request_id;
       ids.push(id);
-      const status = httpRequest("GET", `/api/v1/status/${id}`, { authorization });
-      for (;;) {
-        const seen = JSON.parse((await a.request(status)).body.toString("utf8")) as { status: string };
-        if (seen.status === "completed" || seen.status === "failed" || seen.status === "cancelled") break;
-        await sleep(20);
-      }
+      await pollUntilFinal(a, id, authorization);
     }
   } finally {
     g.close();

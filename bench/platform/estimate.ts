@@ -6,10 +6,10 @@
  * (`estimated_start_at`); the actual start is the stored `started_at`. The error of one request is
  * |predicted wait − actual wait| ÷ actual wait, both from its admission.
  */
-import { ESTIMATE_CLIENTS, ESTIMATE_WARMUP_SECONDS, SECONDS, log, sleep } from "./settings.js";
+import { ESTIMATE_CLIENTS, ESTIMATE_WARMUP_SECONDS, SECONDS, log } from "./settings.js";
 import { setPhase, type Child } from "./children.js";
 import { requestBody } from "./phases.js";
-import { RawConnection, httpRequest } from "./raw-http.js";
+import { RawConnection, httpRequest, pollUntilFinal } from "./raw-http.js";
 import type { Setup } from "./setup.js";
 
 export interface EstimateReport {
@@ -46,12 +46,7 @@ export async function phaseEstimate(s: Setup, gateway: Child, api: Child): Promi
         if (answer.status !== 202) throw new Error(`admission answered ${answer.status}`);
         const body = JSON.parse(answer.body.toString("utf8")) as { request_id: string; timestamp: string; estimated_start_at: string | null };
         if (performance.now() >= measureFrom) admitted.push({ id: body.request_id, createdAt: Date.parse(body.timestamp), predictedStart: body.estimated_start_at ? Date.parse(body.estimated_start_at) : null });
-        const status = httpRequest("GET", `/api/v1/status/${body.request_id}`, { authorization: s.authorization });
-        for (;;) {
-          const seen = JSON.parse((await a.request(status)).body.toString("utf8")) as { status: string };
-          if (seen.status === "completed" || seen.status === "failed" || seen.status === "cancelled") break;
-          await sleep(20);
-        }
+        await pollUntilFinal(a, body.request_id, s.authorization);
       }
     } finally {
       g.close();

@@ -81,3 +81,13 @@ export function httpRequest(method: string, path: string, headers: Record<string
   if (body !== undefined) lines.push(`content-length: ${Buffer.byteLength(body)}`);
   return Buffer.from(`${lines.join("\r\n")}\r\n\r\n${body ?? ""}`);
 }
+
+/** Polls GET /api/v1/status/{id} on `api` every 20 ms until the request is final (a client waiting by polling). */
+export async function pollUntilFinal(api: RawConnection, requestId: string, authorization: string): Promise<void> {
+  const status = httpRequest("GET", `/api/v1/status/${requestId}`, { authorization });
+  for (;;) {
+    const seen = JSON.parse((await api.request(status)).body.toString("utf8")) as { status: string };
+    if (seen.status === "completed" || seen.status === "failed" || seen.status === "cancelled") return;
+    await new Promise((resolve) => setTimeout(resolve, 20));
+  }
+}

@@ -12,7 +12,7 @@ import { deleteQueues, deleteRedisKeys } from "../support/cleanup.js";
 import { requireServices, serverEnv, uniqueName } from "../support/services.js";
 import { requireStoriesModel, STORIES_MODEL_PATH } from "../support/model.js";
 import { freshPostgres, type TestDatabase } from "../support/databases.js";
-import { freePort, runCommand, startProcess, waitForHttp, type Proc } from "../support/processes.js";
+import { runCommand, startProcess, waitForHttp, type Proc, componentsEnv } from "../support/processes.js";
 import { sleep } from "../support/wait.js";
 import { idempotentRequestId } from "../../src/components/gateway/admission.js";
 
@@ -43,12 +43,10 @@ describe("the gateway killed (SIGKILL) mid-batch, then started again", { skip, t
 
   before(async () => {
     database = await freshPostgres();
-    for (const name of ["gateway", "worker", "collector", "api-service", "ml-service"]) ports[name] = await freePort();
+    const shared = await componentsEnv(serverEnv(database.url!, queues, prefix), STORIES_MODEL_PATH, "batch-faults-internal-token");
+    Object.assign(ports, shared.ports);
     env = {
-      ...serverEnv(database.url!, queues, prefix),
-      ML_SERVICE_URL: `http://127.0.0.1:${ports["ml-service"]}`,
-      MODEL: STORIES_MODEL_PATH,
-      ML_SERVICE_TOKEN: "batch-faults-internal-token",
+      ...shared.env,
       // Lines go out a few at a time, so the kill finds some done, some running and most not claimed;
       // a short lease so the lines the dead gateway had claimed are claimed again soon after.
       BATCH_DISPATCH_INTERVAL_MS: "100",

@@ -12,7 +12,7 @@ import { deleteQueues, deleteRedisKeys } from "../support/cleanup.js";
 import { requireServices, serverEnv, uniqueName } from "../support/services.js";
 import { requireStoriesModel, STORIES_MODEL_PATH } from "../support/model.js";
 import { freshPostgres, type TestDatabase } from "../support/databases.js";
-import { freePort, runCommand, startProcess, waitForHttp, type Proc } from "../support/processes.js";
+import { freePort, runCommand, startProcess, waitForHttp, type Proc, componentsEnv } from "../support/processes.js";
 import OpenAI from "openai";
 import { readEvents, submit, waitForFinal } from "../support/platform.js";
 
@@ -30,12 +30,10 @@ describe("components as separate processes on real servers", { skip: skipServers
 
   before(async () => {
     database = await freshPostgres();
-    for (const name of ["gateway", "worker", "collector", "api-service", "ml-service"]) ports[name] = await freePort();
+    const shared = await componentsEnv(serverEnv(database.url!, queues, prefix), STORIES_MODEL_PATH, "chaos-and-e2e-internal-token");
+    Object.assign(ports, shared.ports);
     env = {
-      ...serverEnv(database.url!, queues, prefix),
-      ML_SERVICE_URL: `http://127.0.0.1:${ports["ml-service"]}`,
-      MODEL: STORIES_MODEL_PATH,
-      ML_SERVICE_TOKEN: "chaos-and-e2e-internal-token",
+      ...shared.env,
       SHUTDOWN_TIMEOUT_MS: "15000",
     };
     const migrated = await runCommand(["migrate"], env);

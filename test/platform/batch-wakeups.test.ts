@@ -5,7 +5,6 @@
  */
 import { describe, it, before, after } from "node:test";
 import assert from "node:assert/strict";
-import { randomBytes } from "node:crypto";
 import { requireServices } from "../support/services.js";
 import { requireStoriesModel } from "../support/model.js";
 import { platformAdmission } from "../support/admission.js";
@@ -14,7 +13,7 @@ import { waitForAsync } from "../support/wait.js";
 import { silentLogger } from "../../src/observability/logger.js";
 import { SqlBatchStore } from "../../src/adapters/postgres/batch-store.js";
 import { BatchDispatcher, batchUserResolver } from "../../src/components/gateway/batches/dispatcher.js";
-import { validateBatchFile } from "../../src/components/gateway/batches/lines.js";
+import { insertTestBatch } from "../support/batches.js";
 
 const skipModel = requireStoriesModel();
 const skipServers = skipModel ?? (await requireServices("postgres", "redis", "rabbitmq"));
@@ -54,19 +53,7 @@ for (const backend of ["servers", "embedded"] as Backend[]) {
 
     it("one tick and the lines' final events run a batch with more lines than slots to its end", async () => {
       const user = await platform.createUser();
-      const gateway = platform.config.gateway;
-      const checked = validateBatchFile(Buffer.from(Array.from({ length: LINES }, (_, i) => chatLine(`w${i}`)).join("\n")), "/v1/chat/completions", {
-        maxBytes: gateway.batches.fileMaxBytes,
-        maxLines: gateway.batches.maxLines,
-        body: { maxLength: gateway.maxLengthLimit, maxPromptChars: gateway.maxPromptChars, models: ["default", gateway.defaultModel], defaultModel: gateway.defaultModel },
-      });
-      assert.ok(checked.ok);
-      const batchId = `batch_${randomBytes(8).toString("hex")}`;
-      const createdAt = new Date();
-      await store.insertBatch({
-        batchId, userId: user.userId, endpoint: "/v1/chat/completions", inputFileId: "file-test", completionWindow: "24h", metadata: null,
-        createdAt, expiresAt: new Date(createdAt.getTime() + 3_600_000), lines: checked.lines,
-      });
+      const batchId = await insertTestBatch(store, platform.config.gateway, user.userId, Array.from({ length: LINES }, (_, i) => chatLine(`w${i}`)));
 
       // Started, its timer would first fire in ten minutes; the one pass below claims the first two lines.
       dispatcher.start();
@@ -91,19 +78,7 @@ for (const backend of ["servers", "embedded"] as Backend[]) {
 
     it("a batch left finalizing (its replica died while writing the files) is completed by the next pass", async () => {
       const user = await platform.createUser();
-      const gateway = platform.config.gateway;
-      const checked = validateBatchFile(Buffer.from(chatLine("f0")), "/v1/chat/completions", {
-        maxBytes: gateway.batches.fileMaxBytes,
-        maxLines: gateway.batches.maxLines,
-        body: { maxLength: gateway.maxLengthLimit, maxPromptChars: gateway.maxPromptChars, models: ["default", gateway.defaultModel], defaultModel: gateway.defaultModel },
-      });
-      assert.ok(checked.ok);
-      const batchId = `batch_${randomBytes(8).toString("hex")}`;
-      const createdAt = new Date();
-      await store.insertBatch({
-        batchId, userId: user.userId, endpoint: "/v1/chat/completions", inputFileId: "file-test", completionWindow: "24h", metadata: null,
-        createdAt, expiresAt: new Date(createdAt.getTime() + 3_600_000), lines: checked.lines,
-      });
+      const batchId = await insertTestBatch(store, platform.config.gateway, user.userId, [chatLine("f0")]);
       // Its one line closed as refused, so every line is done; then the batch is left finalizing.
       await store.refuseLine(batchId, 1, null, { code: "invalid_request", message: "refused for the test" });
       assert.ok(await store.finalizeBatch(batchId, new Date()));

@@ -8,7 +8,6 @@
  */
 import { describe, it, before, after } from "node:test";
 import assert from "node:assert/strict";
-import { randomBytes } from "node:crypto";
 import { requireServices } from "../support/services.js";
 import { requireStoriesModel } from "../support/model.js";
 import { platformAdmission } from "../support/admission.js";
@@ -16,7 +15,7 @@ import { startPlatform, submit, waitForFinal, type Platform } from "../support/p
 import { silentLogger } from "../../src/observability/logger.js";
 import { SqlBatchStore } from "../../src/adapters/postgres/batch-store.js";
 import { BatchDispatcher, batchUserResolver } from "../../src/components/gateway/batches/dispatcher.js";
-import { validateBatchFile } from "../../src/components/gateway/batches/lines.js";
+import { insertTestBatch } from "../support/batches.js";
 
 const skipModel = requireStoriesModel();
 const skipServers = skipModel ?? (await requireServices("postgres", "redis", "rabbitmq"));
@@ -73,22 +72,7 @@ describe("fair scheduling of batches on servers", { skip: skipServers }, () => {
 
   const query = async <T>(text: string, params: unknown[] = []) => (await platform.database.db.query<T>(text, params)).rows;
 
-  async function createBatch(userId: string, lines: string[]): Promise<string> {
-    const gateway = platform.config.gateway;
-    const checked = validateBatchFile(Buffer.from(lines.join("\n")), "/v1/chat/completions", {
-      maxBytes: gateway.batches.fileMaxBytes,
-      maxLines: gateway.batches.maxLines,
-      body: { maxLength: gateway.maxLengthLimit, maxPromptChars: gateway.maxPromptChars, models: ["default", gateway.defaultModel], defaultModel: gateway.defaultModel },
-    });
-    assert.ok(checked.ok);
-    const batchId = `batch_${randomBytes(8).toString("hex")}`;
-    const createdAt = new Date();
-    await store.insertBatch({
-      batchId, userId, endpoint: "/v1/chat/completions", inputFileId: "file-test", completionWindow: "24h", metadata: null,
-      createdAt, expiresAt: new Date(createdAt.getTime() + 3_600_000), lines: checked.lines,
-    });
-    return batchId;
-  }
+  const createBatch = (userId: string, lines: string[]) => insertTestBatch(store, platform.config.gateway, userId, lines);
 
   /** Lines admitted and unfinished, or leased, per model: what the slots bound. */
   const busyPerModel = async () =>

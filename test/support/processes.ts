@@ -74,3 +74,15 @@ export async function waitForHttp(url: string, proc: Proc, timeoutMs = 60_000): 
   }
   throw new Error(`${proc.name} did not answer ${url} within ${timeoutMs} ms:\n${proc.output()}`);
 }
+
+export const COMPONENTS = ["gateway", "worker", "collector", "api-service", "ml-service"] as const;
+
+/**
+ * A free port for each component, and the environment they share as separate processes: the
+ * servers (serverEnv), the ML Service's address, the trained model and the internal token.
+ */
+export async function componentsEnv(base: Record<string, string>, model: string, token: string): Promise<{ ports: Record<string, number>; env: Record<string, string> }> {
+  const ports: Record<string, number> = {};
+  for (const name of COMPONENTS) ports[name] = await freePort();
+  return { ports, env: { ...base, ML_SERVICE_URL: `http://127.0.0.1:${ports["ml-service"]}`, MODEL: model, ML_SERVICE_TOKEN: token } };
+}
