@@ -44,7 +44,11 @@ export function cpuSnapshot(): CpuSnapshot {
       const close = stat.lastIndexOf(")");
       const comm = stat.slice(stat.indexOf("(") + 1, close);
       const fields = stat.slice(close + 2).split(" ");
-      const ticks = Number(fields[11]) + Number(fields[12]); // utime + stime
+      // utime + stime, and for the servers cutime + cstime: a PostgreSQL backend that exits has its
+      // ticks moved to the postmaster's children's time, so its group's sum never goes down. Not for
+      // the bench itself, whose children are the components, counted on their own.
+      const own = Number(dir) === process.pid;
+      const ticks = Number(fields[11]) + Number(fields[12]) + (own ? 0 : Number(fields[13]) + Number(fields[14]));
       accounted += ticks;
       const group = groupOf(Number(dir), comm);
       if (group) byGroup.set(group, (byGroup.get(group) ?? 0) + ticks);
