@@ -6,7 +6,7 @@
  */
 import { useCallback, useEffect, useRef, useState } from "preact/hooks";
 import { deleteJson, getJson, postJson, type AdminKey, type AdminQueue, type AdminTier, type AdminUser } from "./api.js";
-import { ErrorNote, PageHeading, When } from "./ui.js";
+import { ErrorNote, PageHeading, When, DataTable } from "./ui.js";
 
 const QUEUE_POLL_MS = 2000;
 const limit = (n: number | null) => (n === null ? "unlimited" : n.toLocaleString());
@@ -157,39 +157,26 @@ function Users(props: { tiers: AdminTier[] }) {
       <ErrorNote error={error} />
       {created && <NewKey created={created} onRevoked={reload} />}
       {users && (
-        <div class="table-wrap" tabIndex={0} role="region" aria-label="Users">
-          <table data-testid="users-table">
-            <thead>
-              <tr>
-                <th scope="col">User</th>
-                <th scope="col">Tier</th>
-                <th scope="col">Active keys</th>
-                <th scope="col">Created</th>
-                <th scope="col">Keys</th>
-              </tr>
-            </thead>
-            <tbody>
-              {users.map((u) => (
-                <tr key={u.user_id} data-user-id={u.user_id}>
-                  <td data-label="User">
-                    {u.user_id}
-                    {u.disabled ? " (disabled)" : ""}
-                  </td>
-                  <td data-label="Tier">{u.tier}</td>
-                  <td data-label="Active keys">{u.active_keys}</td>
-                  <td data-label="Created">
-                    <When at={u.created_at} />
-                  </td>
-                  <td data-label="Keys">
-                    <button type="button" class="secondary" onClick={() => newKey(u.user_id)} aria-label={`Create a key for ${u.user_id}`}>
-                      New key
-                    </button>
-                  </td>
-                </tr>
-              ))}
-            </tbody>
-          </table>
-        </div>
+        <DataTable label="Users" testId="users-table" columns={["User", "Tier", "Active keys", "Created", "Keys"]}>
+          {users.map((u) => (
+            <tr key={u.user_id} data-user-id={u.user_id}>
+              <td data-label="User">
+                {u.user_id}
+                {u.disabled ? " (disabled)" : ""}
+              </td>
+              <td data-label="Tier">{u.tier}</td>
+              <td data-label="Active keys">{u.active_keys}</td>
+              <td data-label="Created">
+                <When at={u.created_at} />
+              </td>
+              <td data-label="Keys">
+                <button type="button" class="secondary" onClick={() => newKey(u.user_id)} aria-label={`Create a key for ${u.user_id}`}>
+                  New key
+                </button>
+              </td>
+            </tr>
+          ))}
+        </DataTable>
       )}
     </section>
   );
@@ -232,30 +219,17 @@ function Tiers(props: { tiers: AdminTier[] | null; error: unknown }) {
       <h3 id="tiers-heading">Tiers</h3>
       <ErrorNote error={props.error} />
       {props.tiers && (
-        <div class="table-wrap" tabIndex={0} role="region" aria-label="Tiers">
-          <table data-testid="tiers-table">
-            <thead>
-              <tr>
-                <th scope="col">Tier</th>
-                <th scope="col">Requests a day</th>
-                <th scope="col">Tokens a day</th>
-                <th scope="col">Requests a month</th>
-                <th scope="col">Tokens a month</th>
-              </tr>
-            </thead>
-            <tbody>
-              {props.tiers.map((t) => (
-                <tr key={t.name}>
-                  <td data-label="Tier">{t.name}</td>
-                  <td data-label="Requests a day">{limit(t.limits.daily_requests)}</td>
-                  <td data-label="Tokens a day">{limit(t.limits.daily_tokens)}</td>
-                  <td data-label="Requests a month">{limit(t.limits.monthly_requests)}</td>
-                  <td data-label="Tokens a month">{limit(t.limits.monthly_tokens)}</td>
-                </tr>
-              ))}
-            </tbody>
-          </table>
-        </div>
+        <DataTable label="Tiers" testId="tiers-table" columns={["Tier", "Requests a day", "Tokens a day", "Requests a month", "Tokens a month"]}>
+          {props.tiers.map((t) => (
+            <tr key={t.name}>
+              <td data-label="Tier">{t.name}</td>
+              <td data-label="Requests a day">{limit(t.limits.daily_requests)}</td>
+              <td data-label="Tokens a day">{limit(t.limits.daily_tokens)}</td>
+              <td data-label="Requests a month">{limit(t.limits.monthly_requests)}</td>
+              <td data-label="Tokens a month">{limit(t.limits.monthly_tokens)}</td>
+            </tr>
+          ))}
+        </DataTable>
       )}
     </section>
   );

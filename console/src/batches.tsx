@@ -4,9 +4,10 @@
  * and request counts as a progress bar, read again every two seconds while one is not final; the
  * output and error files downloaded (`GET /v1/files/{id}/content`); a running batch cancelled.
  */
-import { useCallback, useEffect, useRef, useState } from "preact/hooks";
-import { FINAL_BATCH_STATUSES, getBlob, getJson, postForm, postJson, type Batch, type ListPage } from "./api.js";
-import { ErrorNote, PageHeading, StatusBadge, When } from "./ui.js";
+import { useRef, useState } from "preact/hooks";
+import { usePolled } from "./polling.js";
+import { FINAL_BATCH_STATUSES, getBlob, postForm, postJson, type Batch, type ListPage } from "./api.js";
+import { ErrorNote, PageHeading, StatusBadge, When, DataTable } from "./ui.js";
 
 const ENDPOINTS = ["/v1/chat/completions", "/v1/completions", "/v1/responses"];
 /** How often the list is read again while a batch is running. */
@@ -180,27 +181,11 @@ function BatchRow(props: { batch: Batch; onChanged: () => void }) {
 }
 
 export function BatchesPage() {
-  const [page, setPage] = useState<ListPage<Batch> | null>(null);
-  const [error, setError] = useState<unknown>(null);
-  const timer = useRef<ReturnType<typeof setTimeout> | undefined>(undefined);
-  const reload = useCallback(() => {
-    clearTimeout(timer.current);
-    getJson<ListPage<Batch>>("/v1/batches?limit=50")
-      .then((answer) => {
-        setPage(answer);
-        setError(null);
-        if (answer.data.some((b) => !isFinal(b))) timer.current = setTimeout(reload, POLL_MS);
-      })
-      .catch((failure) => {
-        setError(failure);
-        // A failed read is tried again: the list is live, and a network blip should not freeze it.
-        timer.current = setTimeout(reload, POLL_MS * 2);
-      });
-  }, []);
-  useEffect(() => {
-    reload();
-    return () => clearTimeout(timer.current);
-  }, [reload]);
+  // While a batch runs the list is read again; a failed read too, so that a network blip does not freeze it.
+  const { data: page, error, reload } = usePolled<ListPage<Batch>>("/v1/batches?limit=50", {
+    nextMs: (answer) => (answer.data.some((b) => !isFinal(b)) ? POLL_MS : null),
+    retryMs: POLL_MS * 2,
+  });
 
   return (
     <>
@@ -212,25 +197,11 @@ export function BatchesPage() {
       {!page && !error && <p role="status">Loading…</p>}
       {page && page.data.length === 0 && <p>No batches yet.</p>}
       {page && page.data.length > 0 && (
-        <div class="table-wrap" tabIndex={0} role="region" aria-label="Batches">
-          <table data-testid="batches-table">
-            <caption class="visually-hidden">Your batches, newest first; the list updates while one runs</caption>
-            <thead>
-              <tr>
-                <th scope="col">Batch</th>
-                <th scope="col">Created</th>
-                <th scope="col">Status</th>
-                <th scope="col">Progress</th>
-                <th scope="col">Files</th>
-              </tr>
-            </thead>
-            <tbody>
-              {page.data.map((b) => (
-                <BatchRow key={b.id} batch={b} onChanged={reload} />
-              ))}
-            </tbody>
-          </table>
-        </div>
+        <DataTable label="Batches" testId="batches-table" caption="Your batches, newest first; the list updates while one runs" columns={["Batch", "Created", "Status", "Progress", "Files"]}>
+          {page.data.map((b) => (
+            <BatchRow key={b.id} batch={b} onChanged={reload} />
+          ))}
+        </DataTable>
       )}
     </>
   );

@@ -3,36 +3,24 @@
  * the tier's limits, as bars, with the time each window resets. Read again whenever a request
  * settles anywhere in the console (and on demand), since that is when the numbers move.
  */
-import { useCallback, useEffect, useRef, useState } from "preact/hooks";
-import { getJson, settled, type Quota, type QuotaWindow } from "./api.js";
+import { useEffect } from "preact/hooks";
+import { usePolled } from "./polling.js";
+import { settled, type Quota, type QuotaWindow } from "./api.js";
 import { ErrorNote, PageHeading, When } from "./ui.js";
 
 /** How often the quota is read again while tokens are reserved (a request is still running). */
 const OPEN_POLL_MS = 2000;
 
 export function useQuota(): { quota: Quota | null; error: unknown; reload: () => void } {
-  const [quota, setQuota] = useState<Quota | null>(null);
-  const [error, setError] = useState<unknown>(null);
-  const timer = useRef<ReturnType<typeof setTimeout> | undefined>(undefined);
-  const reload = useCallback(() => {
-    clearTimeout(timer.current);
-    getJson<Quota>("/api/v1/quota")
-      .then((q) => {
-        setQuota(q);
-        setError(null);
-        // A reservation means a request (perhaps from another tab or client) has yet to settle:
-        // look again until none is left, so the bars move when it does.
-        if (q.daily.tokens_reserved > 0 || q.monthly.tokens_reserved > 0) timer.current = setTimeout(reload, OPEN_POLL_MS);
-      })
-      .catch(setError);
-  }, []);
+  // A reservation means a request (perhaps from another tab or client) has yet to settle: look
+  // again until none is left, so the bars move when it does.
+  const { data: quota, error, reload } = usePolled<Quota>("/api/v1/quota", {
+    nextMs: (q) => (q.daily.tokens_reserved > 0 || q.monthly.tokens_reserved > 0 ? OPEN_POLL_MS : null),
+    retryMs: null,
+  });
   useEffect(() => {
-    reload();
     settled.addEventListener("settled", reload);
-    return () => {
-      settled.removeEventListener("settled", reload);
-      clearTimeout(timer.current);
-    };
+    return () => settled.removeEventListener("settled", reload);
   }, [reload]);
   return { quota, error, reload };
 }

@@ -6,7 +6,7 @@
  */
 import { useEffect, useState } from "preact/hooks";
 import { announceSettled, FINAL_STATUSES, getJson, postJson, type RequestItem, type RequestPage, type Status } from "./api.js";
-import { ErrorNote, Field, ms, PageHeading, StatusBadge, When } from "./ui.js";
+import { ErrorNote, Field, ms, PageHeading, StatusBadge, When, DataTable } from "./ui.js";
 
 const STATUS_FILTERS: Array<Status | ""> = ["", "queued", "processing", "completed", "failed", "cancelled"];
 const PAGE_SIZES = [10, 20, 50, 100];
@@ -90,39 +90,25 @@ export function Requests() {
       </p>
       {page && page.data.length === 0 && !loading && <p>No requests{status ? ` with status ${status}` : ""} yet.</p>}
       {page && page.data.length > 0 && (
-        <div class="table-wrap" tabIndex={0} role="region" aria-label="Requests">
-          <table data-testid="requests-table">
-            <caption class="visually-hidden">Your requests, newest first</caption>
-            <thead>
-              <tr>
-                <th scope="col">Created</th>
-                <th scope="col">Status</th>
-                <th scope="col">Model</th>
-                <th scope="col">Tokens</th>
-                <th scope="col">Request</th>
-              </tr>
-            </thead>
-            <tbody>
-              {page.data.map((item) => (
-                <tr key={item.request_id} data-request-id={item.request_id} data-status={item.status}>
-                  <td data-label="Created">
-                    <When at={item.created_at} />
-                  </td>
-                  <td data-label="Status">
-                    <StatusBadge status={item.status} />
-                  </td>
-                  <td data-label="Model">{item.model.split("/").pop()}</td>
-                  <td data-label="Tokens">{item.usage ? item.usage.total_tokens : `~${item.estimated_tokens}`}</td>
-                  <td data-label="Request">
-                    <a href={`#/requests/${item.request_id}`} aria-label={`Details of request ${item.request_id}`}>
-                      <code>{item.request_id.slice(0, 8)}</code>
-                    </a>
-                  </td>
-                </tr>
-              ))}
-            </tbody>
-          </table>
-        </div>
+        <DataTable label="Requests" testId="requests-table" caption="Your requests, newest first" columns={["Created", "Status", "Model", "Tokens", "Request"]}>
+          {page.data.map((item) => (
+            <tr key={item.request_id} data-request-id={item.request_id} data-status={item.status}>
+              <td data-label="Created">
+                <When at={item.created_at} />
+              </td>
+              <td data-label="Status">
+                <StatusBadge status={item.status} />
+              </td>
+              <td data-label="Model">{item.model.split("/").pop()}</td>
+              <td data-label="Tokens">{item.usage ? item.usage.total_tokens : `~${item.estimated_tokens}`}</td>
+              <td data-label="Request">
+                <a href={`#/requests/${item.request_id}`} aria-label={`Details of request ${item.request_id}`}>
+                  <code>{item.request_id.slice(0, 8)}</code>
+                </a>
+              </td>
+            </tr>
+          ))}
+        </DataTable>
       )}
       <nav class="pager" aria-label="Pages">
         <button type="button" disabled={cursors.length === 1} onClick={() => setCursors((c) => c.slice(0, -1))}>

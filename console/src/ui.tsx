@@ -48,3 +48,27 @@ export function Field(props: { label: string; children: ComponentChildren; testI
 }
 
 export const ms = (value: number | null | undefined) => (value === null || value === undefined ? "—" : `${Math.round(value)} ms`);
+
+/**
+ * A table as every page shows one: in a focusable, labelled region that scrolls on its own on a
+ * narrow screen, with its column headings (scope col) and an optional caption for screen readers.
+ */
+export function DataTable(props: { label: string; testId: string; caption?: string; columns: string[]; children: ComponentChildren }) {
+  return (
+    <div class="table-wrap" tabIndex={0} role="region" aria-label={props.label}>
+      <table data-testid={props.testId}>
+        {props.caption && <caption class="visually-hidden">{props.caption}</caption>}
+        <thead>
+          <tr>
+            {props.columns.map((column) => (
+              <th scope="col" key={column}>
+                {column}
+              </th>
+            ))}
+          </tr>
+        </thead>
+        <tbody>{props.children}</tbody>
+      </table>
+    </div>
+  );
+}

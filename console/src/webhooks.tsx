@@ -5,9 +5,10 @@
  * offers the event types the API itself lists; the signing secret shown once, with a copy button;
  * delete (`DELETE /api/v1/webhooks/{id}`) after a confirmation inside the row.
  */
-import { useCallback, useEffect, useRef, useState } from "preact/hooks";
-import { ApiError, deleteJson, getJson, postJson, type WebhookCreated, type WebhookEndpoint, type WebhookList } from "./api.js";
-import { ErrorNote, PageHeading, StatusBadge, When } from "./ui.js";
+import { useEffect, useRef, useState } from "preact/hooks";
+import { usePolled } from "./polling.js";
+import { ApiError, deleteJson, postJson, type WebhookCreated, type WebhookEndpoint, type WebhookList } from "./api.js";
+import { ErrorNote, PageHeading, StatusBadge, When, DataTable } from "./ui.js";
 
 /** How often the list is read again: deliveries happen while the page is open. */
 const POLL_MS = 3000;
@@ -248,33 +249,11 @@ function EndpointRow(props: { endpoint: WebhookEndpoint; onDeleted: (endpoint: W
 }
 
 export function WebhooksPage() {
-  const [list, setList] = useState<WebhookList | null>(null);
-  const [error, setError] = useState<unknown>(null);
+  // Deliveries happen while the page is open: the list is read every POLL_MS, failed reads too.
+  const { data: list, error, reload } = usePolled<WebhookList>("/api/v1/webhooks", { nextMs: () => POLL_MS, retryMs: POLL_MS });
   const [created, setCreated] = useState<WebhookCreated | null>(null);
   const [notice, setNotice] = useState<string | null>(null);
   const listHeading = useRef<HTMLHeadingElement>(null);
-  const timer = useRef<ReturnType<typeof setTimeout> | undefined>(undefined);
-  const live = useRef(true);
-
-  const reload = useCallback(() => {
-    clearTimeout(timer.current);
-    getJson<WebhookList>("/api/v1/webhooks")
-      .then((answer) => {
-        setList(answer);
-        setError(null);
-      }, setError)
-      .finally(() => {
-        if (live.current) timer.current = setTimeout(reload, POLL_MS);
-      });
-  }, []);
-  useEffect(() => {
-    live.current = true;
-    reload();
-    return () => {
-      live.current = false;
-      clearTimeout(timer.current);
-    };
-  }, [reload]);
 
   const onCreated = (answer: WebhookCreated) => {
     setNotice(null);
@@ -303,26 +282,11 @@ export function WebhooksPage() {
       {!list && !error && <p role="status">Loading…</p>}
       {list && list.data.length === 0 && <p>No endpoints yet.</p>}
       {list && list.data.length > 0 && (
-        <div class="table-wrap" tabIndex={0} role="region" aria-label="Webhook endpoints">
-          <table data-testid="webhooks-table">
-            <caption class="visually-hidden">Your webhook endpoints; the list updates every {POLL_MS / 1000} seconds</caption>
-            <thead>
-              <tr>
-                <th scope="col">Endpoint</th>
-                <th scope="col">Events</th>
-                <th scope="col">Status</th>
-                <th scope="col">Deliveries</th>
-                <th scope="col">Created</th>
-                <th scope="col">Actions</th>
-              </tr>
-            </thead>
-            <tbody>
-              {list.data.map((endpoint) => (
-                <EndpointRow key={endpoint.id} endpoint={endpoint} onDeleted={onDeleted} />
-              ))}
-            </tbody>
-          </table>
-        </div>
+        <DataTable label="Webhook endpoints" testId="webhooks-table" caption={`Your webhook endpoints; the list updates every ${POLL_MS / 1000} seconds`} columns={["Endpoint", "Events", "Status", "Deliveries", "Created", "Actions"]}>
+          {list.data.map((endpoint) => (
+            <EndpointRow key={endpoint.id} endpoint={endpoint} onDeleted={onDeleted} />
+          ))}
+        </DataTable>
       )}
     </>
   );
