@@ -110,10 +110,9 @@ async function main(): Promise<number> {
   try {
     log("starting gateway, api-service" + (SKIP_DRAIN ? "" : " and ml-service (idle until d)"));
     const [gateway, api, ml] = await Promise.all([
-      // A throughput window shorter than phase (h), so that its steady half is measured on its own traffic.
       // Batch lines in flight: as many as the worker holds (its prefetch), so that a batch keeps it as
       // busy as a deep queue does (phase i).
-      startChild("gateway", { QUEUE_ESTIMATE_WINDOW_S: "4", BATCH_DISPATCH_CONCURRENCY: String(2 * WORKER_PREFETCH) }),
+      startChild("gateway", { BATCH_DISPATCH_CONCURRENCY: String(2 * WORKER_PREFETCH) }),
       startChild("api-service"),
       SKIP_DRAIN ? Promise.resolve(undefined) : startChild("ml-service", { MODEL, ML_BATCH_SEQUENCES: "16", ML_QUEUE_LIMIT: "256", ML_CONTEXT_SIZE: "2048" }, "/health"),
     ]);

@@ -57,7 +57,7 @@ export interface GatewayConfig {
   authCacheTtlMs: number;
   sweepIntervalMs: number;
   /** How often the queue estimate reads the backlog, and over how many seconds it measures the throughput. */
-  queueEstimate: { intervalMs: number; windowSeconds: number };
+  queueEstimate: { intervalMs: number; windowSeconds: number; recentRequests: number };
   sweepUnpublishedAfterMs: number;
   /** How long a sweeper's claim on rows (to publish or expire them) keeps other replicas off them. */
   sweepLeaseMs: number;

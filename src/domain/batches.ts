@@ -103,9 +103,23 @@ export interface OutputLine {
   error: { code: string; message: string } | null;
 }
 
+/**
+ * A line dispatched: its request's id is derived from its owner and place (the admission's
+ * Idempotency-Key). `leasedUntil`: how long its admission may take; a line whose lease ran out with
+ * no request stored was never admitted.
+ */
+export interface DispatchedLine {
+  batchId: string;
+  line: number;
+  userId: string;
+  leasedUntil: Date | null;
+}
+
 export interface LineOutcome {
   batchId: string;
   line: number;
+  /** The request that ran it. */
+  requestId: string;
   ok: boolean;
   response: OutputLine["response"];
   error: OutputLine["error"];
@@ -165,18 +179,18 @@ export interface BatchStore {
 
   // The dispatcher's side. Each is one short statement: nothing is held open across an admission.
   /**
-   * Leases pending lines of running batches (window not over, not waiting) until `until`, in fair
-   * order between tenants (by tokens, weighted by tier), so that no model has more than
-   * `slotsPerModel` lines admitted-and-unfinished or leased, over all replicas. Returned in the order
+   * Dispatches pending lines of running batches (window not over, not waiting), their admissions
+   * leased until `until`, in fair order between tenants (by tokens, weighted by tier), so that no
+   * model has more than `slotsPerModel` lines dispatched and unfinished, over all replicas. Returned in the order
    * they should be admitted. First, in the same transaction, the outcomes of lines that `ended` are
    * kept with them and their real tokens charged to their tenants' fair share (which frees their slots).
    */
   claimLines(now: Date, until: Date, slotsPerModel: number, ended?: LineOutcome[]): Promise<ClaimedLine[]>;
-  /** The lines marked admitted, as `batchId:line`; a line missing was closed after its lease ran out. */
-  markDispatched(lines: Array<{ batchId: string; line: number; requestId: string }>): Promise<Set<string>>;
   deferLine(batchId: string, line: number, notBefore: Date, lastError: { code: string; message: string }): Promise<void>;
   refuseLine(batchId: string, line: number, response: OutputLine["response"], error: OutputLine["error"]): Promise<void>;
-  dispatchedLines(limit: number): Promise<Array<{ batchId: string; line: number; requestId: string }>>;
+  dispatchedLines(limit: number): Promise<DispatchedLine[]>;
+  /** Dispatched lines never admitted (no request) whose leases ran out by `now`: pending again. */
+  releaseLines(lines: Array<{ batchId: string; line: number }>, now: Date): Promise<void>;
   /** Lines that will never run (cancelled batch, window over) are done, in the error file. */
   closeLines(now: Date): Promise<number>;
   finishableBatches(limit: number): Promise<Array<{ batchId: string; userId: string; status: BatchStatus; expired: boolean }>>;

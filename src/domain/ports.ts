@@ -279,7 +279,10 @@ export interface QueuePosition {
 
 /** The backlog and recent throughput the queue estimate is made from. */
 export interface BacklogStats {
-  /** The backlog now, and what finished in the last `windowSeconds` before `now`. */
-  snapshot(windowSeconds: number, now: Date): Promise<QueueSnapshot>;
+  /**
+   * The backlog now, and what finished in the last `windowSeconds` before `now`: only the last
+   * `recentRequests` of those when given, the window then spanning them alone.
+   */
+  snapshot(windowSeconds: number, now: Date, recentRequests?: number): Promise<QueueSnapshot>;
   positionOf(userId: string): Promise<QueuePosition>;
 }

@@ -23,8 +23,8 @@ const LINES = 300;
 const USER = "batch-fault-user";
 
 type OutputLine = { id: string; custom_id: string; response: { status_code: number; request_id: string; body: any } | null; error: { code: string } | null };
-/** The batch's lines by state, and the requests admitted for them (more than done + dispatched: some admitted, not yet marked). */
-type LineStates = { done: number; dispatched: number; leased: number; waiting: number; admitted: number };
+/** The batch's lines by state, and the requests admitted for them (fewer than done + dispatched: some dispatched, not yet admitted). */
+type LineStates = { done: number; dispatched: number; waiting: number; admitted: number };
 
 describe("the gateway killed (SIGKILL) mid-batch, then started again", { skip, timeout: 300_000 }, () => {
   let database: TestDatabase;
@@ -48,7 +48,7 @@ describe("the gateway killed (SIGKILL) mid-batch, then started again", { skip, t
     env = {
       ...shared.env,
       // Lines go out a few at a time, so the kill finds some done, some running and most not claimed;
-      // a short lease so the lines the dead gateway had claimed are claimed again soon after.
+      // a short lease so the lines the dead gateway had dispatched but not admitted go out again soon after.
       BATCH_DISPATCH_INTERVAL_MS: "100",
       BATCH_DISPATCH_CONCURRENCY: "8",
       BATCH_LEASE_MS: "2000",
@@ -77,8 +77,7 @@ describe("the gateway killed (SIGKILL) mid-batch, then started again", { skip, t
     const { rows } = await database.db.query<Record<keyof LineStates, number>>(
       `SELECT count(*) FILTER (WHERE status = 'done')::int AS done,
               count(*) FILTER (WHERE status = 'dispatched')::int AS dispatched,
-              count(*) FILTER (WHERE status = 'pending' AND claimed_until > now())::int AS leased,
-              count(*) FILTER (WHERE status = 'pending' AND (claimed_until IS NULL OR claimed_until <= now()))::int AS waiting,
+              count(*) FILTER (WHERE status = 'pending')::int AS waiting,
               (SELECT count(*) FROM inference_requests WHERE user_id = $2)::int AS admitted
        FROM batch_lines WHERE batch_id = $1`,
       [batchId, USER],
@@ -112,15 +111,15 @@ describe("the gateway killed (SIGKILL) mid-batch, then started again", { skip, t
     assert.equal(batch.status, "in_progress");
 
     // Killed when lines have finished and lines have not been claimed yet; preferably while the
-    // gateway holds claims on lines it has admitted but not yet marked dispatched: the case a crash
-    // must not turn into a line admitted twice (else while it holds a claim, else anyway).
+    // gateway has dispatched lines it has not admitted yet: the case a crash must turn neither into
+    // a line lost nor into a line admitted twice (else while lines are dispatched, else anyway).
     const gateway = procs.get("gateway")!;
     let atKill: LineStates | undefined;
     for (const deadline = Date.now() + 120_000; !atKill; ) {
       const s = await states(batch.id);
-      const unmarked = s.leased > 0 && s.admitted > s.done + s.dispatched;
+      const unadmitted = s.admitted < s.done + s.dispatched;
       const late = s.waiting < LINES / 3 + 40;
-      if (s.done >= 16 && s.waiting >= LINES / 3 && (unmarked || (late && s.leased > 0) || s.waiting < LINES / 3 + 8)) {
+      if (s.done >= 16 && s.waiting >= LINES / 3 && (unadmitted || (late && s.dispatched > 0) || s.waiting < LINES / 3 + 8)) {
         gateway.child.kill("SIGKILL");
         atKill = s;
       }
@@ -129,12 +128,12 @@ describe("the gateway killed (SIGKILL) mid-batch, then started again", { skip, t
     await new Promise<void>((resolve) => (gateway.child.exitCode !== null || gateway.child.signalCode !== null ? resolve() : gateway.child.once("exit", () => resolve())));
     assert.equal(gateway.child.signalCode, "SIGKILL");
     const afterKill = await states(batch.id);
-    // Lines the dead gateway held a claim on, and of those the ones it had admitted already.
-    const { rows: held } = await database.db.query<{ line: number }>("SELECT line FROM batch_lines WHERE batch_id = $1 AND status = 'pending' AND claimed_until > now()", [batch.id]);
+    // Lines the dead gateway had dispatched, and of those the ones it had admitted already.
+    const { rows: held } = await database.db.query<{ line: number }>("SELECT line FROM batch_lines WHERE batch_id = $1 AND status = 'dispatched'", [batch.id]);
     const { rows: admittedHeld } = await database.db.query<{ n: number }>("SELECT count(*)::int AS n FROM inference_requests WHERE request_id = ANY($1::uuid[])", [
       held.map((l) => idempotentRequestId(USER, `batch:${batch.id}:${l.line}`)),
     ]);
-    t.diagnostic(`at the kill: ${JSON.stringify(atKill)}; after it: ${JSON.stringify(afterKill)}; claimed and admitted, not marked: ${admittedHeld[0]!.n}`);
+    t.diagnostic(`at the kill: ${JSON.stringify(atKill)}; after it: ${JSON.stringify(afterKill)}; dispatched and not admitted: ${held.length - admittedHeld[0]!.n}`);
     assert.ok(afterKill.waiting > 0 && afterKill.done > 0, JSON.stringify(afterKill));
 
     await start("gateway");

@@ -79,7 +79,9 @@ for (const backend of ["servers", "embedded"] as Backend[]) {
     it("a batch left finalizing (its replica died while writing the files) is completed by the next pass", async () => {
       const user = await platform.createUser();
       const batchId = await insertTestBatch(store, platform.config.gateway, user.userId, [chatLine("f0")]);
-      // Its one line closed as refused, so every line is done; then the batch is left finalizing.
+      // Its one line dispatched and refused, so every line is done; then the batch is left finalizing.
+      const now = new Date();
+      assert.deepEqual((await store.claimLines(now, new Date(now.getTime() + 60_000), 1)).map((l) => l.batchId), [batchId]);
       await store.refuseLine(batchId, 1, null, { code: "invalid_request", message: "refused for the test" });
       assert.ok(await store.finalizeBatch(batchId, new Date()));
       assert.equal((await store.getBatch(batchId, user.userId))?.status, "finalizing");

@@ -19,7 +19,7 @@ export function platformAdmission(platform: Platform) {
     requestsQueue: platform.queues.requests,
     insert: async (request) => (await platform.requests.insertMany([request])).inserted.has(request.requestId),
     marker: new PublishedMarker(platform.outbox, silentLogger),
-    estimator: new QueueEstimator({ stats: new SqlBacklogStats(platform.database.db), log: silentLogger, intervalMs: 1_000, windowSeconds: 30, now: () => new Date() }),
+    estimator: new QueueEstimator({ stats: new SqlBacklogStats(platform.database.db), log: silentLogger, intervalMs: 1_000, windowSeconds: 30, recentRequests: 256, now: () => new Date() }),
     onPublished: () => undefined,
     now: () => new Date(),
   });

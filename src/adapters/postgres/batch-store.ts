@@ -1,5 +1,5 @@
 /** BatchStore over PostgreSQL or PGlite (see sql-client.ts); every statement is in queries.sql. */
-import type { BatchLineError, BatchStatus, BatchStore, BatchStoreListener, ClaimedLine, FairShare, LineEnding, LineOutcome, NewBatch, NewFile, OutputLine, StoredBatch, StoredFile } from "../../domain/batches.js";
+import type { BatchLineError, BatchStatus, BatchStore, BatchStoreListener, ClaimedLine, DispatchedLine, FairShare, LineEnding, LineOutcome, NewBatch, NewFile, OutputLine, StoredBatch, StoredFile } from "../../domain/batches.js";
 import { sql } from "./queries.js";
 import type { SqlClient, SqlExecutor } from "./sql-client.js";
 
@@ -162,7 +162,7 @@ export class SqlBatchStore implements BatchStore {
       if (ended.length > 0) {
         const finished = await tx.query<{ completed: number; failed: number }>(sql("finishBatchLines"), [
           ended.map((o) => o.batchId), ended.map((o) => o.line), ended.map((o) => o.ok),
-          ended.map((o) => toJson(o.response)), ended.map((o) => toJson(o.error)), ended.map((o) => o.tokens),
+          ended.map((o) => toJson(o.response)), ended.map((o) => toJson(o.error)), ended.map((o) => o.tokens), ended.map((o) => o.requestId),
         ]);
         counted = { completed: Number(finished.rows[0]?.completed ?? 0), failed: Number(finished.rows[0]?.failed ?? 0) };
       }
@@ -174,12 +174,6 @@ export class SqlBatchStore implements BatchStore {
     return rows.map((r) => ({ batchId: r.batch_id as string, line: Number(r.line), customId: r.custom_id as string, body: json(r.body), userId: r.user_id as string, endpoint: r.endpoint as string }));
   }
 
-  async markDispatched(lines: Array<{ batchId: string; line: number; requestId: string }>): Promise<Set<string>> {
-    if (lines.length === 0) return new Set();
-    const { rows } = await this.db.query<Row>(sql("markLinesDispatched"), [lines.map((l) => l.batchId), lines.map((l) => l.line), lines.map((l) => l.requestId)]);
-    return new Set(rows.map((r) => `${r.batch_id as string}:${Number(r.line)}`));
-  }
-
   async deferLine(batchId: string, line: number, notBefore: Date, lastError: { code: string; message: string }): Promise<void> {
     await this.db.query(sql("deferBatchLine"), [batchId, line, notBefore, JSON.stringify(lastError)]);
   }
@@ -189,9 +183,14 @@ export class SqlBatchStore implements BatchStore {
     this.ended("refused", Number(rows[0]?.refused ?? 0));
   }
 
-  async dispatchedLines(limit: number): Promise<Array<{ batchId: string; line: number; requestId: string }>> {
+  async dispatchedLines(limit: number): Promise<DispatchedLine[]> {
     const { rows } = await this.db.query<Row>(sql("dispatchedBatchLines"), [limit]);
-    return rows.map((r) => ({ batchId: r.batch_id as string, line: Number(r.line), requestId: r.request_id as string }));
+    return rows.map((r) => ({ batchId: r.batch_id as string, line: Number(r.line), userId: r.user_id as string, leasedUntil: date(r.claimed_until) }));
+  }
+
+  async releaseLines(lines: Array<{ batchId: string; line: number }>, now: Date): Promise<void> {
+    if (lines.length === 0) return;
+    await this.db.query(sql("releaseBatchLines"), [lines.map((l) => l.batchId), lines.map((l) => l.line), now]);
   }
 
   async closeLines(now: Date): Promise<number> {

@@ -272,17 +272,14 @@ SELECT pg_advisory_xact_lock(8151024);
 -- latest start tag claimed) plus the estimated tokens of its earlier lines, over its tier's weight.
 -- Per model, the lowest tags take the free slots ($3 minus the lines admitted and unfinished or
 -- leased), whoever's batch came first. Only each running batch's first $3 claimable lines are looked
--- at, so a tick costs as much as there are running batches, not lines. The UPDATE is guarded by
--- status and lease, so a line is never leased twice; what keeps other replicas off it afterwards is
--- its lease ($2), which one that ran out before now ($1) no longer does. The claimed estimates are
--- charged to the tenants' finish tags at once (ended lines get their real tokens: finishBatchLines).
+-- at, so a tick costs as much as there are running batches, not lines. A claimed line is dispatched
+-- at once (guarded by status, so never twice), with a lease ($2) on its admission: its request's id
+-- is derived from the line, so no second write says it was admitted, and a line whose lease ran out
+-- with no request goes back to pending (releaseBatchLines). The claimed estimates are charged to the
+-- tenants' finish tags at once (ended lines get their real tokens: finishBatchLines).
 -- name: claimBatchLines
 WITH in_flight AS (
-  SELECT model, count(*) AS n FROM (
-    SELECT COALESCE(model, '') AS model FROM batch_lines WHERE status = 'dispatched'
-    UNION ALL
-    SELECT COALESCE(model, '') FROM batch_lines WHERE status = 'pending' AND claimed_until > $1
-  ) busy GROUP BY model
+  SELECT COALESCE(model, '') AS model, count(*) AS n FROM batch_lines WHERE status = 'dispatched' GROUP BY 1
 ), clock AS (
   SELECT COALESCE(max(last_start), 0) AS now_tag FROM batch_fair_share
 ), candidates AS (
@@ -294,8 +291,7 @@ WITH in_flight AS (
   LEFT JOIN batch_tenant_weights t ON t.user_id = b.user_id
   CROSS JOIN LATERAL (
     SELECT l.line, COALESCE(l.model, '') AS model, l.cost FROM batch_lines l
-    WHERE l.batch_id = b.batch_id AND l.status = 'pending'
-      AND (l.claimed_until IS NULL OR l.claimed_until <= $1) AND (l.not_before IS NULL OR l.not_before <= $1)
+    WHERE l.batch_id = b.batch_id AND l.status = 'pending' AND (l.not_before IS NULL OR l.not_before <= $1)
     ORDER BY l.line LIMIT $3) c
   WHERE b.status = 'in_progress' AND b.expires_at > $1
 ), tagged AS (
@@ -307,10 +303,9 @@ WITH in_flight AS (
   ) r LEFT JOIN in_flight i ON i.model = r.model
   WHERE r.place <= $3 - COALESCE(i.n, 0)
 ), claimed AS (
-  UPDATE batch_lines l SET claimed_until = $2, attempts = l.attempts + 1
+  UPDATE batch_lines l SET status = 'dispatched', claimed_until = $2, attempts = l.attempts + 1, last_error = NULL
   FROM chosen c
   WHERE l.batch_id = c.batch_id AND l.line = c.line AND l.status = 'pending'
-    AND (l.claimed_until IS NULL OR l.claimed_until <= $1)
   RETURNING l.batch_id, l.line, l.custom_id, l.body, c.user_id, c.endpoint, c.weight, c.cost, c.start_tag
 ), charged AS (
   UPDATE batch_fair_share f
@@ -320,20 +315,12 @@ WITH in_flight AS (
 )
 SELECT batch_id, line, custom_id, body, user_id, endpoint, start_tag FROM claimed ORDER BY start_tag, batch_id, line;
 
--- Admitted (the lines of a pass in one statement): from now on each line's request decides its outcome. Admission wins over a close that
--- came after the claim (a close only takes unclaimed lines, so this is the lease-ran-out case).
--- name: markLinesDispatched
-UPDATE batch_lines l SET status = 'dispatched', request_id = u.request_id, claimed_until = NULL, last_error = NULL
-FROM unnest($1::text[], $2::int[], $3::uuid[]) AS u(batch_id, line, request_id)
-WHERE l.batch_id = u.batch_id AND l.line = u.line AND l.status = 'pending'
-RETURNING l.batch_id, l.line;
-
 -- The user's quota did not fit it: tried again after $3, unless the window ends first.
 -- The line's estimate charged when it was claimed is given back (it did not run).
 -- name: deferBatchLine
 WITH deferred AS (
-  UPDATE batch_lines SET claimed_until = NULL, not_before = $3, last_error = $4
-  WHERE batch_id = $1 AND line = $2 AND status = 'pending'
+  UPDATE batch_lines SET status = 'pending', claimed_until = NULL, not_before = $3, last_error = $4
+  WHERE batch_id = $1 AND line = $2 AND status = 'dispatched'
   RETURNING batch_id, cost
 )
 UPDATE batch_fair_share f SET finish_tag = f.finish_tag - d.cost / w.weight
@@ -344,7 +331,7 @@ WHERE f.user_id = b.user_id;
 -- name: refuseBatchLine
 WITH refused AS (
   UPDATE batch_lines SET status = 'done', ok = false, response = $3, error = $4, claimed_until = NULL, closed_by = 'refused'
-  WHERE batch_id = $1 AND line = $2 AND status = 'pending'
+  WHERE batch_id = $1 AND line = $2 AND status = 'dispatched'
   RETURNING batch_id, cost
 ), given_back AS (
   UPDATE batch_fair_share f SET finish_tag = f.finish_tag - r.cost / w.weight
@@ -353,15 +340,32 @@ WITH refused AS (
 )
 SELECT count(*)::int AS refused FROM refused;
 
+-- Dispatched lines with their owners (their requests' ids are derived from both) and admission leases.
 -- name: dispatchedBatchLines
-SELECT batch_id, line, request_id FROM batch_lines WHERE status = 'dispatched' ORDER BY batch_id, line LIMIT $1;
+SELECT l.batch_id, l.line, b.user_id, l.claimed_until FROM batch_lines l JOIN batches b ON b.batch_id = l.batch_id
+WHERE l.status = 'dispatched' ORDER BY l.batch_id, l.line LIMIT $1;
+
+-- Dispatched lines whose admission never happened (their replica died, or a store failed, before their
+-- requests were stored) and whose leases ran out by $3: pending again, to be claimed like any other.
+-- Their estimates charged when they were claimed are given back. A request stored meanwhile after all
+-- is found again by the line's next admission (the same derived id), never made twice.
+-- name: releaseBatchLines
+WITH released AS (
+  UPDATE batch_lines l SET status = 'pending', claimed_until = NULL
+  FROM unnest($1::text[], $2::int[]) AS u(batch_id, line)
+  WHERE l.batch_id = u.batch_id AND l.line = u.line AND l.status = 'dispatched' AND l.claimed_until <= $3
+  RETURNING l.batch_id, l.cost
+)
+UPDATE batch_fair_share f SET finish_tag = f.finish_tag - r.cost / w.weight
+FROM released r JOIN batches b ON b.batch_id = r.batch_id JOIN batch_tenant_weights w ON w.user_id = b.user_id
+WHERE f.user_id = b.user_id;
 
 -- Ended lines: their tenants' finish tags get the real tokens ($6) in place of the estimates charged
 -- when they were claimed, and count as served.
 -- name: finishBatchLines
 WITH ended AS (
-  UPDATE batch_lines l SET status = 'done', ok = u.ok, response = u.response, error = u.error
-  FROM unnest($1::text[], $2::int[], $3::boolean[], $4::jsonb[], $5::jsonb[], $6::int[]) AS u(batch_id, line, ok, response, error, tokens)
+  UPDATE batch_lines l SET status = 'done', ok = u.ok, response = u.response, error = u.error, request_id = u.request_id, claimed_until = NULL
+  FROM unnest($1::text[], $2::int[], $3::boolean[], $4::jsonb[], $5::jsonb[], $6::int[], $7::uuid[]) AS u(batch_id, line, ok, response, error, tokens, request_id)
   WHERE l.batch_id = u.batch_id AND l.line = u.line AND l.status = 'dispatched'
   RETURNING l.batch_id, l.cost, u.tokens, u.ok
 ), charged AS (
@@ -377,7 +381,7 @@ WITH ended AS (
 SELECT count(*) FILTER (WHERE ok)::int AS completed, count(*) FILTER (WHERE NOT ok)::int AS failed FROM ended;
 
 -- Lines that will never run: those of cancelling batches, and of running batches whose window is
--- over (a line that was waiting for quota keeps that reason). Claimed lines are left to their claimer.
+-- over (a line that was waiting for quota keeps that reason). Dispatched lines are left to their requests.
 -- name: closeBatchLines
 UPDATE batch_lines l SET status = 'done', ok = false, claimed_until = NULL,
   closed_by = CASE WHEN b.status = 'cancelling' THEN 'cancelled' ELSE 'expired' END,
@@ -386,7 +390,7 @@ UPDATE batch_lines l SET status = 'done', ok = false, claimed_until = NULL,
     ELSE COALESCE(l.last_error, jsonb_build_object('code', 'batch_expired', 'message', 'the batch''s completion window ended before this request ran'))
   END
 FROM batches b
-WHERE b.batch_id = l.batch_id AND l.status = 'pending' AND (l.claimed_until IS NULL OR l.claimed_until <= $1)
+WHERE b.batch_id = l.batch_id AND l.status = 'pending'
   AND (b.status = 'cancelling' OR (b.status = 'in_progress' AND b.expires_at <= $1))
 RETURNING l.closed_by;
 
@@ -442,17 +446,22 @@ RETURNING batch_id;
 UPDATE batches SET output_file_id = $2, error_file_id = $3 WHERE batch_id = $1;
 
 -- The queue as the estimate sees it: open requests (queued or running) and their estimated tokens,
--- batch lines not yet dispatched, and what finished since $1 (count, estimated tokens, mean run).
+-- batch lines not yet dispatched, and what finished lately: the last $2 requests (all when null)
+-- finished since $1 (count, estimated tokens, mean run, when the first and the last finished, and
+-- the first one's estimated tokens), by the finished-requests index.
 -- name: queueSnapshot
 -- bound: bulk
 SELECT o.open_requests, o.open_tokens,
        (SELECT count(*) FROM batch_lines WHERE status = 'pending')::int AS pending_lines,
-       f.finished, f.finished_tokens, f.mean_run_seconds
+       f.finished, f.finished_tokens, f.mean_run_seconds, f.first_finished_at, f.last_finished_at, f.first_tokens
 FROM (SELECT count(*)::int AS open_requests, COALESCE(sum(estimated_tokens), 0)::bigint AS open_tokens
       FROM inference_requests WHERE status IN ('queued', 'processing')) o,
      (SELECT count(*)::int AS finished, COALESCE(sum(estimated_tokens), 0)::bigint AS finished_tokens,
-             avg(EXTRACT(EPOCH FROM completed_at - started_at)) FILTER (WHERE started_at IS NOT NULL)::float8 AS mean_run_seconds
-      FROM inference_requests WHERE completed_at > $1) f;
+             avg(EXTRACT(EPOCH FROM completed_at - started_at)) FILTER (WHERE started_at IS NOT NULL)::float8 AS mean_run_seconds,
+             min(completed_at) AS first_finished_at, max(completed_at) AS last_finished_at,
+             (array_agg(estimated_tokens ORDER BY completed_at))[1] AS first_tokens
+      FROM (SELECT estimated_tokens, completed_at, started_at FROM inference_requests
+            WHERE completed_at > $1 ORDER BY completed_at DESC LIMIT $2) recent) f;
 
 -- A user's open requests, and the open requests (and their estimated tokens) admitted before the oldest of them.
 -- name: queuePosition

@@ -32,6 +32,8 @@ import { WebhookDeliveryLoop, registerWebhookRoutes } from "../webhooks/index.js
 /** How often a held connection reads its request again in case its final event was lost. */
 const HOLD_RECHECK_MS = 2_000;
 const UUID = /^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/i;
+/** The batch backlog gauge is scraped every several seconds: counting it once a second is enough. */
+const BATCH_GAUGE_MIN_INTERVAL_MS = 1_000;
 
 export interface GatewayDeps {
   logger: Logger;
@@ -131,7 +133,7 @@ export function createGateway(config: GatewayConfig, deps: GatewayDeps): Gateway
     now,
   });
   // Lines ended and batches finished are counted as the store reports them; the backlog is read with the queue's.
-  const batchMetrics = new BatchMetrics({ registry: deps.registry, store: deps.batches, models: deps.models, intervalMs: config.queueEstimate.intervalMs, log });
+  const batchMetrics = new BatchMetrics({ registry: deps.registry, store: deps.batches, models: deps.models, intervalMs: Math.max(BATCH_GAUGE_MIN_INTERVAL_MS, config.queueEstimate.intervalMs), log });
   // Webhooks are sent off every request's path: a slow or failing receiver delays nothing but its own deliveries.
   const webhookLoop = new WebhookDeliveryLoop({ config: config.webhooks, store: deps.webhooks, log, registry: deps.registry, now });
   const cancel = createCanceller({ ...deps, log, now, recheckMs: HOLD_RECHECK_MS });

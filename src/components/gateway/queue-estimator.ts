@@ -18,6 +18,8 @@ export interface QueueEstimatorDeps {
   log: Logger;
   intervalMs: number;
   windowSeconds: number;
+  /** The throughput is measured over the last this many finished requests (within the window). */
+  recentRequests: number;
   now: () => Date;
 }
 
@@ -52,7 +54,7 @@ export class QueueEstimator {
 
   /** Reads the backlog now (also what the timer does). */
   async refresh(): Promise<QueueSnapshot> {
-    const snapshot = await this.deps.stats.snapshot(this.deps.windowSeconds, this.deps.now());
+    const snapshot = await this.deps.stats.snapshot(this.deps.windowSeconds, this.deps.now(), this.deps.recentRequests);
     this.snapshot = snapshot;
     this.admittedSince = 0;
     return snapshot;

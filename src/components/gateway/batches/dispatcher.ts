@@ -2,14 +2,17 @@
  * Runs batches. Each tick, with nothing held open between the steps:
  *  1. closes the lines that will never run (cancelled batch, window over): they go to the error file,
  *     never reserved, so nothing is charged or refunded for them;
- *  2. reads the requests of dispatched lines and keeps the outcomes of the final ones with the line;
- *  3. claims pending lines under a lease (one statement, replicas one after the other), in fair order
+ *  2. reads the requests of dispatched lines and keeps the outcomes of the final ones with the line
+ *     (a line whose admission lease ran out with no request stored goes back to pending);
+ *  3. claims pending lines, dispatched at once with a lease on their admission (one statement,
+ *     replicas one after the other), in fair order
  *     between tenants: by tokens, weighted by tier (start-time fair queueing, see claimBatchLines in
- *     queries.sql), at most BATCH_DISPATCH_CONCURRENCY admitted-and-unfinished per model over all
+ *     queries.sql), at most BATCH_DISPATCH_CONCURRENCY dispatched-and-unfinished per model over all
  *     replicas, so the broker queue stays shallow and interactive requests, which go straight to it,
  *     find it short; admits each like any request (quota, store, queue, worker, collector). The Idempotency-Key
- *     `batch:<batch>:<line>` names the line's request, so a line admitted twice (a replica died
- *     between admitting and marking it) is one request, reserved and settled once. A line the quota
+ *     `batch:<batch>:<line>` names the line's request, so nothing more is written when it is
+ *     admitted, and a line admitted twice (its lease ran out mid-admission) is one request, reserved
+ *     and settled once. A line the quota
  *     has no room for waits (`not_before`) and is tried again while the window lasts;
  *  4. writes the output and error files of batches whose lines are all done, and finishes them.
  *
@@ -20,10 +23,9 @@
  */
 import { AppError, isAppError, openAiErrorBody } from "../../../errors.js";
 import type { BatchConfig, GatewayConfig } from "../../../config.js";
-import type { BatchEndpoint, BatchStore, ClaimedLine, LineOutcome } from "../../../domain/batches.js";
+import type { BatchEndpoint, BatchStore, ClaimedLine, DispatchedLine, LineOutcome } from "../../../domain/batches.js";
 import type { EventBus, RequestStore, RequestView, UserStore } from "../../../domain/ports.js";
 import { isFinal } from "../../../domain/wait-for-final.js";
-import { Batcher } from "../../../domain/batching.js";
 import { ANONYMOUS_USER_ID, type AuthenticatedUser } from "../../../http/authenticator.js";
 import type { Logger } from "../../../observability/logger.js";
 import { idempotentRequestId, type Admit } from "../admission.js";
@@ -70,17 +72,25 @@ export function batchUserResolver(users: Pick<UserStore, "findUser">, anonymous:
   };
 }
 
+/** The Idempotency-Key a line is admitted with: it names the line's request. */
+export const batchLineKey = (batchId: string, line: number) => `batch:${batchId}:${line}`;
+/** The id of the request that runs a line (derived as admission derives it from the key). */
+export const batchLineRequestId = (userId: string, batchId: string, line: number) => idempotentRequestId(userId, batchLineKey(batchId, line));
+
 /** What a final request puts into the output (completed) or error file. */
 export function lineOutcomeOf(batchId: string, line: number, view: RequestView): LineOutcome {
   const tokens = view.usage?.total_tokens ?? 0;
+  const requestId = view.requestId;
   if (view.status === "completed") {
     const answer = answerOf(view);
     const body = view.api === "chat" ? chatCompletionBody(answer) : view.api === "response" ? responseOf(view) : completionBody(answer);
-    return { batchId, line, ok: true, response: { status_code: 200, request_id: view.requestId, body }, error: null, tokens };
+    return { batchId, line, requestId, ok: true, response: { status_code: 200, request_id: requestId, body }, error: null, tokens };
   }
   const error = outcomeError(view);
-  return { batchId, line, ok: false, response: { status_code: error.status, request_id: view.requestId, body: openAiErrorBody(error) }, error: null, tokens };
+  return { batchId, line, requestId, ok: false, response: { status_code: error.status, request_id: requestId, body: openAiErrorBody(error) }, error: null, tokens };
 }
+
+const withRequestId = (l: DispatchedLine) => ({ ...l, requestId: batchLineRequestId(l.userId, l.batchId, l.line) });
 
 export class BatchDispatcher {
   private readonly now: () => Date;
@@ -103,19 +113,9 @@ export class BatchDispatcher {
   /** Lines whose requests' final events came since the last pass read them. */
   private readonly ended = new Map<string, { batchId: string; line: number }>();
 
-  /** Lines admitted at about the same time are marked dispatched in one statement. */
-  private readonly marks: Batcher<{ batchId: string; line: number; requestId: string; marked: boolean }>;
-
   constructor(private readonly deps: BatchDispatcherDeps) {
     this.now = deps.now ?? (() => new Date());
     this.settings = deps.config.batches;
-    this.marks = new Batcher(
-      async (lines) => {
-        const marked = await deps.store.markDispatched(lines);
-        for (const l of lines) l.marked = marked.has(`${l.batchId}:${l.line}`);
-      },
-      { maxBatch: 256, maxInFlight: 2 },
-    );
   }
 
   start(): void {
@@ -247,18 +247,25 @@ export class BatchDispatcher {
     if (full || claimed === 0) await this.finish();
   }
 
-  /** The outcomes of the dispatched lines that ended. */
+  /** The outcomes of the dispatched lines that ended; on a full pass, lines never admitted go back to pending. */
   private async watch(full: boolean): Promise<LineOutcome[]> {
-    const ended = [...this.ended].map(([requestId, l]) => ({ requestId, ...l }));
+    const ended = [...this.ended].map(([requestId, l]) => ({ requestId, ...l, leasedUntil: null as Date | null }));
     this.ended.clear();
     // Every line that can be dispatched at once is read on a full pass.
-    const lines = full ? await this.deps.store.dispatchedLines(Math.max(WATCH_PER_TICK, this.settings.dispatchConcurrency)) : ended;
+    const lines = full ? (await this.deps.store.dispatchedLines(Math.max(WATCH_PER_TICK, this.settings.dispatchConcurrency))).map(withRequestId) : ended;
     if (lines.length === 0) return [];
     const views = new Map((await this.deps.requests.viewMany(lines.map((l) => l.requestId))).map((v) => [v.requestId, v]));
     const outcomes: LineOutcome[] = [];
+    const neverAdmitted: Array<{ batchId: string; line: number }> = [];
+    const now = this.now();
     for (const l of lines) {
       const view = views.get(l.requestId);
       if (view && isFinal(view)) outcomes.push(lineOutcomeOf(l.batchId, l.line, view));
+      else if (!view && l.leasedUntil !== null && l.leasedUntil <= now) neverAdmitted.push(l);
+    }
+    if (neverAdmitted.length > 0) {
+      await this.deps.store.releaseLines(neverAdmitted, now);
+      this.deps.log.info({ lines: neverAdmitted.length }, "batch lines whose admission never happened are pending again");
     }
     return outcomes;
   }
@@ -297,19 +304,15 @@ export class BatchDispatcher {
         models: this.deps.models,
         defaultModel: this.deps.config.defaultModel,
       });
-      const key = `batch:${l.batchId}:${l.line}`;
+      const key = batchLineKey(l.batchId, l.line);
       requestId = idempotentRequestId(user.userId, key);
       await this.watchRequest(requestId, { batchId: l.batchId, line: l.line });
-      const admitted = await this.deps.admit({ ...input, user, idempotency: { key, route: l.endpoint, body: l.body } });
-      const mark = { batchId: l.batchId, line: l.line, requestId: admitted.requestId, marked: false };
-      await this.marks.add(mark);
-      if (!mark.marked) {
-        log.warn({ batch_id: l.batchId, line: l.line, request_id: admitted.requestId }, "a batch line was admitted after its claim ran out and it was closed");
-      }
+      // Stored under the id derived from the line: from now on its request decides its outcome.
+      await this.deps.admit({ ...input, user, idempotency: { key, route: l.endpoint, body: l.body } });
     } catch (error) {
       if (requestId) this.unwatch(requestId);
       if (!isAppError(error)) {
-        // Not the line's fault (a store failing): its lease runs out and it is tried again.
+        // Not the line's fault (a store failing): its lease runs out, it is pending again, and it is tried again.
         log.warn({ err: error, batch_id: l.batchId, line: l.line }, "batch line not dispatched; trying again later");
         return;
       }
