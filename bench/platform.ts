@@ -24,8 +24,9 @@
  *  h) the queue estimate at steady load: each admission's estimated start against its actual start;
  *  i) batches: a BENCH_BATCH_LINES-line batch vs the same requests sent one by one through
  *     /api/v1/inference (`batch_vs_single_ratio`), and another tenant's interactive queue wait during
- *     the batch (`interactive_wait_p99_during_batch_ms`; its idle wait for comparison); the gateway
- *     runs with BATCH_DISPATCH_CONCURRENCY = the worker's prefetch (see bench/platform/batch.ts);
+ *     a second batch of half the lines (`interactive_wait_p99_during_batch_ms`; its idle wait for
+ *     comparison); the gateway runs with BATCH_DISPATCH_CONCURRENCY = twice the worker's prefetch
+ *     (see bench/platform/batch.ts);
  *     With it, what tracing costs an admission while it is off (bench/platform/tracing-off.ts):
  *     the calls admission makes into the tracing module, timed against none, ÷ the gateway's CPU
  *     per admitted request (`tracing_off_admission_share`);
