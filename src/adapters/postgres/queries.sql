@@ -400,7 +400,9 @@ SELECT b.batch_id, b.user_id, b.status,
        EXISTS (SELECT 1 FROM batch_lines e WHERE e.batch_id = b.batch_id AND e.closed_by = 'expired') AS expired
 FROM batches b
 WHERE b.status IN ('in_progress', 'finalizing', 'cancelling')
-  AND NOT EXISTS (SELECT 1 FROM batch_lines l WHERE l.batch_id = b.batch_id AND l.status <> 'done')
+  -- Pending and dispatched apart, each by its partial index: `status <> 'done'` would walk the done lines.
+  AND NOT EXISTS (SELECT 1 FROM batch_lines l WHERE l.batch_id = b.batch_id AND l.status = 'pending')
+  AND NOT EXISTS (SELECT 1 FROM batch_lines l WHERE l.batch_id = b.batch_id AND l.status = 'dispatched')
 ORDER BY b.created_at LIMIT $1;
 
 -- The batch backlog per model, for the gauge the worker's autoscaler reads (by the pending-lines index).
