@@ -56,7 +56,7 @@ const envSchema = z.object({
   RATE_LIMIT_PER_IP_PER_MINUTE: int(0, 1e9).default(0),
   AUTH_CACHE_TTL_MS: int(0, 1_000).default(500),
   SWEEP_INTERVAL_MS: int(100, 3_600_000).default(5_000),
-  QUEUE_ESTIMATE_INTERVAL_MS: int(100, 600_000).default(250),
+  QUEUE_ESTIMATE_INTERVAL_MS: int(20, 600_000).default(100),
   QUEUE_ESTIMATE_WINDOW_S: int(1, 3_600).default(10),
   QUEUE_ESTIMATE_RECENT_REQUESTS: int(2, 1_000_000).default(1_024),
   SWEEP_UNPUBLISHED_AFTER_MS: int(100, 3_600_000).default(30_000),

@@ -23,6 +23,16 @@ export interface QueueEstimatorDeps {
   now: () => Date;
 }
 
+/**
+ * The reads take at most this share of the time: a read that took 10 ms waits at least 200 ms for
+ * the next, so a deep backlog (whose count takes longer) is read less often, and costs the
+ * database a bounded share of a connection whatever QUEUE_ESTIMATE_INTERVAL_MS says.
+ */
+const MAX_READING_SHARE = 1 / 20;
+
+/** The wait before the next read, after one that took `tookMs`. */
+export const nextReadDelay = (intervalMs: number, tookMs: number) => Math.max(intervalMs, tookMs / MAX_READING_SHARE - tookMs);
+
 export class QueueEstimator {
   private snapshot: QueueSnapshot | undefined;
   private admittedSince = 0;
@@ -36,11 +46,12 @@ export class QueueEstimator {
     this.stopped = false;
     const loop = () => {
       if (this.stopped) return;
+      const started = performance.now();
       void this.refresh()
         .catch((error: unknown) => this.deps.log.warn({ err: error }, "queue estimate not refreshed; keeping the last one"))
         .finally(() => {
           if (this.stopped) return;
-          this.timer = setTimeout(loop, this.deps.intervalMs);
+          this.timer = setTimeout(loop, nextReadDelay(this.deps.intervalMs, performance.now() - started));
           this.timer.unref?.();
         });
     };
