@@ -1,6 +1,6 @@
 import { describe, it } from "node:test";
 import assert from "node:assert/strict";
-import { formatResetDuration, rateLimitHeaders } from "./rate-limit-headers.js";
+import { formatResetDuration, rateLimitHeaders, rateLimitHeadersOf } from "./rate-limit-headers.js";
 
 describe("rate-limit headers", () => {
   it("formats durations as OpenAI does", () => {
@@ -33,5 +33,25 @@ describe("rate-limit headers", () => {
     assert.equal(monthly["x-ratelimit-remaining-requests"], "30");
     assert.equal(monthly["x-ratelimit-limit-tokens"], undefined);
     assert.deepEqual(rateLimitHeaders({ dailyRequests: null, dailyTokens: null, monthlyRequests: null, monthlyTokens: null }, usage, now), {});
+  });
+
+  it("from a reservation's counts: each family from its own window, resetting at that window's end", () => {
+    const now = new Date("2026-12-31T23:54:00Z");
+    const counts = { dailyRequests: 4, dailyTokens: 40, monthlyRequests: 90, monthlyTokens: 900 };
+    assert.deepEqual(rateLimitHeadersOf({ dailyRequests: 10, dailyTokens: null, monthlyRequests: 100, monthlyTokens: 1000 }, counts, now), {
+      "x-ratelimit-limit-requests": "10",
+      "x-ratelimit-remaining-requests": "6",
+      "x-ratelimit-reset-requests": "6m0s",
+      "x-ratelimit-limit-tokens": "1000",
+      "x-ratelimit-remaining-tokens": "100",
+      "x-ratelimit-reset-tokens": "6m0s",
+    });
+    const midMonth = new Date("2026-12-15T00:00:00Z");
+    assert.equal(rateLimitHeadersOf({ dailyRequests: null, dailyTokens: null, monthlyRequests: 100, monthlyTokens: null }, counts, midMonth)["x-ratelimit-reset-requests"], "408h0m0s");
+  });
+
+  it("a user without limits: no headers, and no window is computed (an invalid clock would throw there)", () => {
+    const none = { dailyRequests: null, dailyTokens: null, monthlyRequests: null, monthlyTokens: null };
+    assert.deepEqual(rateLimitHeadersOf(none, { dailyRequests: 1, dailyTokens: 1, monthlyRequests: 1, monthlyTokens: 1 }, new Date(Number.NaN)), {});
   });
 });

@@ -29,27 +29,37 @@ export function rateLimitHeaders(limits: QuotaLimits, usage: QuotaUsage, now: Da
   return rateLimitHeadersOf(limits, counts, now, { daily: usage.dailyResetAt, monthly: usage.monthlyResetAt });
 }
 
-/** The same from counts (say, the ones a reservation answers with), resetting at the windows' ends. */
-export function rateLimitHeadersOf(
-  limits: QuotaLimits,
-  counts: QuotaCounts,
-  now: Date,
-  resets = { daily: dailyResetAt(now), monthly: monthlyResetAt(now) },
-): Record<string, string> {
+type Window = "daily" | "monthly";
+
+/** The limit a header family reports and its window: the day's when it has one, else the month's. */
+function reported(daily: number | null, monthly: number | null): { limit: number; window: Window } | null {
+  if (daily !== null) return { limit: daily, window: "daily" };
+  return monthly !== null ? { limit: monthly, window: "monthly" } : null;
+}
+
+/**
+ * The same from counts (say, the ones a reservation answers with), resetting at the windows' ends.
+ * Only the windows reported are looked at, so a user without limits costs no date arithmetic.
+ */
+export function rateLimitHeadersOf(limits: QuotaLimits, counts: QuotaCounts, now: Date, resets?: { daily: Date; monthly: Date }): Record<string, string> {
   const headers: Record<string, string> = {};
-  const daily = { reset: resets.daily.getTime() - now.getTime(), requests: counts.dailyRequests, tokens: counts.dailyTokens };
-  const monthly = { reset: resets.monthly.getTime() - now.getTime(), requests: counts.monthlyRequests, tokens: counts.monthlyTokens };
-  const requests = limits.dailyRequests !== null ? { limit: limits.dailyRequests, ...daily } : limits.monthlyRequests !== null ? { limit: limits.monthlyRequests, ...monthly } : null;
-  const tokens = limits.dailyTokens !== null ? { limit: limits.dailyTokens, ...daily } : limits.monthlyTokens !== null ? { limit: limits.monthlyTokens, ...monthly } : null;
+  const requests = reported(limits.dailyRequests, limits.monthlyRequests);
+  const tokens = reported(limits.dailyTokens, limits.monthlyTokens);
+  if (!requests && !tokens) return headers;
+  let daily = resets?.daily;
+  let monthly = resets?.monthly;
+  const resetAt = (window: Window) => (window === "daily" ? (daily ??= dailyResetAt(now)) : (monthly ??= monthlyResetAt(now)));
   if (requests) {
+    const used = requests.window === "daily" ? counts.dailyRequests : counts.monthlyRequests;
     headers["x-ratelimit-limit-requests"] = String(requests.limit);
-    headers["x-ratelimit-remaining-requests"] = String(Math.max(0, requests.limit - requests.requests));
-    headers["x-ratelimit-reset-requests"] = formatResetDuration(requests.reset);
+    headers["x-ratelimit-remaining-requests"] = String(Math.max(0, requests.limit - used));
+    headers["x-ratelimit-reset-requests"] = formatResetDuration(resetAt(requests.window).getTime() - now.getTime());
   }
   if (tokens) {
+    const used = tokens.window === "daily" ? counts.dailyTokens : counts.monthlyTokens;
     headers["x-ratelimit-limit-tokens"] = String(tokens.limit);
-    headers["x-ratelimit-remaining-tokens"] = String(Math.max(0, tokens.limit - tokens.tokens));
-    headers["x-ratelimit-reset-tokens"] = formatResetDuration(tokens.reset);
+    headers["x-ratelimit-remaining-tokens"] = String(Math.max(0, tokens.limit - used));
+    headers["x-ratelimit-reset-tokens"] = formatResetDuration(resetAt(tokens.window).getTime() - now.getTime());
   }
   return headers;
 }

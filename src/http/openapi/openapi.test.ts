@@ -261,7 +261,7 @@ describe("the answer schemas accept what the routes send", () => {
     const facts: ResponseFacts = { requestId, createdAt, model: "default", instructions: null, metadata: { a: "b" }, maxOutputTokens: 10, temperature: null, topP: null, background: true };
     for (const status of ["queued", "in_progress", "completed", "failed", "cancelled", "incomplete"] as const) {
       const error = status === "failed" ? { code: "generation_failed", message: "boom" } : null;
-      const body = responseObject({ ...facts, status, text: status === "queued" ? null : "Hi", usage: status === "queued" ? null : usage, error, completedAt: createdAt });
+      const body = responseObject(facts, { status, text: status === "queued" ? null : "Hi", usage: status === "queued" ? null : usage, error, completedAt: createdAt });
       assert.ok(valid("Response", body), `${status}: ${JSON.stringify(body)}`);
     }
     const { events } = replayEvents(facts, stream);

@@ -23,6 +23,7 @@ import {
   responseStatus,
   sseEvent,
   type ResponseFacts,
+  type ResponseOutcome,
 } from "./responses-shapes.js";
 import { admissionHeaders, cancelAbandonedFor, clientGone, limitHeadersFor, openSse, type OpenAiRouteContext } from "./routes.js";
 
@@ -59,8 +60,7 @@ function factsOf(view: Pick<RequestView, "requestId" | "createdAt" | "model" | "
 }
 
 export function responseOf(view: RequestView) {
-  return responseObject({
-    ...factsOf(view),
+  return responseObject(factsOf(view), {
     status: responseStatus(view.status, view.finishReason),
     text: view.outputText,
     usage: view.usage,
@@ -68,6 +68,9 @@ export function responseOf(view: RequestView) {
     completedAt: view.completedAt,
   });
 }
+
+/** A background response's state when admitted. */
+const QUEUED: ResponseOutcome = { status: "queued", text: null, usage: null, error: null };
 
 export function registerResponsesRoutes(app: FastifyInstance, ctx: OpenAiRouteContext, limits: Limits): void {
   /** Relays the request's events after `startingAfter`, from the stored ones on, until the final. */
@@ -141,13 +144,14 @@ export function registerResponsesRoutes(app: FastifyInstance, ctx: OpenAiRouteCo
         ...(typeof body.max_queue_seconds === "number" ? { maxQueueSeconds: body.max_queue_seconds } : {}),
       });
       const facts = factsOf({ requestId: admitted.requestId, createdAt: admitted.existing?.createdAt ?? admitted.createdAt, model: requested === "default" ? limits.defaultModel : requested, apiOptions: { ...options } });
-      const gone = clientGone(reply);
-      if (body.stream) return await relay(reply, user, facts, -1, gone, !background, await admissionHeaders(ctx, user, admitted));
+      if (body.stream) return await relay(reply, user, facts, -1, clientGone(reply), !background, await admissionHeaders(ctx, user, admitted));
       if (background && !admitted.existing) {
         // The reservation's own counts: no second round trip to the quota store on this path.
         reply.headers(await admissionHeaders(ctx, user, admitted));
-        return { ...responseObject({ ...facts, status: "queued", text: null, usage: null, error: null }), ...etaBody(admitted.estimate ?? null) };
+        return responseObject(facts, QUEUED, etaBody(admitted.estimate ?? null));
       }
+      // Only a call that waits listens for its client leaving (an AbortController costs µs per call).
+      const gone = clientGone(reply);
       let view: RequestView;
       try {
         view = admitted.existing && (isFinal(admitted.existing) || background) ? admitted.existing : await waitForFinal(ctx, admitted.requestId, { signal: gone });

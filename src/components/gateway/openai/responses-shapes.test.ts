@@ -5,6 +5,7 @@
  */
 import assert from "node:assert/strict";
 import { describe, it } from "node:test";
+import fc from "fast-check";
 import OpenAI from "openai";
 import type { Response, ResponseStreamEvent } from "openai/resources/responses/responses";
 import type { StreamEvent } from "../../../domain/ports.js";
@@ -70,7 +71,7 @@ describe("ids", () => {
 
 describe("the response object", () => {
   it("a completed response is OpenAI's shape, and the SDK reads it with output_text", async () => {
-    const r = responseObject({ ...facts, status: "completed", text: "Hi!", usage, error: null, completedAt: new Date("2026-12-01T10:00:02Z") });
+    const r = responseObject(facts, { status: "completed", text: "Hi!", usage, error: null, completedAt: new Date("2026-12-01T10:00:02Z") });
     assert.deepEqual(r, {
       id: `resp_${hex}`,
       object: "response",
@@ -120,17 +121,50 @@ describe("the response object", () => {
     assert.equal(responseStatus("completed", "stop"), "completed");
     assert.equal(responseStatus("processing", null), "in_progress");
     assert.equal(responseStatus("cancelled", "cancelled"), "cancelled");
-    const incomplete = responseObject({ ...facts, status: "incomplete", text: "Hi", usage, error: null, completedAt: new Date() });
+    const incomplete = responseObject(facts, { status: "incomplete", text: "Hi", usage, error: null, completedAt: new Date() });
     assert.deepEqual(incomplete.incomplete_details, { reason: "max_output_tokens" });
     assert.equal(incomplete.output[0]?.type === "message" && incomplete.output[0].status, "incomplete");
     assert.equal("completed_at" in incomplete, false, "completed_at only when completed");
-    const failed = responseObject({ ...facts, status: "failed", text: null, usage: null, error: { code: "timeout", message: "too slow" } });
+    const failed = responseObject(facts, { status: "failed", text: null, usage: null, error: { code: "timeout", message: "too slow" } });
     assert.deepEqual(failed.error, { code: "server_error", message: "too slow", type: "timeout" });
     assert.deepEqual(failed.output, []);
     assert.equal("usage" in failed, false);
-    const charged = responseObject({ ...facts, status: "failed", text: null, usage: null, error: { code: "prompt_too_long", message: "m" } });
+    const charged = responseObject(facts, { status: "failed", text: null, usage: null, error: { code: "prompt_too_long", message: "m" } });
     assert.equal(charged.error?.code, "invalid_prompt");
-    assert.deepEqual(responseObject({ ...facts, metadata: null, status: "queued", text: null, usage: null, error: null }).metadata, {}, "OpenAI's empty metadata");
+    assert.deepEqual(responseObject({ ...facts, metadata: null }, { status: "queued", text: null, usage: null, error: null }).metadata, {}, "OpenAI's empty metadata");
+  });
+
+  it("an extension's fields come last: the same JSON as the response with them spread after it", () => {
+    const outcome = fc.record({
+      status: fc.constantFrom("queued", "in_progress", "completed", "failed", "cancelled", "incomplete" as const),
+      text: fc.option(fc.string(), { nil: null }),
+      usage: fc.option(fc.record({ prompt_tokens: fc.nat(), completion_tokens: fc.nat(), total_tokens: fc.nat() }), { nil: null }),
+      error: fc.option(fc.record({ code: fc.constantFrom("timeout", "prompt_too_long", "quota_exceeded"), message: fc.string() }), { nil: null }),
+      completedAt: fc.option(fc.date({ noInvalidDate: true }), { nil: null }),
+    });
+    const eta = fc.oneof(
+      fc.constant({ estimated_start_at: null, estimated_finish_at: null }),
+      fc.record({ estimated_start_at: fc.date({ noInvalidDate: true }).map((d) => d.toISOString()), estimated_finish_at: fc.date({ noInvalidDate: true }).map((d) => d.toISOString()) }),
+    );
+    const generatedFacts = fc.record({
+      requestId: fc.uuid(),
+      createdAt: fc.date({ noInvalidDate: true }),
+      model: fc.string(),
+      instructions: fc.option(fc.string(), { nil: null }),
+      metadata: fc.option(fc.dictionary(fc.string(), fc.string()).map((m) => ({ ...m })), { nil: null }),
+      maxOutputTokens: fc.option(fc.nat(), { nil: null }),
+      temperature: fc.option(fc.double({ noNaN: true, noDefaultInfinity: true }), { nil: null }),
+      topP: fc.option(fc.double({ noNaN: true, noDefaultInfinity: true }), { nil: null }),
+      background: fc.boolean(),
+    });
+    fc.assert(
+      fc.property(generatedFacts, outcome, eta, (f, o, e) => {
+        const extended = responseObject(f, o, e);
+        assert.equal(JSON.stringify(extended), JSON.stringify({ ...responseObject(f, o), ...e }));
+        assert.deepEqual(Object.keys(extended).slice(-2), ["estimated_start_at", "estimated_finish_at"]);
+        assert.equal(JSON.stringify(responseObject(f, o, undefined)), JSON.stringify(responseObject(f, o)));
+      }),
+    );
   });
 });
 
@@ -163,7 +197,7 @@ describe("streamed events", () => {
     assert.deepEqual(delta, { type: "response.output_text.delta", sequence_number: 4, item_id: `msg_${hex}`, output_index: 0, content_index: 0, delta: "Hel", logprobs: [] });
     const done = full.at(-1);
     assert.ok(done && "response" in done);
-    assert.deepEqual(done.response, responseObject({ ...facts, status: "completed", text: "Hello", usage, error: null }));
+    assert.deepEqual(done.response, responseObject(facts, { status: "completed", text: "Hello", usage, error: null }));
   });
 
   it("any resume after N, from any partial first run, joins into the full list exactly once", () => {
