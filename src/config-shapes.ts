@@ -94,12 +94,14 @@ export interface BatchConfig {
   dispatchIntervalMs: number;
   /** Batch lines admitted and not yet final, across every replica, at most. */
   dispatchConcurrency: number;
-  /** How long a dispatcher's claim on a line keeps other replicas off it. */
+  /** How long a dispatcher's claim on a line, or on a batch it validates, keeps other replicas off it. */
   leaseMs: number;
   /** How long a line the user's quota did not fit waits before it is tried again (at most: until its quota resets). */
   quotaRetryMs: number;
   /** How long output and error files last when the batch did not say (`output_expires_after`); null: for ever. */
   outputFileTtlSeconds: number | null;
+  /** How long input files (purpose batch) last when the upload did not say (`expires_after`); null: for ever. */
+  inputFileTtlSeconds: number | null;
 }
 
 export interface WorkerConfig {

@@ -48,12 +48,18 @@ describe("config: time bounds on the backing services", () => {
   });
 });
 
-describe("config: batch output files expire", () => {
-  it("after 30 days by default, never with 0, and a value out of range names the variable", () => {
-    assert.equal(loadConfig({}, "all").gateway.batches.outputFileTtlSeconds, 30 * 86_400);
-    assert.equal(loadConfig({ BATCH_OUTPUT_FILE_TTL_S: "0" }, "all").gateway.batches.outputFileTtlSeconds, null);
-    assert.equal(loadConfig({ BATCH_OUTPUT_FILE_TTL_S: "3600" }, "all").gateway.batches.outputFileTtlSeconds, 3_600);
-    assert.throws(() => loadConfig({ BATCH_OUTPUT_FILE_TTL_S: "-1" }, "all"), /BATCH_OUTPUT_FILE_TTL_S/);
-    assert.throws(() => loadConfig({ BATCH_OUTPUT_FILE_TTL_S: "1e9" }, "all"), /BATCH_OUTPUT_FILE_TTL_S/);
+describe("config: batch files expire", () => {
+  for (const [variable, field] of [["BATCH_OUTPUT_FILE_TTL_S", "outputFileTtlSeconds"], ["BATCH_INPUT_FILE_TTL_S", "inputFileTtlSeconds"]] as const) {
+    it(`${variable}: after 30 days by default, never with 0, and a value out of range names the variable`, () => {
+      assert.equal(loadConfig({}, "all").gateway.batches[field], 30 * 86_400);
+      assert.equal(loadConfig({ [variable]: "0" }, "all").gateway.batches[field], null);
+      assert.equal(loadConfig({ [variable]: "3600" }, "all").gateway.batches[field], 3_600);
+      assert.throws(() => loadConfig({ [variable]: "-1" }, "all"), new RegExp(variable));
+      assert.throws(() => loadConfig({ [variable]: "1e9" }, "all"), new RegExp(variable));
+    });
+  }
+  it("the one does not set the other", () => {
+    const batches = loadConfig({ BATCH_INPUT_FILE_TTL_S: "7200" }, "all").gateway.batches;
+    assert.deepEqual([batches.inputFileTtlSeconds, batches.outputFileTtlSeconds], [7_200, 30 * 86_400]);
   });
 });

@@ -71,6 +71,8 @@ const envSchema = z.object({
   BATCH_QUOTA_RETRY_MS: int(50, 24 * 3_600_000).default(60_000),
   // 0: output and error files never expire. A batch's own output_expires_after wins.
   BATCH_OUTPUT_FILE_TTL_S: int(0, 365 * 86_400).default(30 * 86_400),
+  // 0: input files never expire. A file's own expires_after wins.
+  BATCH_INPUT_FILE_TTL_S: int(0, 365 * 86_400).default(30 * 86_400),
   WEBHOOK_ALLOW_PRIVATE: bool.default(false),
   WEBHOOK_TIMEOUT_MS: int(100, 60_000).default(5_000),
   WEBHOOK_CONCURRENCY: int(1, 1_000).default(16),
@@ -219,6 +221,7 @@ export function loadConfig(
         leaseMs: e.BATCH_LEASE_MS,
         quotaRetryMs: e.BATCH_QUOTA_RETRY_MS,
         outputFileTtlSeconds: e.BATCH_OUTPUT_FILE_TTL_S === 0 ? null : e.BATCH_OUTPUT_FILE_TTL_S,
+        inputFileTtlSeconds: e.BATCH_INPUT_FILE_TTL_S === 0 ? null : e.BATCH_INPUT_FILE_TTL_S,
       },
       webhooks: {
         allowPrivate: e.WEBHOOK_ALLOW_PRIVATE,

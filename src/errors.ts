@@ -36,7 +36,7 @@ export const ERRORS = {
   conflict: { status: 409, retryable: false, doc: "What the admin route would create exists already (a user id taken)." },
   not_found: { status: 404, retryable: false, doc: "No such route (or, in the admin CLI and the admin routes, no such user, tier or key)." },
   request_not_found: { status: 404, retryable: false, doc: "No such request for this key (someone else's request included)." },
-  file_not_found: { status: 404, retryable: false, doc: "No such file for this key (someone else's file included)." },
+  file_not_found: { status: 404, retryable: false, doc: "No such file for this key (someone else's file included); in a batch's `errors.data[]`: its input file was deleted or expired before the batch was validated." },
   webhook_not_found: { status: 404, retryable: false, doc: "No such webhook endpoint for this key (someone else's endpoint included)." },
   batch_not_found: { status: 404, retryable: false, doc: "No such batch for this key (someone else's batch included)." },
   model_not_found: { status: 404, retryable: false, doc: "The model is not served here, or its file could not be found or loaded." },

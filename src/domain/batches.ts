@@ -1,6 +1,7 @@
 /**
- * The Batch API's records and the store the gateway keeps them in (PostgreSQL or PGlite). A batch's
- * lines are copied out of its input file when it is created; each line then runs as one ordinary
+ * The Batch API's records and the store the gateway keeps them in (PostgreSQL or PGlite). A batch is
+ * stored `validating` when it is created; a dispatcher then validates its input file and copies its
+ * lines out of it (the batch goes `in_progress`), or fails it. Each line then runs as one ordinary
  * request (admitted like any other) and its outcome is kept with the line until the batch's output
  * and error files are written.
  */
@@ -70,9 +71,14 @@ export interface NewBatch {
   expiresAt: Date;
   /** How long its output and error files last after they are written; absent or null: for ever. */
   outputExpiresAfterSeconds?: number | null;
-  /** Absent: the batch failed validation (stored `failed` with these errors, no lines). */
-  lines?: NewBatchLine[];
-  errors?: BatchLineError[];
+}
+
+/** A validating batch leased to one dispatcher, with what validating it needs. */
+export interface ValidatingBatch {
+  batchId: string;
+  userId: string;
+  endpoint: string;
+  inputFileId: string;
 }
 
 export interface NewBatchLine {
@@ -171,11 +177,26 @@ export interface BatchStore {
   /** Deletes at most `limit` files expired by `now` (one statement); how many it deleted. */
   deleteExpiredFiles(now: Date, limit: number): Promise<number>;
 
+  /** Stored `validating`: nothing read from its input file yet, no lines, nothing reserved. */
   insertBatch(batch: NewBatch): Promise<void>;
   getBatch(batchId: string, userId: string): Promise<StoredBatch | null>;
   listBatches(userId: string, options: { after?: string; limit: number }): Promise<StoredBatch[]>;
-  /** Running → cancelling; false when the batch was not running (finished, or not this user's). */
+  /** Validating or running → cancelling; false when the batch was neither (finished, or not this user's). */
   cancelBatch(batchId: string, userId: string, at: Date): Promise<boolean>;
+
+  // Validation (the dispatcher's first step for a new batch).
+  /**
+   * Leases at most `limit` validating batches until `until` (one statement): no other replica takes
+   * them meanwhile; one whose lease ran out by `now` (its validator died) is taken again.
+   */
+  claimValidations(now: Date, until: Date, limit: number): Promise<ValidatingBatch[]>;
+  /**
+   * Validating → in progress with these lines, in one transaction, only if it was still validating
+   * (cancelled meanwhile, or started by another replica: false, and no line is inserted).
+   */
+  startBatch(batchId: string, lines: NewBatchLine[], at: Date): Promise<boolean>;
+  /** Validating → failed with these errors (no lines, nothing reserved); false when it was not validating. */
+  failBatch(batchId: string, errors: BatchLineError[], at: Date): Promise<boolean>;
 
   // The dispatcher's side. Each is one short statement: nothing is held open across an admission.
   /**

@@ -16,6 +16,7 @@ import { cli as runCli, show, type Run } from "../support/cli.js";
 
 const cli = (args: string[], env: { url: string; key: string }) => runCli(args, env, 90_000);
 import { startPlatform, type Platform } from "../support/platform.js";
+import { waitForAsync } from "../support/wait.js";
 import { Client, ClientError, type Batch } from "../../src/client/index.js";
 
 const ROOT = resolve(fileURLToPath(new URL("../..", import.meta.url)));
@@ -51,7 +52,9 @@ describe("client batches and `ml-inference batch` against the embedded platform 
     const lines = [chatLine("a", "Once upon a time"), chatLine("b", "The little dog"), chatLine("c", "A cat")];
     const created = await client.batches.submit(lines.join("\n") + "\n", { filename: "three.jsonl" });
     assert.match(created.id, /^batch_/);
-    assert.equal(created.requestCounts.total, 3);
+    // Validating: its lines are counted once they are validated.
+    assert.equal(created.status, "validating");
+    assert.equal(created.requestCounts.total, 0);
     const seen: Batch[] = [];
     const final = await client.batches.wait(created.id, { timeoutMs: 90_000, pollMs: 100, onProgress: (b) => seen.push(b) });
     assert.equal(final.status, "completed", JSON.stringify(final));
@@ -70,10 +73,12 @@ describe("client batches and `ml-inference batch` against the embedded platform 
     assert.ok(page.data.some((b) => b.id === final.id));
   });
 
-  it("a file with a bad line makes a failed batch naming the line; an unknown batch is ClientError batch_not_found", async () => {
+  it("a file with a bad line makes a batch validating, then failed naming the line; an unknown batch is ClientError batch_not_found", async () => {
     const created = await client.batches.submit(`${chatLine("ok", "Hi")}\n{"custom_id":"bad"}\n`);
-    assert.equal(created.status, "failed");
-    assert.ok(created.errors?.some((e) => e.line === 2), JSON.stringify(created.errors));
+    assert.equal(created.status, "validating");
+    const failed = await client.batches.wait(created.id, { timeoutMs: 60_000, pollMs: 50 });
+    assert.equal(failed.status, "failed");
+    assert.ok(failed.errors?.some((e) => e.line === 2), JSON.stringify(failed.errors));
     await assert.rejects(client.batches.retrieve("batch_nope"), (e: unknown) => e instanceof ClientError && e.code === "batch_not_found" && e.status === 404);
   });
 
@@ -106,7 +111,7 @@ describe("client batches and `ml-inference batch` against the embedded platform 
       cli(["batch", "create", join(dir, "absent.jsonl")], env),
       cli(["batch", "create", bad, "--endpoint", "/v1/embeddings"], env),
       cli(["batch", "status", "batch_nope"], env),
-      cli(["batch", "create", bad], env),
+      cli(["batch", "create", bad, "--wait"], env),
       cli(["batch", "create", completions, "--endpoint=/v1/completions", "--json"], env),
     ]);
     assert.equal(other.code, 0, show(other));
@@ -117,8 +122,10 @@ describe("client batches and `ml-inference batch` against the embedded platform 
     assert.equal(unknown.code, 3, show(unknown));
     assert.match(unknown.stderr, /^error: batch_not_found: no batch batch_nope\n$/, show(unknown));
     assert.equal(failed.code, 1, show(failed));
-    assert.match(failed.stderr, /^error: batch_failed: batch batch_\w+: the batch ended failed\n$/, show(failed));
-    const id = /^(batch_\w+) failed/.exec(failed.stdout)?.[1];
+    // Created validating; --wait follows it to failed (its progress lines first).
+    assert.match(failed.stderr, /\nerror: batch_failed: batch batch_\w+: the batch ended failed\n$/, show(failed));
+    assert.match(failed.stdout, /^status {5}failed$/m, show(failed));
+    const id = /^batch {6}(batch_\w+)$/m.exec(failed.stdout)?.[1];
     assert.ok(id, show(failed));
     const noErrors = await cli(["batch", "output", id, "--errors"], env);
     assert.equal(noErrors.code, 1, show(noErrors));
@@ -128,6 +135,8 @@ describe("client batches and `ml-inference batch` against the embedded platform 
   it("batch cancel: a batch cancelled at once ends cancelled, exit 0; the lines that never ran are in the error file", async () => {
     const lines = Array.from({ length: 12 }, (_, i) => chatLine(`l${i}`, "Once upon a time", 200));
     const created = await client.batches.submit(lines.join("\n"));
+    // Cancelled once it runs, so that it has lines that never ran (cancelled while validating, it would have none).
+    await waitForAsync("the batch to be validated", async () => (await client.batches.retrieve(created.id)).status !== "validating", 30_000);
     const run = await cli(["batch", "cancel", created.id, "--json"], { url: platform.url, key });
     assert.equal(run.code, 0, show(run));
     assert.ok(["cancelling", "cancelled", "completed"].includes(JSON.parse(run.stdout).status), run.stdout);

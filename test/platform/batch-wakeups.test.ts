@@ -1,7 +1,9 @@
 /**
  * The dispatcher refills a slot when a line ends, not an interval later: with an interval of ten
  * minutes and two slots, a batch of twelve lines runs to its end after one tick, driven only by the
- * final events of its lines' requests. On the real servers (Redis pub/sub) and embedded.
+ * final events of its lines' requests; and a batch created through the gateway is validated and
+ * started by its creation's wake-up, not at the gateway's next pass ten minutes later. On the real
+ * servers (Redis pub/sub) and embedded.
  */
 import { describe, it, before, after } from "node:test";
 import assert from "node:assert/strict";
@@ -14,6 +16,8 @@ import { silentLogger } from "../../src/observability/logger.js";
 import { SqlBatchStore } from "../../src/adapters/postgres/batch-store.js";
 import { BatchDispatcher, batchUserResolver } from "../../src/components/gateway/batches/dispatcher.js";
 import { insertTestBatch } from "../support/batches.js";
+import { VALIDATIONS_PER_PASS } from "../../src/components/gateway/batches/validator.js";
+import OpenAI, { toFile } from "openai";
 
 const skipModel = requireStoriesModel();
 const skipServers = skipModel ?? (await requireServices("postgres", "redis", "rabbitmq"));
@@ -74,6 +78,46 @@ for (const backend of ["servers", "embedded"] as Backend[]) {
       );
       assert.ok(Number(rows[0]?.t) > 0);
       assert.deepEqual(done?.usage, { inputTokens: Number(rows[0]?.p), outputTokens: Number(rows[0]?.c), totalTokens: Number(rows[0]?.t) });
+    });
+
+    it("a batch created through the gateway: validating at once, then validated, run and completed on wake-ups alone, as the openai client reads it", async () => {
+      const user = await platform.createUser();
+      const client = new OpenAI({ baseURL: `${platform.url}/v1`, apiKey: user.authorization.replace(/^Bearer /, ""), maxRetries: 0 });
+      const file = await client.files.create({ file: await toFile(Buffer.from(["g0", "g1", "g2"].map(chatLine).join("\n")), "in.jsonl"), purpose: "batch" });
+      const created = await client.batches.create({ input_file_id: file.id, endpoint: "/v1/chat/completions", completion_window: "24h" });
+      assert.equal(created.status, "validating");
+      const seen: string[] = [created.status];
+      let batch = created;
+      await waitForAsync("the batch to complete without a full pass of the gateway's dispatcher", async () => {
+        batch = await client.batches.retrieve(created.id);
+        if (seen.at(-1) !== batch.status) seen.push(batch.status);
+        return ["completed", "failed", "expired", "cancelled"].includes(batch.status);
+      }, 60_000);
+      assert.equal(batch.status, "completed");
+      assert.deepEqual(batch.request_counts, { total: 3, completed: 3, failed: 0 });
+      // Whatever the polls caught on the way, in OpenAI's order.
+      const order = ["validating", "in_progress", "finalizing", "completed"];
+      assert.deepEqual(seen, order.filter((s) => seen.includes(s)), seen.join(" → "));
+      assert.ok(batch.in_progress_at! >= batch.created_at && batch.completed_at! >= batch.in_progress_at!);
+    });
+
+    it("one wake-up validates every batch waiting, more than one pass validates (the passes go on until none is left)", async () => {
+      const user = await platform.createUser();
+      // Stored validating with no wake-up (as on another replica), more of them than VALIDATIONS_PER_PASS.
+      const ids = Array.from({ length: VALIDATIONS_PER_PASS + 2 }, (_, i) => `batch_wake_${Date.now()}_${i}`);
+      for (const [i, batchId] of ids.entries()) {
+        const createdAt = new Date();
+        const fileId = `file-wake-${batchId}`;
+        await store.insertFile({ fileId, userId: user.userId, purpose: "batch", filename: "in.jsonl", content: Buffer.from(chatLine(`v${i}`)), createdAt });
+        await store.insertBatch({ batchId, userId: user.userId, endpoint: "/v1/chat/completions", inputFileId: fileId, completionWindow: "24h", metadata: null, createdAt, expiresAt: new Date(createdAt.getTime() + 3_600_000) });
+      }
+      dispatcher.start();
+      dispatcher.validateSoon();
+      await waitForAsync("every batch to be validated", async () => {
+        const batches = await Promise.all(ids.map((id) => store.getBatch(id, user.userId)));
+        return batches.every((b) => b?.status !== "validating");
+      }, 30_000);
+      await waitForAsync("every batch to complete", async () => (await Promise.all(ids.map((id) => store.getBatch(id, user.userId)))).every((b) => b?.status === "completed"), 60_000);
     });
 
     it("a batch left finalizing (its replica died while writing the files) is completed by the next pass", async () => {

@@ -2,7 +2,8 @@
  * The OpenAI Batch API with the official `openai` client, on the real servers and embedded, with
  * the trained model: every line runs through admit() like any request (quota, store, queue, worker,
  * collector). The batch routes and the dispatcher are wired here around the assembled platform, as
- * the gateway will wire them; the dispatcher is ticked by the test, not by its timer.
+ * the gateway will wire them; the dispatcher is ticked by the test, not by its timer, so a batch is
+ * `validating` until a tick validates it.
  */
 import { describe, it, before, after } from "node:test";
 import assert from "node:assert/strict";
@@ -14,12 +15,15 @@ import { platformAdmission } from "../support/admission.js";
 import { startPlatform, type Backend, type Platform } from "../support/platform.js";
 import { createHttpApp } from "../../src/http/server.js";
 import { Authenticator } from "../../src/http/authenticator.js";
-import { silentLogger } from "../../src/observability/logger.js";
+import { createLogger, silentLogger } from "../../src/observability/logger.js";
 import { createAdmission } from "../../src/components/gateway/admission.js";
 import { SqlBatchStore } from "../../src/adapters/postgres/batch-store.js";
 import { registerBatchRoutes } from "../../src/components/gateway/batches/routes.js";
 import { BatchDispatcher, batchUserResolver } from "../../src/components/gateway/batches/dispatcher.js";
 import type { GatewayConfig } from "../../src/config.js";
+import type { BatchStore } from "../../src/domain/batches.js";
+import { gate } from "../support/gate.js";
+import { PassThrough } from "node:stream";
 
 const skipModel = requireStoriesModel();
 const skipServers = skipModel ?? (await requireServices("postgres", "redis", "rabbitmq"));
@@ -51,7 +55,7 @@ for (const backend of ["servers", "embedded"] as Backend[]) {
       models = ["default", config.defaultModel];
       const auth = new Authenticator({ users: platform.users, anonymous: config.anonymous, cacheTtlMs: 0 });
       app = createHttpApp({ logger: silentLogger, registries: [], bodyLimitBytes: config.bodyLimitBytes });
-      registerBatchRoutes(app, { config, log: silentLogger, auth, store, models, quota: platform.quota, now: () => new Date(Date.now() + clockShiftMs) });
+      registerBatchRoutes(app, { config, log: silentLogger, auth, store, quota: platform.quota, now: () => new Date(Date.now() + clockShiftMs) });
       await app.listen({ port: 0, host: "127.0.0.1" });
       const address = app.server.address() as { port: number };
       url = `http://127.0.0.1:${address.port}`;
@@ -70,19 +74,24 @@ for (const backend of ["servers", "embedded"] as Backend[]) {
     const linesOf = async (client: OpenAI, fileId: string | undefined | null): Promise<Line[]> =>
       fileId ? (await (await client.files.content(fileId)).text()).trim().split("\n").map((l) => JSON.parse(l) as Line) : [];
 
-    /** Ticks the dispatcher until the batch is final (what its timer does every interval). */
-    async function runToEnd(client: OpenAI, batchId: string, timeoutMs = 60_000) {
+    /** Ticks the dispatcher until the batch is final (what its timer does every interval); `seen` gets each status read. */
+    async function runToEnd(client: OpenAI, batchId: string, timeoutMs = 60_000, seen: string[] = []) {
       const deadline = Date.now() + timeoutMs;
       for (;;) {
         await dispatcher.tick();
         const batch = await client.batches.retrieve(batchId);
+        if (seen.at(-1) !== batch.status) seen.push(batch.status);
         if (["completed", "failed", "expired", "cancelled"].includes(batch.status)) return batch;
         if (Date.now() > deadline) throw new Error(`batch ${batchId} still ${batch.status}`);
         await new Promise((r) => setTimeout(r, 100));
       }
     }
 
-    it("a 5-line chat batch completes: 5 output lines, custom_ids matching, usage summing to the quota moved", async () => {
+    /** Counts the batch's lines as stored: each inserted once, whoever validated it. */
+    const storedLines = async (batchId: string) =>
+      Number((await platform.database.db.query<{ n: number }>("SELECT count(*)::int AS n FROM batch_lines WHERE batch_id = $1", [batchId])).rows[0]!.n);
+
+    it("a 5-line chat batch completes: validating, in_progress, completed; 5 output lines, custom_ids matching, usage summing to the quota moved", async () => {
       const user = await platform.createUser({ dailyTokens: 100_000 });
       const client = clientFor(user.authorization);
       const before = await quotaOf(user.authorization);
@@ -94,11 +103,17 @@ for (const backend of ["servers", "embedded"] as Backend[]) {
       const { data: created, response } = await client.batches
         .create({ input_file_id: file.id, endpoint: "/v1/chat/completions", completion_window: "24h", metadata: { job: "five" } })
         .withResponse();
-      assert.equal(created.status, "in_progress");
+      // OpenAI's first status: nothing is read from the file yet, so nothing is counted.
+      assert.equal(created.status, "validating");
+      assert.equal(created.in_progress_at, undefined);
       assert.equal(response.headers.get("x-ratelimit-limit-tokens"), "100000");
-      assert.deepEqual(created.request_counts, { total: 5, completed: 0, failed: 0 });
-      const done = await runToEnd(client, created.id);
+      assert.deepEqual(created.request_counts, { total: 0, completed: 0, failed: 0 });
+      assert.equal((await client.batches.retrieve(created.id)).status, "validating", "nothing validates it until the dispatcher runs");
+      const seen = [created.status];
+      const done = await runToEnd(client, created.id, 60_000, seen);
+      assert.deepEqual(seen, ["validating", "in_progress", "completed"], "OpenAI's order, as the client reads it");
       assert.equal(done.status, "completed");
+      assert.ok(done.in_progress_at! >= done.created_at && done.finalizing_at! >= done.in_progress_at! && done.completed_at! >= done.finalizing_at!);
       assert.deepEqual(done.request_counts, { total: 5, completed: 5, failed: 0 });
       assert.deepEqual(done.metadata, { job: "five" });
       assert.equal(done.error_file_id, undefined);
@@ -119,7 +134,8 @@ for (const backend of ["servers", "embedded"] as Backend[]) {
       const output = (await client.files.list()).data.find((f) => f.id === done.output_file_id)!;
       assert.equal(output.purpose, "batch_output");
       assert.equal(output.expires_at, output.created_at + 30 * 86_400, "BATCH_OUTPUT_FILE_TTL_S by default");
-      assert.equal((await client.files.retrieve(file.id)).expires_at, undefined, "an input file without expires_after lasts");
+      assert.equal(file.expires_at, file.created_at + 30 * 86_400, "an input file without expires_after: BATCH_INPUT_FILE_TTL_S by default");
+      assert.equal((await client.files.retrieve(file.id)).expires_at, file.expires_at);
     });
 
     it("completions and responses batches answer in their endpoint's shape", async () => {
@@ -140,10 +156,18 @@ for (const backend of ["servers", "embedded"] as Backend[]) {
       }
     });
 
-    it("validation failures name the line and charge nothing", async () => {
+    it("validation failures: validating, then failed naming the line, nothing charged", async () => {
       const user = await platform.createUser({ dailyTokens: 100_000 });
       const client = clientFor(user.authorization);
       const before = await quotaOf(user.authorization);
+      /** Created, then validated by one tick: the batch as the client then reads it. */
+      const validated = async (fileId: string) => {
+        const created = await client.batches.create({ input_file_id: fileId, endpoint: "/v1/chat/completions", completion_window: "24h" });
+        assert.equal(created.status, "validating");
+        assert.equal(created.errors, undefined);
+        await dispatcher.tick();
+        return client.batches.retrieve(created.id);
+      };
       const cases: Array<[string, string, number, string | null]> = [
         [[chatLine("x"), chatLine("y"), chatLine("x")].join("\n"), "duplicate_custom_id", 3, "custom_id"],
         [[chatLine("x"), chatLine("y").replace("/v1/chat/completions", "/v1/embeddings")].join("\n"), "invalid_url", 2, "url"],
@@ -152,19 +176,30 @@ for (const backend of ["servers", "embedded"] as Backend[]) {
       ];
       for (const [jsonl, code, line, param] of cases) {
         const file = await upload(client, jsonl);
-        const batch = await client.batches.create({ input_file_id: file.id, endpoint: "/v1/chat/completions", completion_window: "24h" });
+        const batch = await validated(file.id);
         assert.equal(batch.status, "failed", code);
-        assert.ok(batch.failed_at);
+        assert.ok(batch.failed_at && batch.in_progress_at === undefined);
+        assert.deepEqual(batch.request_counts, { total: 0, completed: 0, failed: 0 });
         const [error] = batch.errors!.data!;
         assert.deepEqual([error!.code, error!.line, error!.param], [code, line, param]);
         await dispatcher.tick();
         assert.equal((await client.batches.retrieve(batch.id)).status, "failed");
+        assert.equal(await storedLines(batch.id), 0);
       }
+      // The input file deleted before the batch was validated: failed, and the error says so.
+      const deleted = await upload(client, chatLine("gone"));
+      const orphan = await client.batches.create({ input_file_id: deleted.id, endpoint: "/v1/chat/completions", completion_window: "24h" });
+      await client.files.delete(deleted.id);
+      await dispatcher.tick();
+      const failed = await client.batches.retrieve(orphan.id);
+      assert.equal(failed.status, "failed");
+      assert.deepEqual(failed.errors!.data!.map((e) => [e.code, e.line, e.param]), [["file_not_found", null, "input_file_id"]]);
+      assert.match(failed.errors!.data![0]!.message ?? "", new RegExp(`${deleted.id} was deleted or expired`));
       // The limits are read per request: lowered here for a moment.
       config.batches.maxLines = 2;
       try {
         const file = await upload(client, [chatLine("1"), chatLine("2"), chatLine("3")].join("\n"));
-        const batch = await client.batches.create({ input_file_id: file.id, endpoint: "/v1/chat/completions", completion_window: "24h" });
+        const batch = await validated(file.id);
         assert.deepEqual([batch.status, batch.errors!.data![0]!.code, batch.errors!.data![0]!.line], ["failed", "too_many_lines", 3]);
       } finally {
         config.batches.maxLines = platform.config.gateway.batches.maxLines;
@@ -212,6 +247,7 @@ for (const backend of ["servers", "embedded"] as Backend[]) {
       const file = await upload(client, ["r1", "r2", "r3"].map((id) => chatLine(id)).join("\n"));
       const batch = await client.batches.create({ input_file_id: file.id, endpoint: "/v1/chat/completions", completion_window: "24h" });
       await Promise.all([one.tick(), two.tick(), one.tick(), two.tick()]);
+      assert.equal(await storedLines(batch.id), 3, "validated by one of them: its lines inserted once");
       assert.equal(new Set(admitted).size, admitted.length, `no line claimed twice while its lease holds: ${admitted.join(", ")}`);
       assert.equal(crashOnce, false);
       ahead = 1_100; // the dead replica's lease runs out
@@ -231,6 +267,101 @@ for (const backend of ["servers", "embedded"] as Backend[]) {
       const quota = await quotaOf(user.authorization);
       assert.equal(quota.requests, 3, "one request per line, reserved and settled once");
       assert.equal(quota.tokens_reserved, 0);
+    });
+
+    /**
+     * Replicas with their own clock (moved past a lease instead of waiting for it); `slowed` reads
+     * input files only once the gate opens, so it holds a batch's validation lease meanwhile. Its
+     * log lines are kept in `logged`.
+     */
+    function validatingReplicas() {
+      const clock = { ahead: 0 };
+      const slowRead = gate();
+      const logged: Array<{ level: string; msg: string; batch_id?: string }> = [];
+      const lines = new PassThrough();
+      lines.on("data", (chunk: Buffer) => logged.push(...chunk.toString().trim().split("\n").map((l) => JSON.parse(l))));
+      const log = createLogger({ level: "info", format: "json", destination: lines });
+      const slowStore: BatchStore = Object.assign(Object.create(store) as SqlBatchStore, {
+        fileContent: async (...args: Parameters<BatchStore["fileContent"]>) => {
+          await slowRead.pass();
+          return store.fileContent(...args);
+        },
+      });
+      const replica = (batches: BatchStore) =>
+        new BatchDispatcher({
+          config: { ...config, batches: { ...config.batches, leaseMs: 1_000 } },
+          log,
+          store: batches,
+          admit,
+          requests: platform.requests,
+          userOf: batchUserResolver(platform.users, config.anonymous),
+          models,
+          now: () => new Date(Date.now() + clock.ahead),
+        });
+      return { clock, slowRead, logged, slowed: replica(slowStore), other: replica(store) };
+    }
+
+    it("two replicas validating one batch insert its lines once: the other waits out the lease, and the first, resuming late, writes nothing", async () => {
+      const client = clientFor((await platform.createUser({ dailyTokens: 100_000 })).authorization);
+      const file = await upload(client, ["v1", "v2", "v3"].map((id) => chatLine(id)).join("\n"));
+      const batch = await client.batches.create({ input_file_id: file.id, endpoint: "/v1/chat/completions", completion_window: "24h" });
+      const { clock, slowRead, logged, slowed, other } = validatingReplicas();
+      const slowTick = slowed.tick();
+      await slowRead.reached; // the slowed replica holds the batch's lease, reading its file
+      await other.tick();
+      assert.equal((await client.batches.retrieve(batch.id)).status, "validating", "the lease keeps the other replica off it");
+      assert.equal(await storedLines(batch.id), 0);
+      clock.ahead = 1_100; // the slowed replica's lease runs out: it looks dead
+      await other.tick();
+      const started = await client.batches.retrieve(batch.id);
+      assert.equal(started.status, "in_progress");
+      assert.equal(await storedLines(batch.id), 3);
+      slowRead.open();
+      await slowTick;
+      assert.equal(await storedLines(batch.id), 3, "the late replica inserted nothing");
+      assert.equal((await client.batches.retrieve(batch.id)).in_progress_at, started.in_progress_at, "nor changed the batch");
+      const mine = logged.filter((l) => l.batch_id === batch.id);
+      assert.deepEqual(mine.filter((l) => l.level !== "info").map((l) => l.msg), [], "no replica failed on it");
+      assert.deepEqual(mine.map((l) => l.msg).filter((m) => m.startsWith("batch validated")).sort(), [
+        "batch validated and started",
+        "batch validated, but it was no longer validating (cancelled, or validated by another replica)",
+      ]);
+      await Promise.all([slowed.stop(), other.stop()]);
+      const done = await runToEnd(client, batch.id);
+      assert.equal(done.status, "completed");
+      assert.deepEqual(done.request_counts, { total: 3, completed: 3, failed: 0 });
+    });
+
+    it("a validating batch cancelled ends cancelled with no line run, also when it is cancelled while being validated", async () => {
+      const user = await platform.createUser({ dailyTokens: 100_000 });
+      const client = clientFor(user.authorization);
+      const create = async () =>
+        client.batches.create({ input_file_id: (await upload(client, ["n1", "n2"].map((id) => chatLine(id)).join("\n"))).id, endpoint: "/v1/chat/completions", completion_window: "24h" });
+      const endsCancelled = async (batchId: string) => {
+        const done = await runToEnd(client, batchId);
+        assert.equal(done.status, "cancelled");
+        assert.ok(done.cancelling_at && done.cancelled_at && done.in_progress_at === undefined);
+        assert.deepEqual(done.request_counts, { total: 0, completed: 0, failed: 0 });
+        assert.equal(done.output_file_id ?? done.error_file_id, undefined, "no line: no output or error file");
+        assert.equal(await storedLines(batchId), 0);
+      };
+      // Before any replica took it.
+      const waiting = await create();
+      const cancelling = await client.batches.cancel(waiting.id);
+      assert.equal(cancelling.status, "cancelling");
+      await endsCancelled(waiting.id);
+      // While a replica is reading its file: that replica finds it no longer validating.
+      const { slowRead, slowed } = validatingReplicas();
+      const taken = await create();
+      const slowTick = slowed.tick();
+      await slowRead.reached;
+      assert.equal((await client.batches.cancel(taken.id)).status, "cancelling");
+      slowRead.open();
+      await slowTick;
+      await slowed.stop();
+      await endsCancelled(taken.id);
+      const quota = await quotaOf(user.authorization);
+      assert.deepEqual([quota.requests, quota.tokens_used, quota.tokens_reserved], [0, 0, 0], "nothing reserved or run");
     });
 
     it("a user with room for 2 requests: 2 lines run, the rest end quota_exceeded when the window ends", async () => {
@@ -279,14 +410,28 @@ for (const backend of ["servers", "embedded"] as Backend[]) {
       assert.equal(quota.tokens_reserved, 0);
     });
 
-    it("files expire: expires_after is kept and answered, an expired file is not found, the sweeper deletes it", async () => {
+    it("files expire: after BATCH_INPUT_FILE_TTL_S unless expires_after says otherwise, an expired file is not found, the sweeper deletes it", async () => {
       const client = clientFor((await platform.createUser()).authorization);
       const file = async (expires_after?: unknown) =>
         client.files.create({ file: await toFile(Buffer.from(chatLine("x")), "in.jsonl"), purpose: "batch", ...(expires_after ? { expires_after } : {}) } as OpenAI.FileCreateParams);
       const hour = await file({ anchor: "created_at", seconds: 3_600 });
       const kept = await file();
-      assert.equal(hour.expires_at, hour.created_at + 3_600);
+      assert.equal(hour.expires_at, hour.created_at + 3_600, "expires_after wins over BATCH_INPUT_FILE_TTL_S");
       assert.equal((await client.files.retrieve(hour.id)).expires_at, hour.expires_at);
+      assert.equal(kept.expires_at, kept.created_at + 30 * 86_400, "BATCH_INPUT_FILE_TTL_S by default");
+      // The setting is read per upload: 0 (null here) keeps a file until it is deleted; expires_after still wins.
+      config.batches.inputFileTtlSeconds = null;
+      try {
+        const forever = await file();
+        assert.equal(forever.expires_at, undefined);
+        assert.equal((await client.files.retrieve(forever.id)).expires_at, undefined);
+        const twoHours = await file({ anchor: "created_at", seconds: 7_200 });
+        assert.equal(twoHours.expires_at, twoHours.created_at + 7_200);
+        await client.files.delete(forever.id);
+        await client.files.delete(twoHours.id);
+      } finally {
+        config.batches.inputFileTtlSeconds = platform.config.gateway.batches.inputFileTtlSeconds;
+      }
       for (const [bad, param] of [[{ anchor: "created_at", seconds: 60 }, "expires_after.seconds"], [{ anchor: "last_active_at", seconds: 3_600 }, "expires_after.anchor"], [{ anchor: "created_at", seconds: "soon" }, "expires_after.seconds"]] as const) {
         await assert.rejects(file(bad), (e: unknown) => e instanceof OpenAI.BadRequestError && e.code === "invalid_parameter" && e.param === param, JSON.stringify(bad));
       }

@@ -129,9 +129,11 @@ for (const backend of ["servers", "embedded"] as Backend[]) {
       const line = { custom_id: "a", method: "POST", url: "/v1/chat/completions", body: { model: "default", messages: [{ role: "user", content: "Hi" }], max_tokens: 6 } };
       const good = await client.files.create({ file: await toFile(Buffer.from(JSON.stringify(line)), "in.jsonl"), purpose: "batch" });
       const bad = await client.files.create({ file: await toFile(Buffer.from("not json"), "bad.jsonl"), purpose: "batch" });
+      // Validated by the gateway's dispatcher after it answered validating: the event comes then.
       const failed = await client.batches.create({ input_file_id: bad.id, endpoint: "/v1/chat/completions", completion_window: "24h" });
-      assert.equal(failed.status, "failed");
+      assert.equal(failed.status, "validating");
       assert.equal((await eventFor(`batches-${backend}`, failed.id)).event.type, "batch.failed");
+      assert.equal((await client.batches.retrieve(failed.id)).status, "failed");
       const batch = await client.batches.create({ input_file_id: good.id, endpoint: "/v1/chat/completions", completion_window: "24h" });
       assert.equal((await eventFor(`batches-${backend}`, batch.id, 60_000)).event.type, "batch.completed");
       // Only the types asked for: the line's own chat request sent nothing.

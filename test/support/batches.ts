@@ -1,4 +1,4 @@
-/** A batch straight in the store from its JSONL lines, validated as POST /v1/batches validates them. */
+/** A batch straight in the store from its JSONL lines, validated and started as the dispatcher's validator does. */
 import assert from "node:assert/strict";
 import { randomBytes } from "node:crypto";
 import type { GatewayConfig } from "../../src/config.js";
@@ -17,7 +17,8 @@ export async function insertTestBatch(store: BatchStore, gateway: GatewayConfig,
   const createdAt = new Date();
   await store.insertBatch({
     batchId, userId, endpoint, inputFileId: "file-test", completionWindow: "24h", metadata: null,
-    createdAt, expiresAt: new Date(createdAt.getTime() + 3_600_000), lines: checked.lines,
+    createdAt, expiresAt: new Date(createdAt.getTime() + 3_600_000),
   });
+  assert.ok(await store.startBatch(batchId, checked.lines, createdAt), "the test batch started");
   return batchId;
 }

@@ -1,5 +1,5 @@
 /** BatchStore over PostgreSQL or PGlite (see sql-client.ts); every statement is in queries.sql. */
-import type { BatchLineError, BatchStatus, BatchStore, BatchStoreListener, ClaimedLine, DispatchedLine, FairShare, LineEnding, LineOutcome, NewBatch, NewFile, OutputLine, StoredBatch, StoredFile } from "../../domain/batches.js";
+import type { BatchLineError, BatchStatus, BatchStore, BatchStoreListener, ClaimedLine, DispatchedLine, FairShare, LineEnding, LineOutcome, NewBatch, NewBatchLine, NewFile, OutputLine, StoredBatch, StoredFile, ValidatingBatch } from "../../domain/batches.js";
 import { sql } from "./queries.js";
 import type { SqlClient, SqlExecutor } from "./sql-client.js";
 
@@ -122,23 +122,35 @@ export class SqlBatchStore implements BatchStore {
   }
 
   async insertBatch(b: NewBatch): Promise<void> {
-    const failed = b.lines === undefined;
-    await this.db.transaction(async (tx) => {
-      await tx.query(sql("insertBatch"), [
-        b.batchId, b.userId, b.endpoint, b.inputFileId, b.completionWindow, toJson(b.metadata),
-        failed ? "failed" : "in_progress", toJson(b.errors ?? null), b.createdAt, b.expiresAt,
-        failed ? null : b.createdAt, failed ? b.createdAt : null, b.outputExpiresAfterSeconds ?? null,
+    await this.db.query(sql("insertBatch"), [
+      b.batchId, b.userId, b.endpoint, b.inputFileId, b.completionWindow, toJson(b.metadata), b.createdAt, b.expiresAt, b.outputExpiresAfterSeconds ?? null,
+    ]);
+  }
+
+  async claimValidations(now: Date, until: Date, limit: number): Promise<ValidatingBatch[]> {
+    const { rows } = await this.db.query<Row>(sql("claimValidatingBatches"), [now, until, limit]);
+    return rows.map((r) => ({ batchId: r.batch_id as string, userId: r.user_id as string, endpoint: r.endpoint as string, inputFileId: r.input_file_id as string }));
+  }
+
+  async startBatch(batchId: string, lines: NewBatchLine[], at: Date): Promise<boolean> {
+    return this.db.transaction(async (tx) => {
+      // The guard first: of two replicas validating one batch, the second finds it started and inserts nothing.
+      const { rows } = await tx.query<{ user_id: string }>(sql("startValidatedBatch"), [batchId, at]);
+      const userId = rows[0]?.user_id;
+      if (userId === undefined) return false;
+      await tx.query(sql("insertBatchLines"), [
+        batchId, lines.map((l) => l.line), lines.map((l) => l.customId), lines.map((l) => JSON.stringify(l.body)),
+        lines.map((l) => l.model), lines.map((l) => l.cost),
       ]);
-      const lines = b.lines ?? [];
-      if (lines.length > 0) {
-        await tx.query(sql("insertBatchLines"), [
-          b.batchId, lines.map((l) => l.line), lines.map((l) => l.customId), lines.map((l) => JSON.stringify(l.body)),
-          lines.map((l) => l.model), lines.map((l) => l.cost),
-        ]);
-        await tx.query(sql("insertFairShareTenant"), [b.userId]);
-      }
+      await tx.query(sql("insertFairShareTenant"), [userId]);
+      return true;
     });
+  }
+
+  async failBatch(batchId: string, errors: BatchLineError[], at: Date): Promise<boolean> {
+    const failed = (await this.db.query(sql("failValidatedBatch"), [batchId, at, toJson(errors)])).rowCount > 0;
     if (failed) this.finished("failed");
+    return failed;
   }
 
   async getBatch(batchId: string, userId: string): Promise<StoredBatch | null> {

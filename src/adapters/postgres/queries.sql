@@ -224,10 +224,37 @@ DELETE FROM batch_files WHERE file_id IN (
   SELECT file_id FROM batch_files WHERE expires_at <= $1 ORDER BY expires_at LIMIT $2
 );
 
+-- A new batch is `validating`: its input file is read and checked later (claimValidatingBatches).
 -- name: insertBatch
-INSERT INTO batches (batch_id, user_id, endpoint, input_file_id, completion_window, metadata, status, errors,
-                     created_at, expires_at, in_progress_at, failed_at, output_expires_after_seconds)
-VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13);
+INSERT INTO batches (batch_id, user_id, endpoint, input_file_id, completion_window, metadata, status,
+                     created_at, expires_at, output_expires_after_seconds)
+VALUES ($1, $2, $3, $4, $5, $6, 'validating', $7, $8, $9);
+
+-- Validating batches no replica holds ($1: now), oldest first, at most $3, leased until $2: two
+-- replicas never validate one batch at once (SKIP LOCKED: they pass each other by), and a batch
+-- whose validator died is taken again once its lease ran out.
+-- name: claimValidatingBatches
+UPDATE batches b SET validation_until = $2
+FROM (SELECT batch_id FROM batches
+      WHERE status = 'validating' AND (validation_until IS NULL OR validation_until <= $1)
+      ORDER BY created_at LIMIT $3
+      FOR UPDATE SKIP LOCKED) c
+WHERE b.batch_id = c.batch_id
+RETURNING b.batch_id, b.user_id, b.endpoint, b.input_file_id;
+
+-- Its file is valid: in progress, in the transaction that inserts its lines. Guarded by the status
+-- (cancelled meanwhile, or validated by a replica that took over a lease that ran out: nothing
+-- changes, and the caller inserts no lines).
+-- name: startValidatedBatch
+UPDATE batches SET status = 'in_progress', in_progress_at = $2, validation_until = NULL
+WHERE batch_id = $1 AND status = 'validating'
+RETURNING user_id;
+
+-- Its file is not valid (or gone): failed with OpenAI's errors.data[], no lines, nothing reserved.
+-- name: failValidatedBatch
+UPDATE batches SET status = 'failed', failed_at = $2, errors = $3, validation_until = NULL
+WHERE batch_id = $1 AND status = 'validating'
+RETURNING batch_id;
 
 -- name: insertBatchLines
 INSERT INTO batch_lines (batch_id, line, custom_id, body, model, cost)
@@ -256,6 +283,7 @@ WHERE b.user_id = $1 AND ($2::text IS NULL OR b.seq < (SELECT seq FROM batches W
 ORDER BY b.seq DESC LIMIT $3;
 
 -- Only a batch still running becomes cancelling; the dispatcher stops claiming its lines at once.
+-- A validating one is never validated then (startValidatedBatch's guard): with no lines, it ends cancelled.
 -- name: cancelBatch
 UPDATE batches SET status = 'cancelling', cancelling_at = $3
 WHERE batch_id = $1 AND user_id = $2 AND status IN ('validating', 'in_progress')

@@ -225,7 +225,7 @@ export function createGateway(config: GatewayConfig, deps: GatewayDeps): Gateway
       registerQueueRoute(app, { auth: deps.auth, stats: deps.backlog, estimator, fail, now });
       registerAdminRoutes(app, { adminApiKey: config.adminApiKey, log, users: deps.users, backlog: deps.backlog, queue: deps.queue, requestsQueue: deps.requestsQueue, now });
       registerWebhookRoutes(app, { config: config.webhooks, log, auth: deps.auth, store: deps.webhooks });
-      registerBatchRoutes(app, { config, log, auth: deps.auth, store: deps.batches, models: deps.models, quota: deps.quota, now });
+      registerBatchRoutes(app, { config, log, auth: deps.auth, store: deps.batches, quota: deps.quota, batchCreated: () => batchDispatcher.validateSoon(), now });
       registerOpenAiRoutes(app, {
         config,
         log,

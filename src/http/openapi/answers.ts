@@ -161,14 +161,17 @@ export function answerSchemas(): Record<string, JsonSchema> {
       type: "object",
       required: ["id", "object", "bytes", "created_at", "filename", "purpose", "status"],
       properties: { id: { type: "string" }, object: { const: "file" }, bytes: { type: "integer" }, created_at: { type: "integer" }, filename: { type: "string" }, purpose: { type: "string" }, status: { type: "string" },
-        expires_at: { type: "integer", description: "When the file stops being found (Unix seconds); absent: it lasts until deleted." } },
+        expires_at: { type: "integer", description: "When the file stops being found (Unix seconds): `expires_after`, else `BATCH_INPUT_FILE_TTL_S` (input files) or the batch's output expiry; absent: it lasts until deleted." } },
     },
     Batch: {
       type: "object",
       required: ["id", "object", "endpoint", "input_file_id", "completion_window", "status", "created_at"],
       properties: {
         id: { type: "string" }, object: { const: "batch" }, endpoint: { type: "string" }, input_file_id: { type: "string" }, completion_window: { type: "string" },
-        status: { enum: ["validating", "failed", "in_progress", "finalizing", "completed", "expired", "cancelling", "cancelled"] },
+        status: {
+          enum: ["validating", "failed", "in_progress", "finalizing", "completed", "expired", "cancelling", "cancelled"],
+          description: "OpenAI's: `validating` when created, then `in_progress` (or `failed` when its file is not valid), `finalizing` while its files are written, `completed`; `cancelling` → `cancelled`; `expired` when the window ends first.",
+        },
         created_at: { type: "integer" }, output_file_id: { anyOf: [{ type: "string" }, { type: "null" }] }, error_file_id: { anyOf: [{ type: "string" }, { type: "null" }] },
         request_counts: { type: "object", properties: { total: { type: "integer" }, completed: { type: "integer" }, failed: { type: "integer" } } },
         model: { type: "string", description: "The model its lines run on." },

@@ -139,7 +139,7 @@ export const ROUTES: RouteDoc[] = [
   },
   {
     method: "post", path: "/v1/batches", part: "gateway", tag: "Batches", auth: "bearer", openAi: true, body: "BatchBody",
-    summary: "Create a batch from an uploaded file", description: "Every line is validated now; a bad file gives a `failed` batch naming the lines, nothing charged.",
+    summary: "Create a batch from an uploaded file", description: "Answered `validating` at once; the gateway then validates every line: `in_progress` when they are all good, else `failed` naming the lines (`errors.data[]`), nothing charged.",
     success: { 200: { description: "The batch.", content: json("Batch"), headers: v1Headers } },
     errors: ["invalid_parameter", "unknown_field", "file_not_found"],
   },

@@ -1,5 +1,6 @@
 /**
  * Runs batches. Each tick, with nothing held open between the steps:
+ *  0. validates new batches (validator.ts): their lines inserted and started, or failed;
  *  1. closes the lines that will never run (cancelled batch, window over): they go to the error file,
  *     never reserved, so nothing is charged or refunded for them;
  *  2. reads the requests of dispatched lines and keeps the outcomes of the final ones with the line
@@ -19,21 +20,21 @@
  * Passes run every BATCH_DISPATCH_INTERVAL_MS and, sooner, when a line this replica dispatched ends
  * (its final event): a slot freed is filled within a few milliseconds, not an interval later, so a
  * batch keeps the model as busy as the same requests sent one by one. Wake-ups that arrive while a
- * pass runs make one more pass, not one each.
+ * pass runs make one more pass, not one each. A batch created on this replica asks for a pass at
+ * once (validateSoon), which validates it and claims its first lines.
  */
-import { AppError, isAppError, openAiErrorBody } from "../../../errors.js";
+import { AppError, isAppError } from "../../../errors.js";
 import type { BatchConfig, GatewayConfig } from "../../../config.js";
 import type { BatchEndpoint, BatchStore, ClaimedLine, DispatchedLine, LineOutcome } from "../../../domain/batches.js";
-import type { EventBus, RequestStore, RequestView, UserStore } from "../../../domain/ports.js";
+import type { EventBus, RequestStore, UserStore } from "../../../domain/ports.js";
 import { isFinal } from "../../../domain/wait-for-final.js";
 import { ANONYMOUS_USER_ID, type AuthenticatedUser } from "../../../http/authenticator.js";
 import type { Logger } from "../../../observability/logger.js";
 import { idempotentRequestId, type Admit } from "../admission.js";
-import { answerOf, chatCompletionBody, completionBody } from "../openai/chat-shapes.js";
-import { responseOf } from "../openai/responses-routes.js";
-import { outcomeError } from "../openai/routes.js";
+import { batchLineKey, batchLineRequestId, lineOutcomeOf } from "./line-requests.js";
 import { lineAdmission } from "./lines.js";
 import { newFileId } from "./shapes.js";
+import { validateNewBatches } from "./validator.js";
 
 export interface BatchDispatcherDeps {
   config: Pick<GatewayConfig, "maxLengthLimit" | "maxPromptChars" | "defaultModel"> & { batches: BatchConfig };
@@ -72,24 +73,6 @@ export function batchUserResolver(users: Pick<UserStore, "findUser">, anonymous:
   };
 }
 
-/** The Idempotency-Key a line is admitted with: it names the line's request. */
-export const batchLineKey = (batchId: string, line: number) => `batch:${batchId}:${line}`;
-/** The id of the request that runs a line (derived as admission derives it from the key). */
-export const batchLineRequestId = (userId: string, batchId: string, line: number) => idempotentRequestId(userId, batchLineKey(batchId, line));
-
-/** What a final request puts into the output (completed) or error file. */
-export function lineOutcomeOf(batchId: string, line: number, view: RequestView): LineOutcome {
-  const tokens = view.usage?.total_tokens ?? 0;
-  const requestId = view.requestId;
-  if (view.status === "completed") {
-    const answer = answerOf(view);
-    const body = view.api === "chat" ? chatCompletionBody(answer) : view.api === "response" ? responseOf(view) : completionBody(answer);
-    return { batchId, line, requestId, ok: true, response: { status_code: 200, request_id: requestId, body }, error: null, tokens };
-  }
-  const error = outcomeError(view);
-  return { batchId, line, requestId, ok: false, response: { status_code: error.status, request_id: requestId, body: openAiErrorBody(error) }, error: null, tokens };
-}
-
 const withRequestId = (l: DispatchedLine) => ({ ...l, requestId: batchLineRequestId(l.userId, l.batchId, l.line) });
 
 export class BatchDispatcher {
@@ -101,6 +84,8 @@ export class BatchDispatcher {
   /** A line ended (a light pass is due), or a full pass was asked for, while no pass or a pass was running. */
   private again = false;
   private fullAgain = false;
+  /** A batch was created here: the next pass validates, even a light one. */
+  private validationDue = false;
   private wakeTimer: NodeJS.Timeout | undefined;
   /** Ends the wait between light passes early (enough lines ended, a full pass asked for, stopping). */
   private coalesced: (() => void) | undefined;
@@ -165,6 +150,16 @@ export class BatchDispatcher {
     this.wakeTimer.unref?.();
   }
 
+  /** A batch was created: a pass now validates it and claims its first lines (the interval could be long). */
+  validateSoon(): void {
+    if (this.stopped) return;
+    this.validationDue = this.again = true;
+    clearTimeout(this.wakeTimer);
+    this.wakeTimer = undefined;
+    this.coalesced?.();
+    void this.runPasses().catch((error: unknown) => this.deps.log.warn({ err: error }, "batch dispatch failed; trying again next tick"));
+  }
+
   /** After a pass, until the next light one: as wake() would wait with the lines that ended meanwhile. */
   private coalesce(): Promise<void> {
     if (this.ended.size >= this.enoughEnded()) return Promise.resolve();
@@ -200,10 +195,11 @@ export class BatchDispatcher {
   private async passes(): Promise<void> {
     do {
       const full = this.fullAgain;
-      this.again = this.fullAgain = false;
-      await this.pass(full);
+      const validate = full || this.validationDue;
+      this.again = this.fullAgain = this.validationDue = false;
+      await this.pass(full, validate);
       // Lines that ended during the pass share the next one, after the coalescing wait.
-      if (this.again && !this.fullAgain && !this.stopped) await this.coalesce();
+      if (this.again && !this.fullAgain && !this.validationDue && !this.stopped) await this.coalesce();
     } while ((this.again || this.fullAgain) && !this.stopped);
   }
 
@@ -235,14 +231,17 @@ export class BatchDispatcher {
    * dispatched line (other replicas' too, and lines whose event was lost). Light (a line this replica
    * dispatched ended): reads only the lines whose final events came, and looks for finished batches
    * only once nothing was left to claim, since a batch ends only after its last lines are claimed.
+   * New batches are validated first on both when asked (`validate`), so their lines are claimed at once.
    */
-  private async pass(full: boolean): Promise<void> {
+  private async pass(full: boolean, validate: boolean): Promise<void> {
     if (full) {
       // A user disabled, gone or moved to another tier is seen from the next full pass on.
       this.users.clear();
       const closed = await this.deps.store.closeLines(this.now());
       if (closed > 0) this.deps.log.info({ lines: closed }, "batch lines closed without running");
     }
+    // More batches waiting than one pass validates (many created at once): the next pass goes on.
+    if (validate && (await validateNewBatches(this.deps, this.now))) this.validationDue = this.again = true;
     const claimed = await this.dispatch(await this.watch(full));
     if (full || claimed === 0) await this.finish();
   }

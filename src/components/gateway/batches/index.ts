@@ -1,7 +1,9 @@
 /**
- * The OpenAI Batch API: routes (files and batches) and the dispatcher that runs batch lines through
- * admission. The gateway wires both: the routes on its app, the dispatcher started and stopped with it.
+ * The OpenAI Batch API: routes (files and batches) and the dispatcher that validates new batches
+ * (validator.ts) and runs batch lines through admission. The gateway wires both: the routes on its
+ * app, the dispatcher started and stopped with it.
  */
 export { registerBatchRoutes, type BatchRouteDeps } from "./routes.js";
-export { BatchDispatcher, batchUserResolver, lineOutcomeOf, type BatchDispatcherDeps } from "./dispatcher.js";
+export { BatchDispatcher, batchUserResolver, type BatchDispatcherDeps } from "./dispatcher.js";
+export { lineOutcomeOf } from "./line-requests.js";
 export { validateBatchFile, lineAdmission, type BatchLimits } from "./lines.js";

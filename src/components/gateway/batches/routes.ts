@@ -1,8 +1,9 @@
 /**
  * The Batch API on the gateway: `POST/GET /v1/files`, `GET/DELETE /v1/files/{id}`,
  * `GET /v1/files/{id}/content`, `POST/GET /v1/batches`, `GET /v1/batches/{id}` and
- * `POST /v1/batches/{id}/cancel`. A batch is checked whole when it is created (lines.ts): any bad
- * line fails it, naming the line, before anything is reserved. The dispatcher (dispatcher.ts) runs it.
+ * `POST /v1/batches/{id}/cancel`. A batch is answered `validating` when it is created, as OpenAI's
+ * are: the dispatcher (validator.ts, then dispatcher.ts) checks its file whole (lines.ts), where any
+ * bad line fails it, naming the line, before anything is reserved, then runs it.
  * Someone else's file or batch is answered exactly like a missing one.
  */
 import { parsedBySchema } from "../../../http/schema-body.js";
@@ -16,7 +17,7 @@ import type { AuthenticatedUser } from "../../../http/authenticator.js";
 import { sendError } from "../../../http/server.js";
 import type { Logger } from "../../../observability/logger.js";
 import { limitHeadersFor } from "../openai/routes.js";
-import { isBatchEndpoint, validateBatchFile } from "./lines.js";
+import { isBatchEndpoint } from "./lines.js";
 import { boundaryOf, parseMultipart } from "./multipart.js";
 import { batchObject, fileObject, newBatchId, newFileId } from "./shapes.js";
 
@@ -25,10 +26,10 @@ export interface BatchRouteDeps {
   log: Logger;
   auth: { authenticate(authorization: string | undefined): Promise<AuthenticatedUser> };
   store: BatchStore;
-  /** The model names the OpenAI routes take (the gateway's `models`). */
-  models: readonly string[];
   /** For the rate-limit headers every `/v1` answer carries; without it they are left out. */
   quota?: QuotaStore;
+  /** Told when a batch was created, to validate it now rather than at the dispatcher's next interval. */
+  batchCreated?: () => void;
   now?: () => Date;
 }
 
@@ -83,7 +84,6 @@ function page<T extends { id: string }>(items: T[], limit: number) {
 export function registerBatchRoutes(app: FastifyInstance, deps: BatchRouteDeps): void {
   const now = deps.now ?? (() => new Date());
   const settings = deps.config.batches;
-  const bodyLimits = { maxLength: deps.config.maxLengthLimit, maxPromptChars: deps.config.maxPromptChars, models: deps.models, defaultModel: deps.config.defaultModel };
   const fail = (reply: FastifyReply, error: unknown) => {
     if (!isAppError(error)) deps.log.error({ err: error }, "batch route failed");
     return sendError(reply, isAppError(error) ? error : new AppError("internal_error", "internal error"));
@@ -120,9 +120,10 @@ export function registerBatchRoutes(app: FastifyInstance, deps: BatchRouteDeps):
         if (form.file.content.length > settings.fileMaxBytes) {
           throw new AppError("payload_too_large", `the file has ${form.file.content.length} bytes; the limit is ${settings.fileMaxBytes}`, { details: { field: "file" } });
         }
-        const expiry = expiresAfterOf(form.fields);
+        // Without expires_after, an input file expires after BATCH_INPUT_FILE_TTL_S, as OpenAI's do (null: never).
+        const ttlSeconds = expiresAfterOf(form.fields)?.seconds ?? settings.inputFileTtlSeconds;
         const createdAt = now();
-        const expiresAt = expiry ? new Date(createdAt.getTime() + expiry.seconds * 1000) : null;
+        const expiresAt = ttlSeconds === null ? null : new Date(createdAt.getTime() + ttlSeconds * 1000);
         const file = { fileId: newFileId(), userId: u.userId, purpose: "batch", filename: form.file.filename, content: form.file.content, createdAt, expiresAt };
         await deps.store.insertFile(file);
         return fileObject({ ...file, bytes: file.content.length });
@@ -182,8 +183,7 @@ export function registerBatchRoutes(app: FastifyInstance, deps: BatchRouteDeps):
       }
       const file = await ownFile(body.input_file_id, u, "input_file_id");
       if (file.purpose !== "batch") throw new AppError("invalid_parameter", 'input_file_id: the file\'s purpose is not "batch"', { details: { field: "input_file_id" } });
-      const content = (await deps.store.fileContent(file.fileId, u.userId, now())) ?? Buffer.alloc(0);
-      const checked = validateBatchFile(content, body.endpoint, { maxBytes: settings.fileMaxBytes, maxLines: settings.maxLines, body: bodyLimits });
+      // Its lines are checked by the dispatcher (validator.ts): the batch is answered validating at once.
       const createdAt = now();
       const batchId = newBatchId();
       await deps.store.insertBatch({
@@ -196,11 +196,12 @@ export function registerBatchRoutes(app: FastifyInstance, deps: BatchRouteDeps):
         createdAt,
         expiresAt: new Date(createdAt.getTime() + settings.completionWindowMs),
         outputExpiresAfterSeconds: body.output_expires_after?.seconds ?? settings.outputFileTtlSeconds,
-        // A failed batch has no lines: nothing of it will ever be reserved or run.
-        ...(checked.ok ? { lines: checked.lines } : { errors: checked.errors }),
       });
-      deps.log.info({ batch_id: batchId, user_id: u.userId, lines: checked.ok ? checked.lines.length : 0, valid: checked.ok }, "batch created");
-      return batchObject(await ownBatch(batchId, u));
+      deps.log.info({ batch_id: batchId, user_id: u.userId, input_file_id: file.fileId }, "batch created");
+      // Read before the dispatcher is woken: the answer is the batch as created, validating.
+      const created = batchObject(await ownBatch(batchId, u));
+      deps.batchCreated?.();
+      return created;
     } catch (error) {
       return fail(reply, error);
     }
