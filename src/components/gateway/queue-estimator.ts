@@ -24,16 +24,18 @@ export interface QueueEstimatorDeps {
 }
 
 /**
- * The reads take at most this share of the time: a read that took 10 ms waits half a second for
- * the next, so a deep backlog (whose count takes longer, and whose estimate a stale count moves
- * little) is read less often, and costs the database a bounded share of a connection whatever
- * QUEUE_ESTIMATE_INTERVAL_MS says. (At a twentieth, a drain of 25,000 queued requests paid
- * 170 µs of PostgreSQL CPU per request for the reads: `npm run bench`, phase d.)
+ * Each read counts the open requests (their index entries and rows: about 0.4 µs each, 25,000 in
+ * some 10 ms), so a deep backlog is read less often: this many milliseconds of wait per open
+ * request keeps the reads under about 2 % of a database connection's time, and a deep backlog's
+ * estimate is moved little by a count a moment old. Spaced by what was counted, not by how long
+ * the read took: on a loaded machine that is mostly waiting, and would space the reads of a short
+ * queue too. (At a fixed 100 ms, a drain of 25,000 queued requests paid 170 µs of PostgreSQL CPU
+ * per request for the reads: `npm run bench`, phase d.)
  */
-const MAX_READING_SHARE = 1 / 50;
+const WAIT_MS_PER_OPEN_REQUEST = 0.02;
 
-/** The wait before the next read, after one that took `tookMs`. */
-export const nextReadDelay = (intervalMs: number, tookMs: number) => Math.max(intervalMs, tookMs / MAX_READING_SHARE - tookMs);
+/** The wait before the next read, after one that counted `openRequests`. */
+export const nextReadDelay = (intervalMs: number, openRequests: number) => Math.max(intervalMs, openRequests * WAIT_MS_PER_OPEN_REQUEST);
 
 export class QueueEstimator {
   private snapshot: QueueSnapshot | undefined;
@@ -48,12 +50,11 @@ export class QueueEstimator {
     this.stopped = false;
     const loop = () => {
       if (this.stopped) return;
-      const started = performance.now();
       void this.refresh()
         .catch((error: unknown) => this.deps.log.warn({ err: error }, "queue estimate not refreshed; keeping the last one"))
         .finally(() => {
           if (this.stopped) return;
-          this.timer = setTimeout(loop, nextReadDelay(this.deps.intervalMs, performance.now() - started));
+          this.timer = setTimeout(loop, nextReadDelay(this.deps.intervalMs, this.snapshot?.openRequests ?? 0));
           this.timer.unref?.();
         });
     };
