@@ -14,7 +14,7 @@ import { startPlatform, type Backend, type Platform } from "../support/platform.
 import { waitForAsync } from "../support/wait.js";
 import { silentLogger } from "../../src/observability/logger.js";
 import { SqlBatchStore } from "../../src/adapters/postgres/batch-store.js";
-import { BatchDispatcher, batchUserResolver } from "../../src/components/gateway/batches/dispatcher.js";
+import { BatchDispatcher, batchUserResolver } from "../../src/components/gateway/batches/index.js";
 import { insertTestBatch } from "../support/batches.js";
 import { VALIDATIONS_PER_PASS } from "../../src/components/gateway/batches/validator.js";
 import OpenAI, { toFile } from "openai";

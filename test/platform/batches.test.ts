@@ -19,7 +19,7 @@ import { createLogger, silentLogger } from "../../src/observability/logger.js";
 import { createAdmission } from "../../src/components/gateway/admission.js";
 import { SqlBatchStore } from "../../src/adapters/postgres/batch-store.js";
 import { registerBatchRoutes } from "../../src/components/gateway/batches/routes.js";
-import { BatchDispatcher, batchUserResolver } from "../../src/components/gateway/batches/dispatcher.js";
+import { BatchDispatcher, batchUserResolver } from "../../src/components/gateway/batches/index.js";
 import type { GatewayConfig } from "../../src/config.js";
 import type { BatchStore } from "../../src/domain/batches.js";
 import { gate } from "../support/gate.js";

@@ -14,7 +14,7 @@ import { platformAdmission } from "../support/admission.js";
 import { startPlatform, submit, waitForFinal, type Platform } from "../support/platform.js";
 import { silentLogger } from "../../src/observability/logger.js";
 import { SqlBatchStore } from "../../src/adapters/postgres/batch-store.js";
-import { BatchDispatcher, batchUserResolver } from "../../src/components/gateway/batches/dispatcher.js";
+import { BatchDispatcher, batchUserResolver } from "../../src/components/gateway/batches/index.js";
 import { insertTestBatch } from "../support/batches.js";
 
 const skipModel = requireStoriesModel();

@@ -26,9 +26,9 @@
 import { AppError, isAppError } from "../../../errors.js";
 import type { BatchConfig, GatewayConfig } from "../../../config.js";
 import type { BatchEndpoint, BatchStore, ClaimedLine, DispatchedLine, LineOutcome } from "../../../domain/batches.js";
-import type { EventBus, RequestStore, UserStore } from "../../../domain/ports.js";
+import type { EventBus, RequestStore } from "../../../domain/ports.js";
 import { isFinal } from "../../../domain/wait-for-final.js";
-import { ANONYMOUS_USER_ID, type AuthenticatedUser } from "../../../http/authenticator.js";
+import type { AuthenticatedUser } from "../../../http/authenticator.js";
 import type { Logger } from "../../../observability/logger.js";
 import { idempotentRequestId, type Admit } from "../admission.js";
 import { batchLineKey, batchLineRequestId, lineOutcomeOf } from "./line-requests.js";
@@ -60,18 +60,6 @@ const WATCH_PER_TICK = 1_000;
  */
 const WAKE_COALESCE_MS = 60;
 const WAKE_SHARE_OF_SLOTS = 2;
-
-/** The owner of a batch from the user store (anonymous with the anonymous limits, when enabled). */
-export function batchUserResolver(users: Pick<UserStore, "findUser">, anonymous: GatewayConfig["anonymous"]) {
-  return async (userId: string): Promise<AuthenticatedUser | null> => {
-    if (userId === ANONYMOUS_USER_ID) {
-      if (!anonymous.enabled) return null;
-      return { userId, anonymous: true, limits: { dailyRequests: anonymous.dailyRequests, dailyTokens: anonymous.dailyTokens, monthlyRequests: null, monthlyTokens: null } };
-    }
-    const user = await users.findUser(userId);
-    return user && !user.disabled ? { userId, anonymous: false, limits: user.tier.limits } : null;
-  };
-}
 
 const withRequestId = (l: DispatchedLine) => ({ ...l, requestId: batchLineRequestId(l.userId, l.batchId, l.line) });
 

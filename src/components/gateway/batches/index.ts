@@ -4,6 +4,6 @@
  * app, the dispatcher started and stopped with it.
  */
 export { registerBatchRoutes, type BatchRouteDeps } from "./routes.js";
-export { BatchDispatcher, batchUserResolver, type BatchDispatcherDeps } from "./dispatcher.js";
-export { lineOutcomeOf } from "./line-requests.js";
+export { BatchDispatcher, type BatchDispatcherDeps } from "./dispatcher.js";
+export { batchUserResolver, lineOutcomeOf } from "./line-requests.js";
 export { validateBatchFile, lineAdmission, type BatchLimits } from "./lines.js";

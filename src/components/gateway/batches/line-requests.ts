@@ -1,7 +1,9 @@
-/** A batch line's request: the Idempotency-Key that names it, its id, and what it puts into the output or error file. */
+/** A batch line's request: the Idempotency-Key that names it, its id, whom it runs as, and what it puts into the output or error file. */
 import { openAiErrorBody } from "../../../errors.js";
 import type { LineOutcome } from "../../../domain/batches.js";
-import type { RequestView } from "../../../domain/ports.js";
+import type { GatewayConfig } from "../../../config.js";
+import type { RequestView, UserStore } from "../../../domain/ports.js";
+import { ANONYMOUS_USER_ID, type AuthenticatedUser } from "../../../http/authenticator.js";
 import { idempotentRequestId } from "../admission.js";
 import { answerOf, chatCompletionBody, completionBody } from "../openai/chat-shapes.js";
 import { responseOf } from "../openai/responses-routes.js";
@@ -23,4 +25,16 @@ export function lineOutcomeOf(batchId: string, line: number, view: RequestView):
   }
   const error = outcomeError(view);
   return { batchId, line, requestId, ok: false, response: { status_code: error.status, request_id: requestId, body: openAiErrorBody(error) }, error: null, tokens };
+}
+
+/** The owner of a batch from the user store (anonymous with the anonymous limits, when enabled). */
+export function batchUserResolver(users: Pick<UserStore, "findUser">, anonymous: GatewayConfig["anonymous"]) {
+  return async (userId: string): Promise<AuthenticatedUser | null> => {
+    if (userId === ANONYMOUS_USER_ID) {
+      if (!anonymous.enabled) return null;
+      return { userId, anonymous: true, limits: { dailyRequests: anonymous.dailyRequests, dailyTokens: anonymous.dailyTokens, monthlyRequests: null, monthlyTokens: null } };
+    }
+    const user = await users.findUser(userId);
+    return user && !user.disabled ? { userId, anonymous: false, limits: user.tier.limits } : null;
+  };
 }
