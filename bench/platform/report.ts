@@ -151,7 +151,7 @@ export function renderReport(f: Figures): string {
   );
   if (drain) {
     lines.push("\n### Drain (workers resumed)\n");
-    lines.push(`${fmt(drain.rows)} requests drained in ${fmt(drain.seconds, 1)} s (${fmt(drain.rate)}/s end to end${drain.timedOut ? `, **time bound of ${DRAIN_TIMEOUT_S} s reached**` : ""}); worker retries ${fmt(drain.worker.retried)}.`);
+    lines.push(`${fmt(drain.rows)} requests drained in ${fmt(drain.seconds, 1)} s (${fmt(drain.rate)}/s end to end${drain.timedOut ? `, **time bound of ${DRAIN_TIMEOUT_S} s reached**` : ""}); worker retries ${fmt(drain.worker.retried)}; ${fmt(drain.worker.resultsMessages)} results messages, ${fmt(drain.rows / drain.worker.resultsMessages, 1)} outcomes each.`);
     lines.push(`Platform CPU (every process but the ML Service and the load generator): **${fmt(platformCpuUsPerRequest)} µs per completed request**.`);
     if (f6) lines.push(`ML Service alone, same request body at the drain's concurrency (${WORKER_PREFETCH}): ${fmt(f6.throughput)}/s → end to end ÷ ML Service alone **${fmt(drainVsMlAlone, 2)}**.`);
     lines.push("\n| check | ok | detail |\n|---|:-:|---|");

@@ -11,8 +11,8 @@
 export interface BatcherOptions {
   maxBatch: number;
   maxInFlight: number;
-  /** How long a batch that is not full may wait for more items (default 0: never waits). */
-  lingerMs?: number;
+  /** How long a batch that is not full may wait for more items (default 0: never waits); asked anew for each batch when a function. */
+  lingerMs?: number | (() => number);
 }
 
 export class Batcher<T> {
@@ -34,7 +34,8 @@ export class Batcher<T> {
 
   /** Milliseconds the next batch should still wait for more items; 0 when it should go now. */
   private lingerLeft(): number {
-    const linger = this.options.lingerMs ?? 0;
+    const option = this.options.lingerMs ?? 0;
+    const linger = typeof option === "function" ? option() : option;
     if (linger <= 0 || this.waiting.length >= this.options.maxBatch) return 0;
     return Math.max(0, linger - (performance.now() - this.waiting[0]!.at));
   }

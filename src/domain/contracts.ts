@@ -80,9 +80,23 @@ export const outcomeMessageSchema = z
     /** When the worker started the model call that produced this outcome. */
     started_at: z.string().refine((v) => !Number.isNaN(Date.parse(v)), "must be a date-time").optional(),
     at: z.string().refine((v) => !Number.isNaN(Date.parse(v)), "must be a date-time"),
+    /** In a bundle: the worker span's W3C traceparent (a single outcome carries it as a header). */
+    traceparent: z.string().max(256).optional(),
   })
   .strict();
 export type OutcomeMessage = z.infer<typeof outcomeMessageSchema>;
+
+/** The most outcomes one results message carries. */
+export const MAX_OUTCOMES_PER_MESSAGE = 256;
+
+/**
+ * The outcomes a worker published together: one message, one broker confirm, one delivery and one
+ * ack for all the requests that finished while its previous publish was being confirmed. Entries
+ * are read one by one, so one unreadable entry does not hide the others.
+ */
+export const outcomeBundleSchema = z
+  .object({ v: z.literal(1), outcomes: z.array(z.unknown()).min(1).max(MAX_OUTCOMES_PER_MESSAGE) })
+  .strict();
 
 /** Event pushed to clients waiting on `/events/{id}` (SSE), fanned out across API replicas. */
 export const requestEventSchema = z
@@ -105,14 +119,49 @@ function parseWith<T>(schema: z.ZodType<T>, raw: Buffer | string): ParseResult<T
     return { ok: false, error: "message is not JSON" };
   }
   const parsed = schema.safeParse(data);
-  if (!parsed.success) {
-    return { ok: false, error: parsed.error.issues.map((i) => `${i.path.join(".") || "(root)"}: ${i.message}`).join("; ") };
-  }
+  if (!parsed.success) return { ok: false, error: describeIssues(parsed.error.issues) };
   return { ok: true, value: parsed.data };
+}
+
+function describeIssues(issues: ReadonlyArray<{ path: PropertyKey[]; message: string }>): string {
+  return issues.map((i) => `${i.path.map(String).join(".") || "(root)"}: ${i.message}`).join("; ");
 }
 
 export const parseRequestMessage = (raw: Buffer | string) => parseWith(requestMessageSchema, raw);
 export const parseOutcomeMessage = (raw: Buffer | string) => parseWith(outcomeMessageSchema, raw);
+
+/** What a results message holds: its readable outcomes, and a problem for each entry that is not one. */
+export interface ReadOutcomes {
+  outcomes: OutcomeMessage[];
+  problems: string[];
+}
+
+/** A results message: a bundle (`{v, outcomes}`) or, as before bundles, one outcome. */
+export function parseOutcomes(raw: Buffer | string): ParseResult<ReadOutcomes> {
+  let data: unknown;
+  try {
+    data = JSON.parse(typeof raw === "string" ? raw : raw.toString("utf8"));
+  } catch {
+    return { ok: false, error: "message is not JSON" };
+  }
+  const isBundle = typeof data === "object" && data !== null && "outcomes" in data;
+  const entries: unknown[] = [data];
+  if (isBundle) {
+    const bundle = outcomeBundleSchema.safeParse(data);
+    if (!bundle.success) return { ok: false, error: describeIssues(bundle.error.issues) };
+    entries.splice(0, 1, ...bundle.data.outcomes);
+  }
+  const read: ReadOutcomes = { outcomes: [], problems: [] };
+  entries.forEach((entry, index) => {
+    const parsed = outcomeMessageSchema.safeParse(entry);
+    if (parsed.success) read.outcomes.push(parsed.data);
+    else read.problems.push(`${isBundle ? `outcomes.${index}: ` : ""}${describeIssues(parsed.error.issues)}`);
+  });
+  if (read.outcomes.length === 0) return { ok: false, error: read.problems.join("; ") };
+  return { ok: true, value: read };
+}
+
+export const encodeOutcomes = (outcomes: readonly OutcomeMessage[]): Buffer => Buffer.from(JSON.stringify({ v: 1, outcomes }));
 /**
  * Text PostgreSQL can store: without NUL, and with lone UTF-16 surrogates (a model may emit half of
  * a pair) replaced by U+FFFD.

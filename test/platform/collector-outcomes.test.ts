@@ -215,6 +215,35 @@ describe("collector: outcomes from the results queue", { skip }, () => {
     assert.match(await metric("messages_dead_lettered_total"), /queue="results"\} [1-9]/);
   });
 
+  it("a bundle: every readable outcome finished, the unreadable entry dead-lettered with its message", async () => {
+    const first = await admitted();
+    const second = await admitted();
+    const usage = { prompt_tokens: 2, completion_tokens: 3, total_tokens: 5 };
+    const dead: Buffer[] = [];
+    const consumer = await queue.consume("results.dead", async (body) => {
+      dead.push(body);
+      return "ack";
+    }, { prefetch: 1 });
+    const at = NOW.toISOString();
+    const bundle = {
+      v: 1,
+      outcomes: [
+        { v: 1, request_id: first.requestId, user_id: first.userId, status: "completed", output_text: "a", usage, attempt: 1, at },
+        { v: 1, request_id: randomUUID(), user_id: "u", status: "processing", attempt: 1, at },
+        { v: 1, request_id: second.requestId, user_id: second.userId, status: "failed", error: { code: "ml_timeout", message: "slow" }, attempt: 1, at },
+      ],
+    };
+    await queue.publish("results", Buffer.from(JSON.stringify(bundle)));
+    const deadline = Date.now() + 5_000;
+    while (dead.length === 0 && Date.now() < deadline) await new Promise((r) => setTimeout(r, 10));
+    await consumer.drain();
+    assert.deepEqual(JSON.parse(dead[0]!.toString()), bundle, "the message, whole, kept for inspection");
+    assert.equal((await requests.get(first.requestId))?.status, "completed");
+    assert.deepEqual((await quota.usage(first.userId, NOW)).daily, { requests: 1, tokensUsed: 5, tokensReserved: 0 });
+    assert.equal((await requests.get(second.requestId))?.status, "failed");
+    assert.deepEqual((await quota.usage(second.userId, NOW)).daily, { requests: 0, tokensUsed: 0, tokensReserved: 0 });
+  });
+
   it("reports healthy while its stores and queue answer", async () => {
     assert.deepEqual(await collector.health(), { component: "collector" });
   });

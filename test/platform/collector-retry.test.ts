@@ -78,4 +78,45 @@ describe("collector retries outcomes it cannot store", { skip }, () => {
     assert.equal(await collector.handle(outcome, { headers: { "x-collect-attempts": "7" } }), "dead_letter");
     await queue.close();
   });
+
+  it("in a bundle, only the outcomes that failed come back for another attempt", async () => {
+    const database = await freshPostgres();
+    const queue = new MemoryMessageQueue();
+    const requests = new SqlRequestStore(database.db);
+    const quota = new MemoryQuotaStore();
+    const NOW = new Date();
+    const UNLIMITED = { dailyRequests: null, dailyTokens: null, monthlyRequests: null, monthlyTokens: null };
+    // Settling fails for one user only (its quota store is down, say).
+    const failing = Object.assign(Object.create(quota) as MemoryQuotaStore, {
+      settle: (input: Parameters<MemoryQuotaStore["settle"]>[0]) => (input.userId === "broken" ? Promise.reject(new Error("quota store down")) : quota.settle(input)),
+    });
+    const collector = createCollector(
+      { port: 0, prefetch: 4, lingerMs: 0 },
+      { logger: silentLogger, registry: createRegistry(), queue, streams: new MemoryRequestStreams(), quota: failing, requests, events: new MemoryEventBus(), resultsQueue: "results" },
+    );
+    const outcomes = [];
+    for (const userId of ["fine", "broken"]) {
+      const requestId = randomUUID();
+      const reservation = await quota.reserve({ userId, requestId, tokens: 30, limits: UNLIMITED, now: NOW });
+      assert.ok(reservation.ok);
+      await requests.insert({
+        requestId, userId, model: "default", prompt: "p", estimatedTokens: 30, window: reservation.window, createdAt: NOW,
+        params: { maxLength: 5, temperature: 0, topP: 0.9, topK: 50, repetitionPenalty: 1.2, numReturnSequences: 1 },
+      });
+      outcomes.push({ v: 1, request_id: requestId, user_id: userId, status: "completed", output_text: "x", usage: { prompt_tokens: 1, completion_tokens: 1, total_tokens: 2 }, attempt: 1, at: NOW.toISOString() });
+    }
+    const retries: Buffer[] = [];
+    const consumer = await queue.consume("results", async (body) => {
+      retries.push(body);
+      return "ack";
+    }, { prefetch: 1 });
+    assert.equal(await collector.handle(Buffer.from(JSON.stringify({ v: 1, outcomes }))), "ack");
+    const deadline = Date.now() + 5_000;
+    while (retries.length === 0 && Date.now() < deadline) await new Promise((r) => setTimeout(r, 20));
+    await consumer.drain();
+    assert.deepEqual(JSON.parse(retries[0]!.toString()), { v: 1, outcomes: [outcomes[1]] }, "the failed outcome alone comes back");
+    assert.deepEqual((await quota.usage("fine", NOW)).daily, { requests: 1, tokensUsed: 2, tokensReserved: 0 }, "the other was settled");
+    await queue.close();
+    await database.drop();
+  });
 });

@@ -18,7 +18,7 @@ import { MemoryQuotaStore } from "../../src/adapters/memory/quota-store.js";
 import { MemoryEventBus } from "../../src/adapters/memory/event-bus.js";
 import { MemoryMessageQueue } from "../../src/adapters/memory/message-queue.js";
 import { loadConfig } from "../../src/config.js";
-import { encodeMessage, parseOutcomeMessage, type OutcomeMessage, type RequestEvent, type RequestMessage } from "../../src/domain/contracts.js";
+import { encodeMessage, parseOutcomes, type OutcomeMessage, type RequestEvent, type RequestMessage } from "../../src/domain/contracts.js";
 import type { FinishInput, QuotaLimits } from "../../src/domain/ports.js";
 import { silentLogger } from "../../src/observability/logger.js";
 import { createRegistry } from "../../src/observability/metrics.js";
@@ -54,9 +54,10 @@ describe("the worker publishes one final outcome per request", { skip: requireSt
     const results = await queue.consume(
       "res",
       async (body) => {
-        const parsed = parseOutcomeMessage(body);
+        const parsed = parseOutcomes(body);
         assert.ok(parsed.ok, parsed.ok ? "" : parsed.error);
-        outcomes.push(parsed.value);
+        assert.deepEqual(parsed.value.problems, []);
+        outcomes.push(...parsed.value.outcomes);
         return "ack";
       },
       { prefetch: 16 },

@@ -30,6 +30,7 @@ import {
 } from "../../domain/run-state-ids.js";
 import type { Logger } from "../../observability/logger.js";
 import { SharedSubscriptions } from "./shared-subscriptions.js";
+import { Batcher } from "../../domain/batching.js";
 import { openBoundedRedis, readyWithin } from "./connection.js";
 
 export interface RedisRunStatesOptions {
@@ -63,6 +64,23 @@ export class RedisRunStates implements RunStates {
   private readonly logger: Logger | undefined;
   private readonly subscriptions: SharedSubscriptions<CancelListener>;
   private closed = false;
+  /**
+   * Claims asked for while one round of claims is on its way go together in the next: their scripts
+   * are sent in one tick, which ioredis's auto-pipelining writes as one command batch, so a worker
+   * taking messages one by one under load does not pay a write and a wake-up of Redis for each.
+   */
+  private readonly claims = new Batcher<{ requestId: string; resolve: (result: ClaimResult) => void; reject: (error: unknown) => void }>(
+    (items) =>
+      Promise.all(
+        items.map((item) =>
+          this.runScript("claim", item.requestId, CLAIM_RESULTS).then(
+            (result) => item.resolve(result as ClaimResult),
+            (error: unknown) => item.reject(error),
+          ),
+        ),
+      ).then(() => undefined),
+    { maxBatch: 256, maxInFlight: 1 },
+  );
 
   constructor(options: RedisRunStatesOptions) {
     this.prefix = options.keyPrefix ?? "";
@@ -111,7 +129,11 @@ export class RedisRunStates implements RunStates {
   }
 
   async claimRun(requestId: string): Promise<ClaimResult> {
-    return this.runScript("claim", requestId, CLAIM_RESULTS) as Promise<ClaimResult>;
+    if (this.closed) throw new Error("run states are closed");
+    assertRunStateRequestId(requestId);
+    return new Promise<ClaimResult>((resolve, reject) => {
+      this.claims.add({ requestId, resolve, reject }).catch(reject);
+    });
   }
 
   async cancel(requestId: string): Promise<CancelResult> {

@@ -1,6 +1,6 @@
 /**
  * Results Collector: consumes `inference_results` (final outcomes only: `processing` is transient
- * state, not a message). Outcomes are committed in natural batches, as admission inserts them: those
+ * state, not a message), in the bundles the worker publishes them in. Outcomes are committed in natural batches, as admission inserts them: those
  * that arrive while a batch is being written are gathered into the next, and each batch is stored
  * with its usage ledger rows in one statement (PostgreSQL). Then each outcome's reservation is
  * settled against the real token count, or released on failure (Redis; the outcomes of a batch
@@ -9,13 +9,13 @@
  */
 import type { CollectorConfig } from "../../config.js";
 import { chargedOnFailure } from "../../errors.js";
-import { parseOutcomeMessage, type OutcomeMessage } from "../../domain/contracts.js";
+import { encodeOutcomes, parseOutcomes, type OutcomeMessage } from "../../domain/contracts.js";
 import { Batcher } from "../../domain/batching.js";
 import type { Consumer, EventBus, FinishInput, HandlerVerdict, MessageQueue, QuotaStore, QuotaWindow, RequestStore, RequestStreams, RequestView } from "../../domain/ports.js";
 import { probeDependencies } from "../../http/server.js";
 import type { Logger } from "../../observability/logger.js";
 import { counter, type Registry } from "../../observability/metrics.js";
-import { carryTraceparent, endSpan, extract, SpanKind, startSpan } from "../../observability/tracing.js";
+import { carryTraceparent, endSpan, extract, SpanKind, startSpan, TRACEPARENT } from "../../observability/tracing.js";
 
 const ATTEMPTS_HEADER = "x-collect-attempts";
 const MAX_ATTEMPTS = 8;
@@ -155,43 +155,57 @@ export function createCollector(config: CollectorConfig, deps: CollectorDeps): C
   }
 
   /**
-   * A store or quota failure is retried later through the delayed-retry queue (attempts counted in
-   * a header), so one outcome that keeps failing neither spins in a hot loop nor blocks the others;
-   * after MAX_ATTEMPTS it is dead-lettered for inspection and the sweeper eventually expires the
-   * request and releases its reservation.
+   * One results message: a bundle of outcomes (or one, as before bundles), each finished on its own
+   * (their stores share statements through the batcher). A store or quota failure is retried later
+   * through the delayed-retry queue, only for the outcomes that failed (attempts counted in a
+   * header), so one outcome that keeps failing neither spins in a hot loop nor blocks the others;
+   * after MAX_ATTEMPTS the message is dead-lettered for inspection and the sweeper eventually
+   * expires the request and releases its reservation. Unreadable entries are dead-lettered with
+   * their message once the readable ones are finished.
    */
   async function handle(body: Buffer, meta: { headers: Record<string, string> } = { headers: {} }): Promise<HandlerVerdict> {
-    // Continues the worker's span the outcome message carries (the no-op span with tracing off).
-    const span = startSpan("collection", { parent: extract(meta.headers), kind: SpanKind.CONSUMER });
-    try {
-      const verdict = await collect(body);
-      endSpan(span);
-      return verdict;
-    } catch (error) {
-      endSpan(span, error);
-      const attempts = Number(meta.headers[ATTEMPTS_HEADER] ?? 0) + 1;
-      if (attempts >= MAX_ATTEMPTS) {
-        deadLettered.inc({ queue: deps.resultsQueue });
-        log.error({ err: error, attempts }, "outcome could not be stored; sent to the dead-letter queue");
-        return "dead_letter";
-      }
-      const delayMs = Math.min(60_000, 500 * 2 ** (attempts - 1));
-      log.warn({ err: error, attempts, delay_ms: delayMs }, "outcome could not be stored; retrying later");
-      // If this publish fails too, the handler throws and the broker redelivers the message.
-      await deps.queue.publish(deps.resultsQueue, body, { delayMs, headers: carryTraceparent(meta.headers, { [ATTEMPTS_HEADER]: String(attempts) }) });
-      return "ack";
-    }
-  }
-
-  async function collect(body: Buffer): Promise<HandlerVerdict> {
     consumed.inc({ queue: deps.resultsQueue });
-    const parsed = parseOutcomeMessage(body);
+    const parsed = parseOutcomes(body);
     if (!parsed.ok) {
       deadLettered.inc({ queue: deps.resultsQueue });
       log.error({ problem: parsed.error }, "unreadable outcome message sent to the dead-letter queue");
       return "dead_letter";
     }
-    await finish(parsed.value);
+    const failed: OutcomeMessage[] = [];
+    let failure: unknown;
+    await Promise.all(
+      parsed.value.outcomes.map(async (outcome) => {
+        // Continues the worker's span the outcome carries (the no-op span with tracing off).
+        const parent = extract(outcome.traceparent !== undefined ? { [TRACEPARENT]: outcome.traceparent } : meta.headers);
+        const span = startSpan("collection", { parent, kind: SpanKind.CONSUMER });
+        try {
+          await finish(outcome);
+          endSpan(span);
+        } catch (error) {
+          endSpan(span, error);
+          failed.push(outcome);
+          failure = error;
+        }
+      }),
+    );
+    const unreadable = parsed.value.problems;
+    if (unreadable.length > 0) log.error({ problems: unreadable }, "unreadable outcomes sent to the dead-letter queue with their message");
+    if (failed.length > 0) {
+      const attempts = Number(meta.headers[ATTEMPTS_HEADER] ?? 0) + 1;
+      if (attempts >= MAX_ATTEMPTS) {
+        deadLettered.inc({ queue: deps.resultsQueue });
+        log.error({ err: failure, attempts, outcomes: failed.length }, "outcomes could not be stored; sent to the dead-letter queue");
+        return "dead_letter";
+      }
+      const delayMs = Math.min(60_000, 500 * 2 ** (attempts - 1));
+      log.warn({ err: failure, attempts, delay_ms: delayMs, outcomes: failed.length }, "outcomes could not be stored; retrying later");
+      // If this publish fails too, the handler throws and the broker redelivers the message.
+      await deps.queue.publish(deps.resultsQueue, encodeOutcomes(failed), { delayMs, headers: carryTraceparent(meta.headers, { [ATTEMPTS_HEADER]: String(attempts) }) });
+    }
+    if (unreadable.length > 0) {
+      deadLettered.inc({ queue: deps.resultsQueue });
+      return "dead_letter";
+    }
     return "ack";
   }
 

@@ -2,7 +2,8 @@
  * ML Worker: consumes `inference_requests` with a bounded prefetch, claims each request's run (a
  * cancel that came first wins: the request is not run), calls the model server with streaming (over
  * keep-alive connections), appends the token deltas of streamed requests to their stream, publishes
- * the outcome to `inference_results`, and acks the request only after that publish is confirmed. A
+ * the outcome to `inference_results` (in bundles: outcome-publisher.ts), and acks the request only
+ * after that publish is confirmed. A
  * cancel of a running request aborts its call; the outcome is `cancelled` with what was processed. `processing` is transient state, not a message: when the call
  * started and which attempt it was travel in the final outcome and are stored with the final row. Transient failures come back later through the delayed-retry queue;
  * permanent ones (or attempts used up) become a `failed` outcome with an error code. The worker
@@ -20,7 +21,15 @@ import { generateStream, type StreamCallbacks, type StreamedGeneration } from ".
 import { DeltaAppender } from "./delta-appender.js";
 import { createKeepAliveAgent } from "./http-post.js";
 import { CallSlots } from "./call-slots.js";
+import { ClaimAhead } from "./claim-ahead.js";
+
+/** Claimed messages kept before the first unclaimed one in line: their calls outlast its claim's round trip. */
+const CLAIMS_AHEAD = 4;
+/** While messages wait for a slot, an outcome waits this long for others to share its message. */
+const OUTCOME_LINGER_MS = 5;
 import { requestTrace } from "./trace.js";
+import { OutcomePublisher } from "./outcome-publisher.js";
+import { TRACEPARENT } from "../../observability/tracing.js";
 
 export interface WorkerDeps {
   logger: Logger;
@@ -53,6 +62,10 @@ export function createWorker(config: WorkerConfig, deps: WorkerDeps): Worker {
   const retried = counter(deps.registry, { name: "messages_retried_total", help: "Requests sent back for a delayed retry"});
   const deadLettered = counter(deps.registry, { name: "messages_dead_lettered_total", help: "Unreadable messages moved to the dead-letter queue, by queue", labelNames: ["queue"]});
   const outcomes = counter(deps.registry, { name: "worker_outcomes_total", help: "Requests finished by the worker, by status and error code", labelNames: ["status", "code"]});
+  const outcomesPerMessage = histogram(deps.registry, {
+    name: "worker_outcomes_per_message",
+    help: "Outcomes carried by each results message (those that finished while the previous publish was being confirmed)",
+    buckets: [1, 2, 4, 8, 16, 32, 64, 128, 256]});
   const inFlight = gauge(deps.registry, { name: "worker_requests_in_flight", help: "Requests being processed"});
   const firstTokenSeconds = histogram(deps.registry, {
     name: "worker_time_to_first_token_seconds",
@@ -73,6 +86,7 @@ export function createWorker(config: WorkerConfig, deps: WorkerDeps): Worker {
   // worker and the ML Service more CPU than the call itself on a small model.
   const agent = createKeepAliveAgent();
   const slots = new CallSlots(config.concurrency);
+  const claims = new ClaimAhead((requestId) => deps.runs.claimRun(requestId), CLAIMS_AHEAD);
   const callModel = (message: RequestMessage, callbacks: StreamCallbacks, signal: AbortSignal, headers?: Record<string, string>): Promise<StreamedGeneration> =>
     generateStream(
       { baseUrl: mlServiceUrl, api: config.mlServiceApi, timeoutMs: config.requestTimeoutMs, agent, token: config.mlServiceToken, headers, progressIntervalMs: config.progressIntervalMs },
@@ -81,10 +95,17 @@ export function createWorker(config: WorkerConfig, deps: WorkerDeps): Worker {
       signal,
     );
 
-  const publishOutcome = async (outcome: OutcomeMessage, options?: { headers?: Record<string, string> }) => {
-    await deps.queue.publish(deps.resultsQueue, encodeMessage(outcome), options);
-    publishedCount.inc({ queue: deps.resultsQueue });
-  };
+  const outcomesPublisher = new OutcomePublisher(
+    deps.queue,
+    deps.resultsQueue,
+    (outcomes) => {
+      publishedCount.inc({ queue: deps.resultsQueue });
+      outcomesPerMessage.observe(outcomes);
+    },
+    () => (claims.waiting > 0 ? OUTCOME_LINGER_MS : 0),
+  );
+  const publishOutcome = (outcome: OutcomeMessage, options?: { headers?: Record<string, string> }) =>
+    outcomesPublisher.publish(outcome, options?.headers?.[TRACEPARENT]);
 
   async function handle(body: Buffer, meta?: { headers: Record<string, string> }): Promise<HandlerVerdict> {
     consumed.inc({ queue: deps.requestsQueue });
@@ -94,17 +115,35 @@ export function createWorker(config: WorkerConfig, deps: WorkerDeps): Worker {
       log.error({ problem: parsed.error }, "unreadable request message sent to the dead-letter queue");
       return "dead_letter";
     }
-    // The slot is the model call's: it is given back when the call ends, before its outcome is
-    // published and its message acked, so the next message held here starts its call at once.
-    const freeSlot = await slots.acquire();
+    const message = parsed.value;
+    // Claimed while it waits for a call slot, with the claims of the messages behind it in one round
+    // trip (claim-ahead.ts), so no claim is on the slot's path. A cancel that comes after the claim
+    // and before the call finds the controller registered here, and the call then ends at once.
+    const cancel = new AbortController();
+    running.set(message.request_id, cancel);
     try {
-      return await runMessage(parsed.value, meta, freeSlot);
+      const ticket = claims.enter(message.request_id);
+      // The slot is the model call's: it is given back when the call ends, before its outcome is
+      // published and its message acked, so the next message held here starts its call at once.
+      const freeSlot = await slots.acquire();
+      try {
+        const claim = await claims.start(ticket);
+        return await runMessage(message, meta, freeSlot, claim === "cancelled", cancel);
+      } finally {
+        freeSlot();
+      }
     } finally {
-      freeSlot();
+      if (running.get(message.request_id) === cancel) running.delete(message.request_id);
     }
   }
 
-  async function runMessage(message: RequestMessage, meta: { headers: Record<string, string> } | undefined, freeSlot: () => void): Promise<HandlerVerdict> {
+  async function runMessage(
+    message: RequestMessage,
+    meta: { headers: Record<string, string> } | undefined,
+    freeSlot: () => void,
+    cancelledBeforeClaim: boolean,
+    cancel: AbortController,
+  ): Promise<HandlerVerdict> {
     const base = { v: 1 as const, request_id: message.request_id, user_id: message.user_id, attempt: message.attempt };
     const queuedMs = Math.max(0, now().getTime() - Date.parse(message.created_at));
     const trace = requestTrace(meta?.headers, message, now()); // spans: src/components/worker/trace.ts
@@ -122,14 +161,12 @@ export function createWorker(config: WorkerConfig, deps: WorkerDeps): Worker {
     // A cancel that came before this claim wins: the request is not run. Its outcome is published
     // anyway (the canceller stored it already; a duplicate changes nothing), so that a canceller
     // that died before storing it does not leave the request open.
-    if ((await deps.runs.claimRun(message.request_id)) === "cancelled") {
+    if (cancelledBeforeClaim) {
       await publishOutcome({ ...base, status: "cancelled", finish_reason: "cancelled", ...(message.stream ? { stream_seq: 0 } : {}), at: now().toISOString() }, trace.outcome()).finally(() => trace.end());
       outcomes.inc({ status: "cancelled", code: "" });
       return "ack";
     }
     inFlight.inc();
-    const cancel = new AbortController();
-    running.set(message.request_id, cancel);
     const stopCall = () => cancel.abort();
     abort.signal.addEventListener("abort", stopCall, { once: true });
     const deltas = message.stream ? new DeltaAppender(deps.streams, message.request_id, log, config.streamFlushMs) : undefined;
@@ -202,7 +239,6 @@ export function createWorker(config: WorkerConfig, deps: WorkerDeps): Worker {
     } finally {
       trace.end();
       inFlight.dec();
-      running.delete(message.request_id);
       abort.signal.removeEventListener("abort", stopCall);
     }
   }
