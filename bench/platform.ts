@@ -15,6 +15,8 @@
  *  f) the ML Service alone: POST /inference with the drained requests' body at the drain's
  *     concurrency (the worker's prefetch), and end to end (d) ÷ ML Service alone; with the platform's
  *     CPU per completed request (every process but the ML Service and the load generator);
+ *  f2) the ML Service alone called as the worker calls it (stream: true, paced by stream_interval_ms),
+ *     same concurrency: end to end ÷ that (`drain_vs_ml_alone_paced`) leaves out the protocol's share;
  *  g) streaming (ml-service, worker and collector running): POST /v1/chat/completions with
  *     `stream: true` through the gateway vs the ML Service's own /v1/chat/completions called directly
  *     (internal token), same body (one user message, max_tokens BENCH_STREAM_TOKENS, temperature 0,
@@ -75,7 +77,7 @@
  *   BENCH_WORKER_PREFETCH  the worker's prefetch in (d), also the concurrency of (f) (default 32)
  *   BENCH_COLLECTOR_PREFETCH  the collector's prefetch in (d) (default 128)
  *   BENCH_JSON=path        also write the figures as JSON (with platform_cpu_us_per_request,
- *                          drain_vs_ml_alone, v1_admission_ratio, ttft_added_p50_ms and _p99_ms (at
+ *                          drain_vs_ml_alone, drain_vs_ml_alone_paced, v1_admission_ratio, ttft_added_p50_ms and _p99_ms (at
  *                          1 stream; _16 at the larger concurrency), stream_tokens_ratio_16, and
  *                          the raw TTFT and tokens/s figures of each leg)
  *   BENCH_CHILD_NODE_OPTIONS  NODE_OPTIONS for the child processes (e.g. --max-old-space-size=96)
@@ -139,6 +141,7 @@ async function main(): Promise<number> {
 
     let drain: DrainReport | undefined;
     let mlAlone;
+    let mlAlonePaced;
     let streaming: StreamingReport | undefined;
     let estimate: EstimateReport | undefined;
     let batch: BatchReport | undefined;
@@ -148,6 +151,9 @@ async function main(): Promise<number> {
       log("f) the ML Service alone, same requests and concurrency");
       mlAlone = await phaseMlAlone(s, ml);
       log(`f) ${fmt(summarize(mlAlone).throughput)}/s; end to end ÷ ML Service alone ${fmt(drain.rate / summarize(mlAlone).throughput, 2)}`);
+      log("f2) the ML Service alone, called as the worker calls it (paced NDJSON)");
+      mlAlonePaced = await phaseMlAlone(s, ml, "paced");
+      log(`f2) ${fmt(summarize(mlAlonePaced).throughput)}/s; end to end ÷ that ${fmt(drain.rate / summarize(mlAlonePaced).throughput, 2)}`);
       if (!SKIP_STREAMING) {
         log("g) streaming: gateway /v1/chat/completions vs the ML Service's own, stream: true");
         streaming = await phaseStreaming(s, gateway, ml);
@@ -179,7 +185,7 @@ async function main(): Promise<number> {
     log(`b2) ${fmt(b2.throughput)}/s, p50 ${fmt(b2.p50, 2)} ms, p99 ${fmt(b2.p99, 2)} ms — ${fmt(b2.throughput / b1.throughput, 2)} of (b1)`);
     sampleMemory();
 
-    const figures = { ceiling, admission: admission.result, tracingOff, status, drain, mlAlone, estimate, batch, admissionAgain: again.result, v1Admission: v1.result, streaming, runSeconds: (performance.now() - runStarted) / 1000 };
+    const figures = { ceiling, admission: admission.result, tracingOff, status, drain, mlAlone, mlAlonePaced, estimate, batch, admissionAgain: again.result, v1Admission: v1.result, streaming, runSeconds: (performance.now() - runStarted) / 1000 };
     process.stdout.write(renderReport(figures));
     if (process.env.BENCH_JSON) writeFileSync(process.env.BENCH_JSON, benchJson(figures));
     return (drain && !drain.checks.every((ch) => ch.ok)) || (batch && !batch.exactlyOnce) ? 1 : 0;

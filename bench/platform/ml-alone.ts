@@ -6,13 +6,21 @@
  */
 import type { WireGenerationParams } from "../../src/domain/generation-params.js";
 import { WORKER_PREFETCH, ML_TOKEN } from "./settings.js";
+
+/** The worker's default WORKER_PROGRESS_INTERVAL_MS (src/config.ts), which the drain runs with. */
+const WORKER_PROGRESS_INTERVAL_MS = 250;
 import { setPhase, type Child } from "./children.js";
 import { closedLoops, type LoadResult } from "./load.js";
 import { RawConnection, httpRequest } from "./raw-http.js";
 import type { Setup } from "./setup.js";
 
-export async function phaseMlAlone(s: Setup, ml: Child): Promise<LoadResult> {
-  setPhase("f");
+/**
+ * `whole`: `stream: false`, what a caller of the model server gets; `paced`: the body the worker
+ * sends for a request that is not streamed (NDJSON paced by stream_interval_ms, so a cancel still
+ * knows what was processed), which tells the protocol's share of the gap from the platform's.
+ */
+export async function phaseMlAlone(s: Setup, ml: Child, call: "whole" | "paced" = "whole"): Promise<LoadResult> {
+  setPhase(call === "whole" ? "f" : "f2");
   const row = (
     await s.db.query<{ prompt: string; model: string; params: WireGenerationParams }>(
       "SELECT prompt, model, params FROM inference_requests WHERE user_id = $1 LIMIT 1",
@@ -21,12 +29,14 @@ export async function phaseMlAlone(s: Setup, ml: Child): Promise<LoadResult> {
   ).rows[0];
   if (!row) throw new Error("no drained request to replay against the ML Service");
   // As the worker's native client builds it: the prompt, the model and the stored parameters.
-  const body = JSON.stringify({ prompt: row.prompt, model: row.model, ...row.params, stream: false });
+  const protocol = call === "whole" ? { stream: false } : { stream: true, stream_interval_ms: WORKER_PROGRESS_INTERVAL_MS };
+  const body = JSON.stringify({ prompt: row.prompt, model: row.model, ...row.params, ...protocol });
   const raw = httpRequest("POST", "/inference", { "content-type": "application/json", authorization: `Bearer ${ML_TOKEN}` }, body);
   const { port } = new URL(ml.url);
   const connections = Array.from({ length: WORKER_PREFETCH }, () => new RawConnection("127.0.0.1", Number(port)));
   try {
-    return await closedLoops("f) ML Service alone: POST /inference", WORKER_PREFETCH, async (i) => {
+    const label = call === "whole" ? "f) ML Service alone: POST /inference" : "f2) ML Service alone, the worker's paced NDJSON call";
+    return await closedLoops(label, WORKER_PREFETCH, async (i) => {
       const response = await connections[i]!.request(raw);
       return response.status === 200 ? null : `HTTP ${response.status} ${response.body.toString("utf8").slice(0, 80)}`;
     });

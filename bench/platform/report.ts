@@ -78,6 +78,8 @@ export interface Figures {
   status: LoadResult;
   drain: DrainReport | undefined;
   mlAlone: LoadResult | undefined;
+  /** The ML Service alone with the worker's own call (paced NDJSON): the protocol's share of the gap. */
+  mlAlonePaced?: LoadResult | undefined;
   /** (h): the queue estimate's error at steady load. */
   estimate: EstimateReport | undefined;
   /** (i): a batch vs the same requests one by one, and interactive waits during it. */
@@ -107,17 +109,18 @@ export function derive(f: Figures) {
     cpuRatio: cpuPerRequest(f.ceiling) / cpuPerRequest(f.admission),
     platformCpuUsPerRequest: f.drain ? platformCpuPerRequest(f.drain) : Number.NaN,
     drainVsMlAlone: f.drain && f6 ? f.drain.rate / f6.throughput : Number.NaN,
+    f2: f.mlAlonePaced && summarize(f.mlAlonePaced),
   };
 }
 
 export function renderReport(f: Figures): string {
-  const { a, b, b1, b2, v1AdmissionRatio, c, f: f6, ratio, cpuRatio, platformCpuUsPerRequest, drainVsMlAlone } = derive(f);
+  const { a, b, b1, b2, v1AdmissionRatio, c, f: f6, f2, ratio, cpuRatio, platformCpuUsPerRequest, drainVsMlAlone } = derive(f);
   const drain = f.drain;
   const lines: string[] = [];
   lines.push(`\n## Platform benchmark — ${new Date().toISOString()}`);
   lines.push(`\n${CONNECTIONS} concurrent, ${SECONDS} s measured per phase after ${WARMUP_SECONDS} s warm-up; Node ${process.version}; ${machineCores()} cores.\n`);
   lines.push("### Throughput and latency\n");
-  const rows = [a, b, ...(b1 ? [b1] : []), ...(b2 ? [b2] : []), c, ...(f6 ? [f6] : [])];
+  const rows = [a, b, ...(b1 ? [b1] : []), ...(b2 ? [b2] : []), c, ...(f6 ? [f6] : []), ...(f2 ? [f2] : [])];
   lines.push(loadTable(rows));
   const failures = rows.filter((r) => r.errors > 0);
   if (failures.length > 0) {
@@ -145,6 +148,7 @@ export function renderReport(f: Figures): string {
       ["c) status", f.status.cpu, f.status.ok],
       ["d) drain", drain?.cpu, drain ? drain.rows : 0],
       ["f) ML alone", f.mlAlone?.cpu, f.mlAlone?.ok ?? 0],
+      ...(f.mlAlonePaced ? [["f2) ML alone, paced NDJSON", f.mlAlonePaced.cpu, f.mlAlonePaced.ok] as [string, CpuSnapshotDelta | undefined, number]] : []),
       ...(f.streaming?.legs ?? []).filter((l) => l.concurrency > 1).map((l) => [`g) ${l.target} ×${l.concurrency} streams`, l.cpu, l.streams] as [string, CpuSnapshotDelta | undefined, number]),
       ...(f.batch ? [["i) one by one", f.batch.singlesCpu, f.batch.lines], ["i) as a batch", f.batch.batchCpu, f.batch.lines]] as Array<[string, CpuSnapshotDelta | undefined, number]> : []),
     ]),
@@ -154,6 +158,7 @@ export function renderReport(f: Figures): string {
     lines.push(`${fmt(drain.rows)} requests drained in ${fmt(drain.seconds, 1)} s (${fmt(drain.rate)}/s end to end${drain.timedOut ? `, **time bound of ${DRAIN_TIMEOUT_S} s reached**` : ""}); worker retries ${fmt(drain.worker.retried)}; ${fmt(drain.worker.resultsMessages)} results messages, ${fmt(drain.rows / drain.worker.resultsMessages, 1)} outcomes each.`);
     lines.push(`Platform CPU (every process but the ML Service and the load generator): **${fmt(platformCpuUsPerRequest)} µs per completed request**.`);
     if (f6) lines.push(`ML Service alone, same request body at the drain's concurrency (${WORKER_PREFETCH}): ${fmt(f6.throughput)}/s → end to end ÷ ML Service alone **${fmt(drainVsMlAlone, 2)}**.`);
+    if (f2 && drain) lines.push(`ML Service alone called as the worker calls it (paced NDJSON, same concurrency): ${fmt(f2.throughput)}/s → end to end ÷ that ${fmt(drain.rate / f2.throughput, 2)} (the rest of the gap to (f) is the protocol's, not the platform's CPU).`);
     lines.push("\n| check | ok | detail |\n|---|:-:|---|");
     for (const ch of drain.checks) lines.push(`| ${ch.check} | ${ch.ok ? "yes" : "**NO**"} | ${ch.detail} |`);
   }
@@ -188,6 +193,7 @@ export function renderReport(f: Figures): string {
     lines.push(`| d) platform CPU per completed request | ${fmt(platformCpuUsPerRequest)} µs | ≤ 1,000 µs | ${yes(platformCpuUsPerRequest <= 1000)} |`);
   }
   if (drain && f6) lines.push(`| d ÷ f) end to end ÷ ML Service alone | ${fmt(drain.rate)}/s ÷ ${fmt(f6.throughput)}/s = ${fmt(drainVsMlAlone, 2)} | ≥ 0.85 | ${yes(drainVsMlAlone >= 0.85)} |`);
+  if (drain && f2) lines.push(`| d ÷ f2) end to end ÷ ML Service alone with the worker's paced NDJSON call | ${fmt(drain.rate)}/s ÷ ${fmt(f2.throughput)}/s = ${fmt(drain.rate / f2.throughput, 2)} | — | |`);
   if (f.streaming) {
     const sf = streamingFigures(f.streaming);
     const le = (v: number | null, max: number) => v !== null && v <= max;
@@ -201,7 +207,8 @@ export function renderReport(f: Figures): string {
 
 /** What BENCH_JSON holds. */
 export function benchJson(f: Figures): string {
-  const { a, b, b1, b2, v1AdmissionRatio, c, f: f6, ratio, cpuRatio, platformCpuUsPerRequest, drainVsMlAlone } = derive(f);
+  const { a, b, b1, b2, v1AdmissionRatio, c, f: f6, f2, ratio, cpuRatio, platformCpuUsPerRequest, drainVsMlAlone } = derive(f);
+  const drainVsPaced = f.drain && f2 ? f.drain.rate / f2.throughput : Number.NaN;
   return JSON.stringify(
     {
       run: RUN,
@@ -215,6 +222,8 @@ export function benchJson(f: Figures): string {
       mlAlone: f6,
       platform_cpu_us_per_request: Number.isFinite(platformCpuUsPerRequest) ? platformCpuUsPerRequest : null,
       drain_vs_ml_alone: Number.isFinite(drainVsMlAlone) ? drainVsMlAlone : null,
+      ml_alone_paced: f2 ?? null,
+      drain_vs_ml_alone_paced: Number.isFinite(drainVsPaced) ? drainVsPaced : null,
       admission_again: b1,
       v1_admission: b2,
       v1_admission_ratio: Number.isFinite(v1AdmissionRatio) ? v1AdmissionRatio : null,
