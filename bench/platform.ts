@@ -15,8 +15,9 @@
  *  f) the ML Service alone: POST /inference with the drained requests' body at the drain's
  *     concurrency (the worker's prefetch), and end to end (d) ÷ ML Service alone; with the platform's
  *     CPU per completed request (every process but the ML Service and the load generator);
- *  f2) the ML Service alone called as the worker calls it (stream: true, paced by stream_interval_ms),
- *     same concurrency: end to end ÷ that (`drain_vs_ml_alone_paced`) leaves out the protocol's share;
+ *  f2) the ML Service alone with a paced NDJSON call (stream: true, stream_interval_ms 250; the worker's
+ *     call for clients not streaming until it cancelled whole answers by id), same concurrency: the
+ *     streamed protocol's cost to the model (`drain_vs_ml_alone_paced`);
  *  g) streaming (ml-service, worker and collector running): POST /v1/chat/completions with
  *     `stream: true` through the gateway vs the ML Service's own /v1/chat/completions called directly
  *     (internal token), same body (one user message, max_tokens BENCH_STREAM_TOKENS, temperature 0,
@@ -151,7 +152,7 @@ async function main(): Promise<number> {
       log("f) the ML Service alone, same requests and concurrency");
       mlAlone = await phaseMlAlone(s, ml);
       log(`f) ${fmt(summarize(mlAlone).throughput)}/s; end to end ÷ ML Service alone ${fmt(drain.rate / summarize(mlAlone).throughput, 2)}`);
-      log("f2) the ML Service alone, called as the worker calls it (paced NDJSON)");
+      log("f2) the ML Service alone with a paced NDJSON call (the streamed protocol's cost)");
       mlAlonePaced = await phaseMlAlone(s, ml, "paced");
       log(`f2) ${fmt(summarize(mlAlonePaced).throughput)}/s; end to end ÷ that ${fmt(drain.rate / summarize(mlAlonePaced).throughput, 2)}`);
       if (!SKIP_STREAMING) {

@@ -123,8 +123,6 @@ export interface WorkerConfig {
   retryBaseMs: number;
   /** Token deltas after the first are gathered for at most this long into one stream event. */
   streamFlushMs: number;
-  /** How often the ML Service reports the counts of a request whose client is not streaming. */
-  progressIntervalMs: number;
   requestTimeoutMs: number;
   /** How long stop() lets model calls in flight finish before aborting them (they are requeued). */
   drainGraceMs: number;

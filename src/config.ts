@@ -91,7 +91,6 @@ const envSchema = z.object({
   WORKER_MAX_ATTEMPTS: int(1, 20).default(4),
   WORKER_RETRY_BASE_MS: int(1, 600_000).default(1_000),
   STREAM_FLUSH_MS: int(0, 1_000).default(20),
-  WORKER_PROGRESS_INTERVAL_MS: int(0, 60_000).default(250),
   ML_REQUEST_TIMEOUT_MS: int(100, 3_600_000).default(120_000),
 
   // collector
@@ -244,7 +243,6 @@ export function loadConfig(
       maxAttempts: e.WORKER_MAX_ATTEMPTS,
       retryBaseMs: e.WORKER_RETRY_BASE_MS,
       streamFlushMs: e.STREAM_FLUSH_MS,
-      progressIntervalMs: e.WORKER_PROGRESS_INTERVAL_MS,
       requestTimeoutMs: e.ML_REQUEST_TIMEOUT_MS,
       // Leaves the rest of SHUTDOWN_TIMEOUT_MS for the collector and connections to close.
       drainGraceMs: Math.max(1_000, Math.floor(e.SHUTDOWN_TIMEOUT_MS * 0.6)),

@@ -7,17 +7,17 @@
 import type { WireGenerationParams } from "../../src/domain/generation-params.js";
 import { WORKER_PREFETCH, ML_TOKEN } from "./settings.js";
 
-/** The worker's default WORKER_PROGRESS_INTERVAL_MS (src/config.ts), which the drain runs with. */
-const WORKER_PROGRESS_INTERVAL_MS = 250;
+/** The pace of progress lines the worker asked for when it still streamed every call. */
+const PACED_INTERVAL_MS = 250;
 import { setPhase, type Child } from "./children.js";
 import { closedLoops, type LoadResult } from "./load.js";
 import { RawConnection, httpRequest } from "./raw-http.js";
 import type { Setup } from "./setup.js";
 
 /**
- * `whole`: `stream: false`, what a caller of the model server gets; `paced`: the body the worker
- * sends for a request that is not streamed (NDJSON paced by stream_interval_ms, so a cancel still
- * knows what was processed), which tells the protocol's share of the gap from the platform's.
+ * `whole`: `stream: false`, what a caller of the model server gets and what the worker sends for a
+ * client that is not streaming; `paced`: NDJSON paced by stream_interval_ms, the call the worker
+ * made for such clients until it could cancel a whole answer by id: the streamed protocol's cost.
  */
 export async function phaseMlAlone(s: Setup, ml: Child, call: "whole" | "paced" = "whole"): Promise<LoadResult> {
   setPhase(call === "whole" ? "f" : "f2");
@@ -29,13 +29,13 @@ export async function phaseMlAlone(s: Setup, ml: Child, call: "whole" | "paced" 
   ).rows[0];
   if (!row) throw new Error("no drained request to replay against the ML Service");
   // As the worker's native client builds it: the prompt, the model and the stored parameters.
-  const protocol = call === "whole" ? { stream: false } : { stream: true, stream_interval_ms: WORKER_PROGRESS_INTERVAL_MS };
+  const protocol = call === "whole" ? { stream: false } : { stream: true, stream_interval_ms: PACED_INTERVAL_MS };
   const body = JSON.stringify({ prompt: row.prompt, model: row.model, ...row.params, ...protocol });
   const raw = httpRequest("POST", "/inference", { "content-type": "application/json", authorization: `Bearer ${ML_TOKEN}` }, body);
   const { port } = new URL(ml.url);
   const connections = Array.from({ length: WORKER_PREFETCH }, () => new RawConnection("127.0.0.1", Number(port)));
   try {
-    const label = call === "whole" ? "f) ML Service alone: POST /inference" : "f2) ML Service alone, the worker's paced NDJSON call";
+    const label = call === "whole" ? "f) ML Service alone: POST /inference" : "f2) ML Service alone, paced NDJSON call";
     return await closedLoops(label, WORKER_PREFETCH, async (i) => {
       const response = await connections[i]!.request(raw);
       return response.status === 200 ? null : `HTTP ${response.status} ${response.body.toString("utf8").slice(0, 80)}`;

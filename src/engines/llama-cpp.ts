@@ -226,8 +226,9 @@ export class LlamaCppEngine implements Engine {
       try {
         slot = await pool.acquire(controller.signal);
       } catch (error) {
+        // Stopped before it had a sequence: nothing was processed, nothing is reported.
         if (controller.signal.aborted && !(error instanceof AppError)) {
-          return { text: "", promptTokens, completionTokens: 0, finishReason: "abort", truncated };
+          return { text: "", promptTokens: 0, completionTokens: 0, finishReason: "abort", truncated };
         }
         throw error;
       }

@@ -2,7 +2,8 @@
  * The worker's streamed model call against the real ML Service (real HTTP, the real stories260K
  * model, the internal token): the deltas are the non-streamed text, a cancel stops the generation
  * and reports exactly the tokens streamed so far, chat messages get the model's template, and a
- * stopped service is ml_unreachable.
+ * stopped service is ml_unreachable. The whole call of a client that is not streaming: a cancel
+ * stops it by id and settles exactly the tokens of the text it returns.
  */
 import { after, before, describe, it } from "node:test";
 import assert from "node:assert/strict";
@@ -25,6 +26,7 @@ const message = (prompt: string, params: Partial<RequestMessage["params"]> = {})
     user_id: "u",
     model: "stories260K",
     prompt,
+    stream: true,
     params: { max_length: 60, temperature: 0, top_p: 0.9, top_k: 50, repetition_penalty: 1.2, num_return_sequences: 1, seed: 42, ...params },
     reserved_tokens: 100,
     attempt: 1,
@@ -122,6 +124,36 @@ describe("generateStream against the real ML Service", { skip }, () => {
     assert.equal(await metric(), abortedBefore + 1, "the generation was aborted on the service");
     const health = (await (await fetch(`${ml.url}/health`)).json()) as { busy: boolean };
     assert.equal(health.busy, false);
+  });
+
+  it("a client not streaming: a cancel stops the whole call by id, which answers exactly the tokens of its text", async () => {
+    const metric = async () => {
+      const body = await (await fetch(`${ml.url}/metrics`)).text();
+      return Number(/^ml_requests_aborted_total\{[^}]*\} (\d+)/m.exec(body)?.[1] ?? 0);
+    };
+    const abortedBefore = await metric();
+    const m: MlRequest = { ...message("Once upon a time", { max_length: 1500 }), stream: undefined };
+    const whole = await generate(options, { ...m, params: { ...m.params, max_length: 200 } });
+    const controller = new AbortController();
+    const call = generateStream(options, m, {}, controller.signal);
+    // Cancelled once the service is generating it (its running gauge says so).
+    for (let i = 0; i < 500; i++) {
+      const health = (await (await fetch(`${ml.url}/health`)).json()) as { busy: boolean };
+      if (health.busy) break;
+      await new Promise((r) => setTimeout(r, 2));
+    }
+    controller.abort();
+    const result = await call;
+    assert.equal(result.finishReason, "cancelled");
+    const u = result.usage;
+    assert.equal(u.prompt_tokens, whole.usage.prompt_tokens);
+    assert.ok(u.completion_tokens < 1500, `stopped early: ${u.completion_tokens} tokens`);
+    assert.ok(whole.outputText.startsWith(result.outputText) || result.outputText.startsWith(whole.outputText));
+    if (u.completion_tokens > 0) {
+      const short = await generate(options, { ...m, params: { ...m.params, max_length: u.completion_tokens } });
+      assert.equal(short.outputText, result.outputText, "the text answered is exactly the tokens counted");
+    }
+    assert.equal(await metric(), abortedBefore + 1, "the generation was aborted on the service");
   });
 
   it("an error answer from the service keeps its code; a stopped service is ml_unreachable, transient", async () => {

@@ -6,6 +6,8 @@
  *   {"token":"…","is_finished":false,"prompt_tokens":P,"completion_tokens":C}     per piece of text (C cumulative)
  *   {"token":"…","is_finished":true,"prompt_tokens":P,"completion_tokens":C,"token_usage":{…},"model":…,"processing_time":…,"finish_reason":…}
  * or, once streaming has started, a last line {"error":{"code","message"},"is_finished":true}.
+ * A whole answer can be stopped by its caller with `POST /inference/{x-request-id}/cancel`
+ * (cancels.ts): it then ends with finish_reason "abort" and the tokens processed until then.
  * The last line carries the text not sent yet. With `stream_interval_ms`, every line (the first
  * too) gathers what that long brings: a caller that only needs progress for the counts (the worker,
  * for a client that is not streaming) gets a short generation as that one last line, in one write.
@@ -18,6 +20,7 @@ import { inferenceBodySchema, inferenceInput, parseBody } from "./schemas.js";
 import type { Serving } from "./serving.js";
 import { usageOf } from "./serving.js";
 import { disconnectSignal, endWithError, LazyStream } from "./stream.js";
+import { CancellableCalls } from "./cancels.js";
 
 /**
  * The lines of one streamed answer: the first at once (it carries the prompt's token count), the
@@ -76,6 +79,10 @@ class ProgressLines {
 
 export function registerNativeRoutes(app: FastifyInstance, serving: Serving, maxTokensLimit: number, streamFlushMs = 0): void {
   const schema = inferenceBodySchema(maxTokensLimit);
+  const cancellable = new CancellableCalls();
+
+  // Stops a whole call by its x-request-id; its answer then comes back with what was processed.
+  app.post<{ Params: { id: string } }>("/inference/:id/cancel", async (request) => ({ cancelled: cancellable.cancel(request.params.id) }));
 
   app.post("/inference", async (request, reply) => {
     const body = parseBody(schema, request.body);
@@ -91,7 +98,9 @@ export function registerNativeRoutes(app: FastifyInstance, serving: Serving, max
     const signal = disconnectSignal(reply);
     const model = serving.modelName();
     if (!body.stream) {
-      const { results, elapsed } = await serving.generateAll(requests, signal);
+      const header = request.headers["x-request-id"];
+      const call = cancellable.track(typeof header === "string" ? header : undefined, signal);
+      const { results, elapsed } = await serving.generateAll(requests, call.signal).finally(call.done);
       const first = results[0] as GenerationResult;
       return {
         output_text: first.text,

@@ -89,7 +89,7 @@ export function createWorker(config: WorkerConfig, deps: WorkerDeps): Worker {
   const claims = new ClaimAhead((requestId) => deps.runs.claimRun(requestId), CLAIMS_AHEAD);
   const callModel = (message: RequestMessage, callbacks: StreamCallbacks, signal: AbortSignal, headers?: Record<string, string>): Promise<StreamedGeneration> =>
     generateStream(
-      { baseUrl: mlServiceUrl, api: config.mlServiceApi, timeoutMs: config.requestTimeoutMs, agent, token: config.mlServiceToken, headers, progressIntervalMs: config.progressIntervalMs },
+      { baseUrl: mlServiceUrl, api: config.mlServiceApi, timeoutMs: config.requestTimeoutMs, agent, token: config.mlServiceToken, headers },
       message,
       callbacks,
       signal,

@@ -20,7 +20,8 @@ export type { ChatMessage };
 export type MlRequest = RequestMessage & { messages?: readonly ChatMessage[] };
 
 /** Why a finished generation stopped: a natural end or stop string, or the token limit. */
-export type GenerationFinish = "stop" | "length";
+/** "abort": the ML Service stopped the generation when its caller asked (a whole answer cancelled by id). */
+export type GenerationFinish = "stop" | "length" | "abort";
 
 export interface Generation {
   outputText: string;
@@ -52,11 +53,6 @@ export interface MlClientOptions {
   token?: string;
   /** Sent with the call as they are: the model call span's traceparent when tracing is on. */
   headers?: Record<string, string>;
-  /**
-   * For a request whose client is not streaming: how often the streamed call reports progress
-   * (the counts a cancel charges). Unset: the server's own pace, made for readers of text.
-   */
-  progressIntervalMs?: number;
 }
 
 export async function generate(options: MlClientOptions, message: MlRequest, signal?: AbortSignal): Promise<Generation> {
@@ -167,7 +163,7 @@ export function readUsage(raw: unknown): TokenUsage | undefined {
   return { prompt_tokens: u.prompt_tokens, completion_tokens: u.completion_tokens, total_tokens: total };
 }
 
-const finishOf = (raw: unknown): GenerationFinish => (raw === "length" ? "length" : "stop");
+const finishOf = (raw: unknown): GenerationFinish => (raw === "length" ? "length" : raw === "abort" ? "abort" : "stop");
 
 function readNative(json: unknown): { generation: Generation; finishReason: GenerationFinish } | undefined {
   const j = json as Record<string, unknown> | undefined;

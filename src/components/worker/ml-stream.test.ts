@@ -1,7 +1,7 @@
 /**
  * The streamed model call against a scripted model server: NDJSON split anywhere (mid-line, mid
- * UTF-8 character), error lines and answers, cuts, timeouts and cancels, and the non-streamed
- * fallback for OpenAI-compatible servers. The real ML Service is in test/ml-service/ml-stream.test.ts.
+ * UTF-8 character), error lines and answers, cuts, timeouts and cancels of a streaming client's
+ * call, and the non-streamed fallback for OpenAI-compatible servers. The real ML Service is in test/ml-service/ml-stream.test.ts.
  */
 import { after, before, beforeEach, describe, it } from "node:test";
 import assert from "node:assert/strict";
@@ -18,6 +18,8 @@ const MESSAGE = {
   user_id: "u",
   model: "default",
   prompt: "hi",
+  // The streamed call is a streaming client's; one that is not gets the whole answer (ml-whole.test.ts).
+  stream: true,
   params: { max_length: 4, temperature: 0, top_p: 1, top_k: 0, repetition_penalty: 1, num_return_sequences: 1 },
   reserved_tokens: 10,
   attempt: 1,
@@ -140,17 +142,6 @@ describe("generateStream against a scripted model server", () => {
     assert.equal(result.finishReason, "length");
     assert.equal(result.model, "m");
     assert.equal(result.outputs, undefined);
-  });
-
-  it("a request whose client is not streaming asks for the progress interval; one that streams keeps the server's pace", async () => {
-    script = (_req, res) => {
-      ndjsonHead(res);
-      res.end(last(3, 1, "stop"));
-    };
-    await generateStream(options({ progressIntervalMs: 250 }), MESSAGE, {});
-    assert.equal(received[0]?.body.stream_interval_ms, 250);
-    await generateStream(options({ progressIntervalMs: 250 }), { ...MESSAGE, stream: true }, {});
-    assert.ok(!("stream_interval_ms" in (received[1]?.body ?? {})), "a streaming client's text is not held back");
   });
 
   it("the text of the last line is part of the result and its last delta", async () => {

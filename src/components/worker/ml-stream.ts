@@ -27,6 +27,7 @@ import {
   type MlClientOptions,
   type MlRequest,
 } from "./ml-client.js";
+import { generateWholeCancellable } from "./ml-whole.js";
 
 /** "cancelled": the caller's signal aborted; the text and usage are what had arrived by then. */
 export type StreamFinishReason = "stop" | "length" | "cancelled";
@@ -62,7 +63,10 @@ export function generateStream(
   signal?: AbortSignal,
 ): Promise<StreamedGeneration> {
   if (options.api !== "native" || (message.params.num_return_sequences ?? 1) > 1) return generateWhole(options, message, callbacks, signal);
-  const { url, body } = nativeRequest(options.baseUrl, message, true, message.stream ? undefined : options.progressIntervalMs);
+  // A client that is not streaming gets the whole answer, the ML Service's cheaper call; a cancel
+  // then stops it by id and still reads what was processed (ml-whole.ts).
+  if (!message.stream) return generateWholeCancellable(options, message, callbacks, signal);
+  const { url, body } = nativeRequest(options.baseUrl, message, true);
   const reader = new LineReader(message.model, callbacks);
   if (signal?.aborted) return Promise.resolve(reader.cancelled());
 
@@ -265,7 +269,7 @@ async function generateWhole(
   try {
     const { generation, finishReason } = await generateWithFinish(options, message, signal);
     if (generation.outputText.length > 0) callbacks.onDelta?.(generation.outputText);
-    return { ...generation, finishReason };
+    return { ...generation, finishReason: finishReason === "abort" ? "cancelled" : finishReason };
   } catch (error) {
     if (signal?.aborted) return cancelled();
     throw error;
