@@ -5,23 +5,13 @@
  */
 import { after, before, describe, it } from "node:test";
 import assert from "node:assert/strict";
-import { createServer, type Server } from "node:http";
+import { createServer } from "node:http";
 import type { AddressInfo } from "node:net";
-import type { RequestMessage } from "../../domain/contracts.js";
+import { modelRequest, scriptedModelServer, type ScriptedModelServer } from "../../../test/support/model-server.js";
 import { isErrorCode } from "../../errors.js";
 import { MlCallError, generate } from "./ml-client.js";
 
-const MESSAGE = {
-  v: 1,
-  request_id: "00000000-0000-4000-8000-000000000001",
-  user_id: "u",
-  model: "default",
-  prompt: "hi",
-  params: { max_length: 4, temperature: 0, top_p: 1, top_k: 0, repetition_penalty: 1, num_return_sequences: 1 },
-  reserved_tokens: 10,
-  attempt: 1,
-  created_at: new Date(0).toISOString(),
-} as unknown as RequestMessage;
+const MESSAGE = modelRequest("00000000-0000-4000-8000-000000000001");
 
 /** What the fake model server answers next: status, body. */
 let next: { status: number; body: string } = { status: 200, body: "{}" };
@@ -38,16 +28,15 @@ async function callError(baseUrl: string): Promise<MlCallError> {
 }
 
 describe("model call failures use the table's codes", () => {
-  let server: Server;
+  let model: ScriptedModelServer;
   let baseUrl: string;
   before(async () => {
-    server = createServer((_req, res) => {
+    model = await scriptedModelServer((_req, res) => {
       res.writeHead(next.status, { "content-type": "application/json" }).end(next.body);
     });
-    await new Promise<void>((resolve) => server.listen(0, "127.0.0.1", resolve));
-    baseUrl = `http://127.0.0.1:${(server.address() as AddressInfo).port}`;
+    baseUrl = model.baseUrl;
   });
-  after(() => new Promise<void>((resolve) => server.close(() => resolve())));
+  after(() => model.close());
 
   it("our ML Service's code passes through", async () => {
     next = { status: 400, body: JSON.stringify({ error: { code: "prompt_too_long", message: "too long" } }) };

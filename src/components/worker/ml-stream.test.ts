@@ -5,26 +5,15 @@
  */
 import { after, before, beforeEach, describe, it } from "node:test";
 import assert from "node:assert/strict";
-import { createServer, type IncomingMessage, type Server, type ServerResponse } from "node:http";
+import { createServer, type IncomingMessage, type ServerResponse } from "node:http";
 import type { AddressInfo } from "node:net";
-import type { RequestMessage } from "../../domain/contracts.js";
+import { modelRequest, scriptedModelServer, type ModelScript, type ScriptedModelServer } from "../../../test/support/model-server.js";
 import { createKeepAliveAgent } from "./http-post.js";
 import { MlCallError, type MlClientOptions } from "./ml-client.js";
 import { generateStream } from "./ml-stream.js";
 
-const MESSAGE = {
-  v: 1,
-  request_id: "00000000-0000-4000-8000-000000000002",
-  user_id: "u",
-  model: "default",
-  prompt: "hi",
-  // The streamed call is a streaming client's; one that is not gets the whole answer (ml-whole.test.ts).
-  stream: true,
-  params: { max_length: 4, temperature: 0, top_p: 1, top_k: 0, repetition_penalty: 1, num_return_sequences: 1 },
-  reserved_tokens: 10,
-  attempt: 1,
-  created_at: new Date(0).toISOString(),
-} as unknown as RequestMessage;
+// The streamed call is a streaming client's; one that is not gets the whole answer (ml-whole.test.ts).
+const MESSAGE = modelRequest("00000000-0000-4000-8000-000000000002", { stream: true });
 
 const line = (o: unknown) => `${JSON.stringify(o)}\n`;
 const counts = (p: number, c: number) => ({ prompt_tokens: p, completion_tokens: c });
@@ -34,41 +23,30 @@ const last = (p: number, c: number, finish = "length") =>
   line({ token: "", is_finished: true, ...counts(p, c), token_usage: { ...counts(p, c), total_tokens: p + c }, model: "m", processing_time: 0.1, finish_reason: finish });
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
 
-/** How the scripted server answers the next call. */
-type Script = (req: IncomingMessage, res: ServerResponse, body: Record<string, unknown>) => Promise<void> | void;
 
 describe("generateStream against a scripted model server", () => {
-  let server: Server;
+  let model: ScriptedModelServer;
   let baseUrl: string;
-  let script: Script;
+  let script: ModelScript;
   let received: Array<{ url: string; headers: IncomingMessage["headers"]; body: Record<string, unknown> }>;
   let connections = 0;
   let closedRequests = 0;
 
   before(async () => {
-    server = createServer((req, res) => {
-      const chunks: Buffer[] = [];
-      req.on("data", (c: Buffer) => chunks.push(c));
-      req.on("end", () => {
-        const body = JSON.parse(Buffer.concat(chunks).toString("utf8")) as Record<string, unknown>;
-        received.push({ url: req.url ?? "", headers: req.headers, body });
-        res.once("close", () => {
-          if (!res.writableFinished) closedRequests++;
-        });
-        void script(req, res, body);
+    model = await scriptedModelServer((req, res, body) => {
+      received.push({ url: req.url ?? "", headers: req.headers, body });
+      res.once("close", () => {
+        if (!res.writableFinished) closedRequests++;
       });
+      return script(req, res, body);
     });
-    server.on("connection", (socket) => {
+    model.server.on("connection", (socket) => {
       connections++;
       socket.setNoDelay(true);
     });
-    await new Promise<void>((resolve) => server.listen(0, "127.0.0.1", resolve));
-    baseUrl = `http://127.0.0.1:${(server.address() as AddressInfo).port}`;
+    baseUrl = model.baseUrl;
   });
-  after(async () => {
-    server.closeAllConnections();
-    await new Promise<void>((resolve) => server.close(() => resolve()));
-  });
+  after(() => model.close());
   beforeEach(() => {
     received = [];
     connections = 0;

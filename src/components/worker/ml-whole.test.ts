@@ -5,28 +5,16 @@
  */
 import { after, before, beforeEach, describe, it } from "node:test";
 import assert from "node:assert/strict";
-import { createServer, type IncomingMessage, type Server, type ServerResponse } from "node:http";
-import type { AddressInfo } from "node:net";
-import type { RequestMessage } from "../../domain/contracts.js";
+import { modelRequest, scriptedModelServer, type ScriptedModelServer } from "../../../test/support/model-server.js";
 import { generateStream } from "./ml-stream.js";
 
-const MESSAGE = {
-  v: 1,
-  request_id: "00000000-0000-4000-8000-000000000007",
-  user_id: "u",
-  model: "default",
-  prompt: "hi",
-  params: { max_length: 4, temperature: 0, top_p: 1, top_k: 0, repetition_penalty: 1, num_return_sequences: 1 },
-  reserved_tokens: 10,
-  attempt: 1,
-  created_at: new Date(0).toISOString(),
-} as unknown as RequestMessage;
+const MESSAGE = modelRequest("00000000-0000-4000-8000-000000000007");
 
 const answer = (text: string, p: number, c: number, finish: string) =>
   JSON.stringify({ output_text: text, token_usage: { prompt_tokens: p, completion_tokens: c, total_tokens: p + c }, model: "m", processing_time: 0.1, finish_reason: finish });
 
 describe("the whole call of a client that is not streaming", () => {
-  let server: Server;
+  let model: ScriptedModelServer;
   let baseUrl: string;
   let received: Array<{ url: string; body: Record<string, unknown>; auth: string | undefined }>;
   /** The pending /inference answer, finished by the test (or by a cancel). */
@@ -34,28 +22,19 @@ describe("the whole call of a client that is not streaming", () => {
   let answerCancels = true;
 
   before(async () => {
-    server = createServer((req: IncomingMessage, res: ServerResponse) => {
-      const chunks: Buffer[] = [];
-      req.on("data", (c: Buffer) => chunks.push(c));
-      req.on("end", () => {
-        const body = JSON.parse(Buffer.concat(chunks).toString("utf8") || "{}") as Record<string, unknown>;
-        received.push({ url: req.url ?? "", body, auth: req.headers.authorization });
-        if (req.url === "/inference") {
-          pending = (text) => res.writeHead(200, { "content-type": "application/json" }).end(text);
-          return;
-        }
-        if (!answerCancels) return; // never answers: the worker must cut the call itself
-        res.writeHead(200, { "content-type": "application/json" }).end(JSON.stringify({ cancelled: true }));
-        pending?.(answer("Once up", 3, 2, "abort"));
-      });
+    model = await scriptedModelServer((req, res, body) => {
+      received.push({ url: req.url ?? "", body, auth: req.headers.authorization });
+      if (req.url === "/inference") {
+        pending = (text) => res.writeHead(200, { "content-type": "application/json" }).end(text);
+        return;
+      }
+      if (!answerCancels) return; // never answers: the worker must cut the call itself
+      res.writeHead(200, { "content-type": "application/json" }).end(JSON.stringify({ cancelled: true }));
+      pending?.(answer("Once up", 3, 2, "abort"));
     });
-    await new Promise<void>((resolve) => server.listen(0, "127.0.0.1", resolve));
-    baseUrl = `http://127.0.0.1:${(server.address() as AddressInfo).port}`;
+    baseUrl = model.baseUrl;
   });
-  after(async () => {
-    server.closeAllConnections();
-    await new Promise<void>((resolve) => server.close(() => resolve()));
-  });
+  after(() => model.close());
   beforeEach(() => {
     received = [];
     pending = undefined;
