@@ -17,7 +17,7 @@ function walk(dir, out = []) {
 }
 
 const filters = process.argv.slice(2);
-const files = ["src", "test"].flatMap((d) => walk(d)).filter((f) => filters.length === 0 || filters.some((x) => f.includes(x))).sort();
+const files = ["src", "test", "bench"].flatMap((d) => walk(d)).filter((f) => filters.length === 0 || filters.some((x) => f.includes(x))).sort();
 if (files.length === 0) {
   console.error(`no test files match ${filters.join(" ")}`);
   process.exit(1);

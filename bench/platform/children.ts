@@ -3,7 +3,8 @@ import { mkdirSync } from "node:fs";
 import { spawn, type ChildProcess } from "node:child_process";
 import net from "node:net";
 import { resolve } from "node:path";
-import { CHILD_START_TIMEOUT_MS, CPU_PROF, CPU_PROF_DIR, KEY_PREFIX, QUEUES, RUN, SCHEMA, URLS, log, sleep, ML_TOKEN } from "./settings.js";
+import { niceFor, type ComponentName } from "./scheduling.js";
+import { CHILD_START_TIMEOUT_MS, SCHEDULING, CPU_PROF, CPU_PROF_DIR, KEY_PREFIX, QUEUES, RUN, SCHEMA, URLS, log, sleep, ML_TOKEN } from "./settings.js";
 import { namedPids, readMemKb } from "./proc.js";
 
 export interface Child {
@@ -62,7 +63,7 @@ function databaseUrlForChildren(): string {
 }
 
 export async function startChild(
-  name: "gateway" | "api-service" | "worker" | "collector" | "ml-service",
+  name: ComponentName,
   extra: Record<string, string> = {},
   readyPath = "/livez",
 ): Promise<Child> {
@@ -78,7 +79,11 @@ export async function startChild(
     args.push("--cpu-prof", `--cpu-prof-dir=${dir}`);
   }
   args.push("dist/main.js", name);
-  const proc = spawn(process.execPath, args, { env: childEnv(port, extra), stdio: ["ignore", "pipe", "pipe"] });
+  // Started through nice(1), so that every thread of the process has the weight (setpriority on a
+  // running process changes only its main thread's).
+  const nice = niceFor(name, SCHEDULING);
+  const [command, commandArgs] = nice === 0 ? [process.execPath, args] : ["nice", ["-n", String(nice), process.execPath, ...args]];
+  const proc = spawn(command, commandArgs, { env: childEnv(port, extra), stdio: ["ignore", "pipe", "pipe"] });
   const output: string[] = [];
   const keep = (chunk: Buffer) => {
     for (const line of chunk.toString("utf8").split("\n")) if (line.trim()) output.push(line.slice(0, 500));
@@ -113,7 +118,7 @@ export async function startChild(
     if (Date.now() > deadline) throw new Error(`${name} did not answer ${readyPath} within ${CHILD_START_TIMEOUT_MS} ms:\n${output.slice(-20).join("\n")}`);
     await sleep(100);
   }
-  log(`${name} up (pid ${proc.pid}) at ${child.url}`);
+  log(`${name} up (pid ${proc.pid}${nice === 0 ? "" : `, nice ${nice}`}) at ${child.url}`);
   return child;
 }
 

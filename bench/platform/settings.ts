@@ -1,6 +1,7 @@
 /** The bench's settings (environment, see platform.ts), the run's private names, and small helpers. */
 import { resolve } from "node:path";
 import type { QuotaLimits } from "../../src/domain/ports.js";
+import { schedulingFromEnv } from "./scheduling.js";
 
 const num = (name: string, fallback: number): number => {
   const raw = process.env[name];
@@ -16,6 +17,7 @@ export const CONNECTIONS = Math.max(1, Math.round(num("BENCH_CONNECTIONS", 64)))
 export const DRAIN_TIMEOUT_S = num("BENCH_DRAIN_TIMEOUT_S", 150);
 export const MAX_LENGTH = Math.max(1, Math.round(num("BENCH_MAX_LENGTH", 4)));
 export const SKIP_DRAIN = process.env.BENCH_SKIP_DRAIN === "1" || process.env.BENCH_SKIP_DRAIN === "true";
+export const SCHEDULING = schedulingFromEnv();
 export const CPU_PROF = new Set((process.env.BENCH_CPU_PROF ?? "").split(",").map((s) => s.trim()).filter(Boolean));
 export const CPU_PROF_DIR = resolve(process.env.BENCH_CPU_PROF_DIR ?? "./data/bench-profiles");
 export const URLS = {

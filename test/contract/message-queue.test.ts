@@ -291,7 +291,9 @@ async function deleteQueues(queues: Map<string, number[]>): Promise<void> {
 }
 
 const rabbit = messageQueueContract("rabbitmq", rabbitSkip, async () => ({
-  mq: await RabbitMessageQueue.connect({ url, queues: [] }),
+  // The contract is about delivery, not the admission path's 250 ms confirm bound: 1,000 persistent
+  // messages published at once wait on the broker's disk, which on a slow machine takes longer.
+  mq: await RabbitMessageQueue.connect({ url, queues: [], confirmTimeoutMs: 10_000 }),
   cleanup: deleteQueues,
 }));
 
