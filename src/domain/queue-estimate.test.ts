@@ -1,11 +1,13 @@
 import { describe, it } from "node:test";
 import assert from "node:assert/strict";
-import { deadlineRefusal, drainRate, estimateFor, type QueueSnapshot } from "./queue-estimate.js";
+import { deadlineRefusal, drainRate, estimateFor, unrecordedSeconds, type QueueSnapshot } from "./queue-estimate.js";
 
 const now = new Date("2026-12-02T10:00:00Z");
 const snapshot = (over: Partial<QueueSnapshot> = {}): QueueSnapshot => ({
   at: now, openRequests: 100, openEstimatedTokens: 2_000, pendingBatchLines: 0,
-  windowSeconds: 10, finishedRequests: 50, finishedEstimatedTokens: 1_000, meanRunSeconds: 0.5, ...over,
+  windowSeconds: 10, finishedRequests: 50, finishedEstimatedTokens: 1_000, meanRunSeconds: 0.5,
+  lastFinishedAt: new Date(now.getTime() - 200), ...over, // one interval between finishes: 10 s ÷ 50
+
 });
 
 describe("queue estimate", () => {
@@ -26,6 +28,24 @@ describe("queue estimate", () => {
     assert.equal(estimateFor(snapshot({ openEstimatedTokens: 0, openRequests: 0 }), 20, now)?.startInSeconds, 0);
     assert.equal(estimateFor(snapshot({ finishedEstimatedTokens: 0, finishedRequests: 0 }), 20, now), null);
     assert.equal(estimateFor(snapshot({ openEstimatedTokens: 0, finishedEstimatedTokens: 0, finishedRequests: 0, meanRunSeconds: null }), 20, now)?.startInSeconds, 0);
+  });
+
+  it("the finishes not yet recorded (since the latest recorded one, less an interval between finishes) are not ahead", () => {
+    const late = snapshot({ lastFinishedAt: new Date(now.getTime() - 1_200) }); // 1 s more than the 0.2 s interval
+    assert.equal(unrecordedSeconds(late), 1);
+    assert.equal(estimateFor(late, 20, now)?.startInSeconds, 18.5);
+    assert.equal(unrecordedSeconds(snapshot({ lastFinishedAt: new Date(now.getTime() - 100) })), 0, "sooner than an interval: nothing missing");
+    assert.equal(unrecordedSeconds(snapshot({ lastFinishedAt: null })), 0);
+    assert.equal(unrecordedSeconds(snapshot({ finishedRequests: 0, finishedEstimatedTokens: 0 })), 0);
+    assert.equal(estimateFor(snapshot({ lastFinishedAt: new Date(now.getTime() - 60_000) }), 20, now)?.startInSeconds, 0, "never before now");
+  });
+
+  it("the time to join the queue adds in the proportion of the arrivals to the throughput", () => {
+    const base = estimateFor(snapshot(), 20, now)!.startInSeconds; // 19.5
+    assert.equal(estimateFor(snapshot(), 20, now, { enqueueSeconds: 0.04, arrivalShare: 1 })!.startInSeconds, base + 0.04);
+    assert.equal(estimateFor(snapshot(), 20, now, { enqueueSeconds: 0.04, arrivalShare: 0.5 })!.startInSeconds, base + 0.02);
+    assert.equal(estimateFor(snapshot(), 20, now, { enqueueSeconds: 0.04, arrivalShare: 0 })!.startInSeconds, base, "nothing else arriving: the queue drains meanwhile");
+    assert.equal(estimateFor(snapshot(), 20, now, { enqueueSeconds: 0.04, arrivalShare: 3 })!.startInSeconds, base + 0.04, "capped at all of it");
   });
 
   it("a deadline shorter than the wait is refused, with when to try again; no estimate refuses nothing", () => {

@@ -41,6 +41,7 @@ export class SqlBacklogStats implements BacklogStats {
       finishedRequests: finished,
       finishedEstimatedTokens: finishedTokens,
       meanRunSeconds: row?.mean_run_seconds === null || row?.mean_run_seconds === undefined ? null : Number(row.mean_run_seconds),
+      lastFinishedAt: row?.last_finished_at ? new Date(row.last_finished_at) : null,
     };
   }
 

@@ -201,7 +201,7 @@ export function createAdmission(deps: AdmissionDeps) {
       await unavailableOnFailure("message broker", () => deps.queue.publish(deps.requestsQueue, encodeMessage(message), withTraceHeaders(span)));
       deps.onPublished();
       deps.marker.add(requestId);
-      deps.estimator.admitted(estimatedTokens);
+      deps.estimator.admitted(estimatedTokens, (deps.now().getTime() - createdAt.getTime()) / 1000);
     } catch (error) {
       let removed: boolean | undefined;
       try {

@@ -8,7 +8,7 @@
 import type { FastifyInstance, FastifyReply } from "fastify";
 import { AppError } from "../../errors.js";
 import type { BacklogStats } from "../../domain/ports.js";
-import { deadlineRefusal, drainRate, estimateFor, type Estimate, type QueueSnapshot } from "../../domain/queue-estimate.js";
+import { deadlineRefusal, drainRate, estimateFor, type Enqueueing, type Estimate, type QueueSnapshot } from "../../domain/queue-estimate.js";
 import type { Authenticator } from "../../http/authenticator.js";
 import type { Logger } from "../../observability/logger.js";
 import { unavailableOnFailure } from "./admission.js";
@@ -37,9 +37,14 @@ const WAIT_MS_PER_OPEN_REQUEST = 0.02;
 /** The wait before the next read, after one that counted `openRequests`. */
 export const nextReadDelay = (intervalMs: number, openRequests: number) => Math.max(intervalMs, openRequests * WAIT_MS_PER_OPEN_REQUEST);
 
+/** Weight of each admission's time to publish in the running mean. */
+const ENQUEUE_SMOOTHING = 0.05;
+
 export class QueueEstimator {
   private snapshot: QueueSnapshot | undefined;
   private admittedSince = 0;
+  /** Mean seconds from an admission's start to its publish, and arrivals ÷ throughput over the last read's interval. */
+  private joining: Enqueueing = { enqueueSeconds: 0, arrivalShare: 0 };
   private timer: NodeJS.Timeout | undefined;
   private stopped = true;
 
@@ -69,6 +74,10 @@ export class QueueEstimator {
   /** Reads the backlog now (also what the timer does). */
   async refresh(): Promise<QueueSnapshot> {
     const snapshot = await this.deps.stats.snapshot(this.deps.windowSeconds, this.deps.now(), this.deps.recentRequests);
+    const previous = this.snapshot;
+    const rate = drainRate(snapshot);
+    const interval = previous ? (snapshot.at.getTime() - previous.at.getTime()) / 1000 : 0;
+    if (interval > 0) this.joining.arrivalShare = rate === null ? 0 : Math.min(1, this.admittedSince / interval / rate);
     this.snapshot = snapshot;
     this.admittedSince = 0;
     return snapshot;
@@ -80,7 +89,7 @@ export class QueueEstimator {
     const now = this.deps.now();
     const drained = (drainRate(this.snapshot) ?? 0) * Math.max(0, (now.getTime() - this.snapshot.at.getTime()) / 1000);
     const open = Math.max(0, this.snapshot.openEstimatedTokens + this.admittedSince - drained);
-    return estimateFor({ ...this.snapshot, openEstimatedTokens: open }, estimatedTokens, now);
+    return estimateFor({ ...this.snapshot, openEstimatedTokens: open }, estimatedTokens, now, this.joining);
   }
 
   /** Throws queue_deadline_unmeetable when a request of this size would not start within maxQueueSeconds. */
@@ -97,9 +106,10 @@ export class QueueEstimator {
     return estimate;
   }
 
-  /** Counts an admission into the backlog until the next read. */
-  admitted(estimatedTokens: number): void {
+  /** Counts an admission into the backlog until the next read; `enqueueSeconds`: from its start to its publish. */
+  admitted(estimatedTokens: number, enqueueSeconds = 0): void {
     this.admittedSince += estimatedTokens;
+    this.joining.enqueueSeconds += ENQUEUE_SMOOTHING * (Math.max(0, enqueueSeconds) - this.joining.enqueueSeconds);
   }
 }
 
