@@ -81,6 +81,9 @@
  *                          drain_vs_ml_alone, drain_vs_ml_alone_paced, v1_admission_ratio, ttft_added_p50_ms and _p99_ms (at
  *                          1 stream; _16 at the larger concurrency), stream_tokens_ratio_16, and
  *                          the raw TTFT and tokens/s figures of each leg)
+ *   BENCH_SCHEDULING=requests  start each component with the CFS weight (nice) its manifest's CPU
+ *                          request gives it against the ML Service's, as the kubelet weights pods
+ *                          that share a node (default equal: every process the same weight)
  *   BENCH_CHILD_NODE_OPTIONS  NODE_OPTIONS for the child processes (e.g. --max-old-space-size=96)
  *   (the components run from dist/, built by the bench first, as the image runs them)
  *   BENCH_DATABASE_URL, BENCH_REDIS_URL, BENCH_AMQP_URL   the servers (defaults: local test servers)

@@ -1,5 +1,5 @@
 /** The printed tables. */
-import { CONNECTIONS, DRAIN_TIMEOUT_S, MAX_LENGTH, RUN, SECONDS, STREAM_MIN_STREAMS, STREAM_SECONDS, WARMUP_SECONDS, WORKER_PREFETCH, fmt } from "./settings.js";
+import { CONNECTIONS, DRAIN_TIMEOUT_S, MAX_LENGTH, RUN, SCHEDULING, SECONDS, STREAM_MIN_STREAMS, STREAM_SECONDS, WARMUP_SECONDS, WORKER_PREFETCH, fmt } from "./settings.js";
 import { children } from "./children.js";
 import type { DrainReport } from "./drain.js";
 import type { EstimateReport } from "./estimate.js";
@@ -118,7 +118,7 @@ export function renderReport(f: Figures): string {
   const drain = f.drain;
   const lines: string[] = [];
   lines.push(`\n## Platform benchmark — ${new Date().toISOString()}`);
-  lines.push(`\n${CONNECTIONS} concurrent, ${SECONDS} s measured per phase after ${WARMUP_SECONDS} s warm-up; Node ${process.version}; ${machineCores()} cores.\n`);
+  lines.push(`\n${CONNECTIONS} concurrent, ${SECONDS} s measured per phase after ${WARMUP_SECONDS} s warm-up; Node ${process.version}; ${machineCores()} cores; ${SCHEDULING === "equal" ? "every process at the same CPU weight" : "each component at the CPU weight of its manifest's request (BENCH_SCHEDULING=requests)"}.\n`);
   lines.push("### Throughput and latency\n");
   const rows = [a, b, ...(b1 ? [b1] : []), ...(b2 ? [b2] : []), c, ...(f6 ? [f6] : []), ...(f2 ? [f2] : [])];
   lines.push(loadTable(rows));
@@ -213,7 +213,7 @@ export function benchJson(f: Figures): string {
     {
       run: RUN,
       at: new Date().toISOString(),
-      settings: { seconds: SECONDS, warmup: WARMUP_SECONDS, connections: CONNECTIONS, maxLength: MAX_LENGTH, workerPrefetch: WORKER_PREFETCH, streamSeconds: STREAM_SECONDS, streamMinStreams: STREAM_MIN_STREAMS },
+      settings: { seconds: SECONDS, warmup: WARMUP_SECONDS, connections: CONNECTIONS, maxLength: MAX_LENGTH, workerPrefetch: WORKER_PREFETCH, scheduling: SCHEDULING, streamSeconds: STREAM_SECONDS, streamMinStreams: STREAM_MIN_STREAMS },
       ceiling: a,
       admission: b,
       ratio,
