@@ -26,7 +26,7 @@ const GROUPS = {
   },
   collector: {
     mutate: ["src/components/collector/**/*.ts", "!src/components/collector/**/*.test.ts"],
-    testFiles: ["test/platform/collector*.test.ts"],
+    testFiles: ["test/platform/collector*.test.ts", "test/platform/lean-pipeline.test.ts"],
   },
 };
 

@@ -5,90 +5,33 @@
  * edges: what a final outcome may carry that does not belong to its status, settling exactly once,
  * unknown requests.
  */
-import { MemoryRequestStreams } from "../../src/adapters/memory/request-streams.js";
 import { describe, it, before, after } from "node:test";
 import assert from "node:assert/strict";
 import { randomUUID } from "node:crypto";
-import { createCollector, type Collector } from "../../src/components/collector/index.js";
-import { SqlRequestStore } from "../../src/adapters/postgres/request-store.js";
-import { MemoryQuotaStore } from "../../src/adapters/memory/quota-store.js";
-import { MemoryEventBus } from "../../src/adapters/memory/event-bus.js";
-import { MemoryMessageQueue } from "../../src/adapters/memory/message-queue.js";
 import type { RequestEvent } from "../../src/domain/contracts.js";
-import { silentLogger } from "../../src/observability/logger.js";
-import { createRegistry, type Registry } from "../../src/observability/metrics.js";
-import { freshPostgres, type TestDatabase } from "../support/databases.js";
+import { collectorHarness, NOW, type CollectorHarness } from "../support/collector-harness.js";
 import { requireServices } from "../support/services.js";
 
 const skip = await requireServices("postgres");
-const UNLIMITED = { dailyRequests: null, dailyTokens: null, monthlyRequests: null, monthlyTokens: null };
-const NOW = new Date("2031-05-06T07:08:09.000Z");
 
 describe("collector: outcomes from the results queue", { skip }, () => {
-  let database: TestDatabase;
-  let requests: SqlRequestStore;
-  let quota: MemoryQuotaStore;
-  let events: MemoryEventBus;
-  let queue: MemoryMessageQueue;
-  let registry: Registry;
-  let collector: Collector;
+  let h: CollectorHarness;
+  let requests: CollectorHarness["requests"];
+  let quota: CollectorHarness["quota"];
+  let events: CollectorHarness["events"];
+  let queue: CollectorHarness["queue"];
+  let collector: CollectorHarness["collector"];
+  const admitted = () => h.admitted();
+  const deliver = (outcome: Record<string, unknown>) => h.deliver(outcome);
+  const metric = (name: string) => h.metric(name);
 
   before(async () => {
-    database = await freshPostgres();
-    requests = new SqlRequestStore(database.db);
-    quota = new MemoryQuotaStore();
-    events = new MemoryEventBus();
-    queue = new MemoryMessageQueue();
-    registry = createRegistry();
-    collector = createCollector(
-      { port: 0, prefetch: 4, lingerMs: 0 },
-      { logger: silentLogger, registry, queue, quota, requests, events, streams: new MemoryRequestStreams(), resultsQueue: "results" },
-    );
-    await collector.start();
+    h = await collectorHarness();
+    ({ requests, quota, events, queue, collector } = h);
   });
   after(async () => {
-    await collector?.stop();
-    await queue?.close();
-    await database?.drop();
+    await h?.close();
   });
-
-  /** A request stored and reserved as admission leaves it (30 tokens reserved). */
-  async function admitted(): Promise<{ requestId: string; userId: string }> {
-    const requestId = randomUUID();
-    const userId = `u-${randomUUID().slice(0, 8)}`;
-    const reservation = await quota.reserve({ userId, requestId, tokens: 30, limits: UNLIMITED, now: NOW });
-    assert.ok(reservation.ok);
-    await requests.insert({
-      requestId,
-      userId,
-      model: "default",
-      prompt: "p",
-      params: { maxLength: 5, temperature: 0, topP: 0.9, topK: 50, repetitionPenalty: 1.2, numReturnSequences: 1 },
-      estimatedTokens: 30,
-      window: reservation.window,
-      createdAt: NOW,
-    });
-    return { requestId, userId };
-  }
-
-  /** Publishes an outcome and resolves with the final event the collector sends when done with it. */
-  async function deliver(outcome: Record<string, unknown>): Promise<RequestEvent> {
-    let resolve!: (event: RequestEvent) => void;
-    const final = new Promise<RequestEvent>((r) => (resolve = r));
-    const unsubscribe = await events.subscribe(outcome.request_id as string, (event) => {
-      if (event.final) resolve(event);
-    });
-    await queue.publish("results", Buffer.from(JSON.stringify({ v: 1, attempt: 1, at: NOW.toISOString(), ...outcome })));
-    try {
-      return await final;
-    } finally {
-      await unsubscribe();
-    }
-  }
-
-  async function metric(name: string): Promise<string> {
-    return (await registry.metrics()).split("\n").filter((line) => line.startsWith(name)).join("\n");
-  }
 
   it("stores a completed outcome with its usage and settles the reservation at the real token count", async () => {
     const { requestId, userId } = await admitted();
