@@ -1,6 +1,6 @@
 import { describe, it } from "node:test";
 import assert from "node:assert/strict";
-import { deadlineRefusal, drainRate, estimateFor, unrecordedSeconds, type QueueSnapshot } from "./queue-estimate.js";
+import { deadlineRefusal, drainRate, estimateFor, etaBody, unrecordedSeconds, type QueueSnapshot } from "./queue-estimate.js";
 
 const now = new Date("2026-12-02T10:00:00Z");
 const snapshot = (over: Partial<QueueSnapshot> = {}): QueueSnapshot => ({
@@ -46,6 +46,20 @@ describe("queue estimate", () => {
     assert.equal(estimateFor(snapshot(), 20, now, { enqueueSeconds: 0.04, arrivalShare: 0.5 })!.startInSeconds, base + 0.02);
     assert.equal(estimateFor(snapshot(), 20, now, { enqueueSeconds: 0.04, arrivalShare: 0 })!.startInSeconds, base, "nothing else arriving: the queue drains meanwhile");
     assert.equal(estimateFor(snapshot(), 20, now, { enqueueSeconds: 0.04, arrivalShare: 3 })!.startInSeconds, base + 0.04, "capped at all of it");
+  });
+
+  it("no window or nothing finished in it: no rate, nothing unrecorded, and a run of unknown size takes no time", () => {
+    assert.equal(drainRate(snapshot({ windowSeconds: 0 })), null);
+    assert.equal(drainRate(snapshot({ finishedEstimatedTokens: 0 })), null);
+    assert.equal(unrecordedSeconds(snapshot({ windowSeconds: 0, lastFinishedAt: new Date(now.getTime() - 1_000) })), 0);
+    const e = estimateFor(snapshot({ openEstimatedTokens: 0, openRequests: 0, finishedRequests: 0, finishedEstimatedTokens: 0 }), 20, now)!;
+    assert.equal(e.finishAt.getTime(), e.startAt.getTime());
+  });
+
+  it("answers carry the estimate as ISO times, or nulls without one", () => {
+    const e = estimateFor(snapshot(), 40, now); // starts in 19.5 s, runs 1 s
+    assert.deepEqual(etaBody(e), { estimated_start_at: "2026-12-02T10:00:19.500Z", estimated_finish_at: "2026-12-02T10:00:20.500Z" });
+    assert.deepEqual(etaBody(null), { estimated_start_at: null, estimated_finish_at: null });
   });
 
   it("a deadline shorter than the wait is refused, with when to try again; no estimate refuses nothing", () => {
