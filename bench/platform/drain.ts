@@ -16,6 +16,8 @@ export interface DrainReport {
   queues: Record<string, number>;
   collector: { collected: number; duplicates: number };
   worker: { retried: number; resultsMessages: number };
+  /** Little's law over the drain: mean calls in flight = summed call time ÷ elapsed time, per side. */
+  inFlight: { workerCalls: number; workerCallMs: number; mlRequests: number; mlRequestMs: number };
   seconds: number;
   timedOut: boolean;
   rate: number;
@@ -52,6 +54,7 @@ export async function phaseDrain(s: Setup, admitted: number): Promise<DrainRepor
   const ml = children.get("ml-service")!;
   const collector = await startChild("collector", { COLLECTOR_PREFETCH: String(COLLECTOR_PREFETCH) });
   const worker = await startChild("worker", { ML_SERVICE_URL: ml.url, WORKER_PREFETCH: String(2 * WORKER_PREFETCH), WORKER_CONCURRENCY: String(WORKER_PREFETCH), ML_REQUEST_TIMEOUT_MS: "60000" });
+  const mlStart = { sum: await scrape(ml.url, "ml_processing_seconds_sum"), count: await scrape(ml.url, "ml_processing_seconds_count") };
   const cpuStart = cpuSnapshot();
   const started = performance.now();
   const deadline = started + DRAIN_TIMEOUT_S * 1000;
@@ -85,6 +88,11 @@ export async function phaseDrain(s: Setup, admitted: number): Promise<DrainRepor
   log(`drain: completed ${fmt(byStatus.completed ?? 0)} failed ${fmt(byStatus.failed ?? 0)} queued ${fmt(byStatus.queued ?? 0)} of ${fmt(admitted)} admitted, ${fmt((performance.now() - started) / 1000, 1)} s`);
   const seconds = (performance.now() - started) / 1000;
   const cpu = cpuDelta(cpuStart);
+  const callSum = await scrape(worker.url, "worker_model_call_seconds_sum");
+  const callCount = await scrape(worker.url, "worker_model_call_seconds_count");
+  const mlSum = (await scrape(ml.url, "ml_processing_seconds_sum")) - mlStart.sum;
+  const mlCount = (await scrape(ml.url, "ml_processing_seconds_count")) - mlStart.count;
+  const inFlight = { workerCalls: callSum / seconds, workerCallMs: (callSum / callCount) * 1000, mlRequests: mlSum / seconds, mlRequestMs: (mlSum / mlCount) * 1000 };
   // Settle follows the database commit in the collector: give Redis a moment to catch up.
   // A run may cross midnight UTC (or a month end): sum Redis over every window the ledger names, since
   // each reservation is settled in the day and month it was made in.
@@ -184,6 +192,7 @@ export async function phaseDrain(s: Setup, admitted: number): Promise<DrainRepor
     queues,
     collector: collectorStats,
     worker: workerStats,
+    inFlight,
     seconds,
     timedOut,
     rate: completed / seconds,

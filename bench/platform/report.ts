@@ -156,6 +156,7 @@ export function renderReport(f: Figures): string {
   if (drain) {
     lines.push("\n### Drain (workers resumed)\n");
     lines.push(`${fmt(drain.rows)} requests drained in ${fmt(drain.seconds, 1)} s (${fmt(drain.rate)}/s end to end${drain.timedOut ? `, **time bound of ${DRAIN_TIMEOUT_S} s reached**` : ""}); worker retries ${fmt(drain.worker.retried)}; ${fmt(drain.worker.resultsMessages)} results messages, ${fmt(drain.rows / drain.worker.resultsMessages, 1)} outcomes each.`);
+    lines.push(`Calls in flight over the drain (Little's law): worker → ML Service ${fmt(drain.inFlight.workerCalls, 1)} (mean call ${fmt(drain.inFlight.workerCallMs, 1)} ms), inside the ML Service ${fmt(drain.inFlight.mlRequests, 1)} (mean ${fmt(drain.inFlight.mlRequestMs, 1)} ms).`);
     lines.push(`Platform CPU (every process but the ML Service and the load generator): **${fmt(platformCpuUsPerRequest)} µs per completed request**.`);
     if (f6) lines.push(`ML Service alone, same request body at the drain's concurrency (${WORKER_PREFETCH}): ${fmt(f6.throughput)}/s → end to end ÷ ML Service alone **${fmt(drainVsMlAlone, 2)}**.`);
     if (f2 && drain) lines.push(`ML Service alone with a paced NDJSON call (same concurrency; the worker's call before it cancelled whole answers by id): ${fmt(f2.throughput)}/s, ${fmt(f2.throughput / (f6?.throughput ?? Number.NaN), 2)} of (f).`);
