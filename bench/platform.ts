@@ -13,8 +13,9 @@
  *     empty), with a progress line and a time bound;
  *  e) each child process's peak RSS (VmHWM, sampled from /proc) and CPU use per phase;
  *  f) the ML Service alone: POST /inference with the drained requests' body at the drain's
- *     concurrency (the worker's prefetch), and end to end (d) ÷ ML Service alone; with the platform's
- *     CPU per completed request (every process but the ML Service and the load generator);
+ *     concurrency (the worker's prefetch), once right before the drain (f0) and once after it (f),
+ *     and end to end (d) ÷ the mean of the two; with the platform's CPU per completed request
+ *     (every process but the ML Service and the load generator);
  *  f2) the ML Service alone with a paced NDJSON call (stream: true, stream_interval_ms 250; the worker's
  *     call for clients not streaming until it cancelled whole answers by id), same concurrency: the
  *     streamed protocol's cost to the model (`drain_vs_ml_alone_paced`);
@@ -24,7 +25,8 @@
  *     include_usage), at 1 and at BENCH_STREAM_CONCURRENCY concurrent streams: TTFT (request written
  *     → first chunk with content) p50/p99 for both, the added TTFT (difference of percentiles) and
  *     tokens/s (usage completion_tokens of all streams ÷ wall time) with the ratio at 16;
- *  h) the queue estimate at steady load: each admission's estimated start against its actual start;
+ *  h) the queue estimate at steady load: each admission's estimated start against its actual start,
+ *     with a deep backlog (h: waits of some 0.4 s) and a shallow one (h2: some 0.1 s);
  *  i) batches: a BENCH_BATCH_LINES-line batch vs the same requests sent one by one through
  *     /api/v1/inference (`batch_vs_single_ratio`), and another tenant's interactive queue wait during
  *     a second batch of half the lines (`interactive_wait_p99_during_batch_ms`; its idle wait for
@@ -69,7 +71,9 @@
  *   BENCH_STREAM_MIN_STREAMS  a leg of (g) also runs until this many streams have started, up to
  *                          4 × BENCH_STREAM_SECONDS, so that p99 is not one sample (default 100)
  *   BENCH_SKIP_STREAMING=1 leave out (g)
- *   BENCH_ESTIMATE_CLIENTS clients of (h) (default 96); BENCH_ESTIMATE_WARMUP_S their load before (h) measures (default 6)
+ *   BENCH_ESTIMATE_CLIENTS clients of (h) (default 256), each polling every BENCH_ESTIMATE_POLL_MS (50);
+ *   BENCH_ESTIMATE_SHALLOW_CLIENTS and _POLL_MS the same for (h2) (96, 20; 0 clients leaves h2 out);
+ *   BENCH_ESTIMATE_WARMUP_S their load before each measures (default 6)
  *   BENCH_BATCH_LINES      lines of the batch in (i), and requests of its one-by-one twin (default 10000)
  *   BENCH_BATCH_TIMEOUT_S  bound on each leg of (i) (default 240)
  *   BENCH_SKIP_BATCH=1     leave out (i)
@@ -91,7 +95,7 @@
  */
 import { execFileSync } from "node:child_process";
 import { existsSync, writeFileSync } from "node:fs";
-import { CONNECTIONS, KEY_PREFIX, MAX_LENGTH, MODEL, QUEUES, RUN, SCHEMA, SECONDS, SKIP_BATCH, SKIP_DRAIN, SKIP_STREAMING, WARMUP_SECONDS, WORKER_PREFETCH, fmt, log } from "./platform/settings.js";
+import { CONNECTIONS, ESTIMATE_CLIENTS, ESTIMATE_POLL_MS, ESTIMATE_SHALLOW_CLIENTS, ESTIMATE_SHALLOW_POLL_MS, KEY_PREFIX, MAX_LENGTH, MODEL, QUEUES, RUN, SCHEMA, SECONDS, SKIP_BATCH, SKIP_DRAIN, SKIP_STREAMING, WARMUP_SECONDS, WORKER_PREFETCH, fmt, log } from "./platform/settings.js";
 import { children, sampleMemory, startChild, stopChild } from "./platform/children.js";
 import { cleanup, setup } from "./platform/setup.js";
 import { summarize } from "./platform/load.js";
@@ -145,16 +149,22 @@ async function main(): Promise<number> {
 
     let drain: DrainReport | undefined;
     let mlAlone;
+    let mlAloneBefore;
     let mlAlonePaced;
     let streaming: StreamingReport | undefined;
     let estimate: EstimateReport | undefined;
+    let estimateShallow: EstimateReport | undefined;
     let batch: BatchReport | undefined;
     if (ml) {
+      log("f0) the ML Service alone before the drain, on the requests it will drain");
+      mlAloneBefore = await phaseMlAlone(s, ml, "before");
+      log(`f0) ${fmt(summarize(mlAloneBefore).throughput)}/s`);
       log("d) drain: every admitted request must complete exactly once");
       drain = await phaseDrain(s, admission.admitted);
       log("f) the ML Service alone, same requests and concurrency");
       mlAlone = await phaseMlAlone(s, ml);
-      log(`f) ${fmt(summarize(mlAlone).throughput)}/s; end to end ÷ ML Service alone ${fmt(drain.rate / summarize(mlAlone).throughput, 2)}`);
+      const bracketing = (summarize(mlAloneBefore).throughput + summarize(mlAlone).throughput) / 2;
+      log(`f) ${fmt(summarize(mlAlone).throughput)}/s; end to end ÷ ML Service alone (mean of f0 and f, ${fmt(bracketing)}/s) ${fmt(drain.rate / bracketing, 2)}`);
       log("f2) the ML Service alone with a paced NDJSON call (the streamed protocol's cost)");
       mlAlonePaced = await phaseMlAlone(s, ml, "paced");
       log(`f2) ${fmt(summarize(mlAlonePaced).throughput)}/s; end to end ÷ that ${fmt(drain.rate / summarize(mlAlonePaced).throughput, 2)}`);
@@ -164,8 +174,12 @@ async function main(): Promise<number> {
         const g = streamingFigures(streaming);
         log(`g) added TTFT p50 ${fmt(g.ttft_added_p50_ms ?? Number.NaN, 1)} ms, p99 ${fmt(g.ttft_added_p99_ms ?? Number.NaN, 1)} ms; tokens/s ratio at ${g.stream_concurrency} ${fmt(g.stream_tokens_ratio_16 ?? Number.NaN, 2)}`);
       }
-      log("h) the queue estimate at steady load: predicted vs actual start");
-      estimate = await phaseEstimate(s, gateway, api);
+      log(`h) the queue estimate at steady load, a deep backlog (${ESTIMATE_CLIENTS} clients): predicted vs actual start`);
+      estimate = await phaseEstimate(s, gateway, api, { clients: ESTIMATE_CLIENTS, pollMs: ESTIMATE_POLL_MS, phase: "h" });
+      if (ESTIMATE_SHALLOW_CLIENTS > 0) {
+        log(`h2) the same with a shallow backlog (${ESTIMATE_SHALLOW_CLIENTS} clients)`);
+        estimateShallow = await phaseEstimate(s, gateway, api, { clients: ESTIMATE_SHALLOW_CLIENTS, pollMs: ESTIMATE_SHALLOW_POLL_MS, phase: "h2" });
+      }
       if (!SKIP_BATCH) {
         log("i) a batch vs the same requests one by one, and a second tenant's interactive requests during it");
         batch = await phaseBatch(s, gateway, api);
@@ -189,7 +203,7 @@ async function main(): Promise<number> {
     log(`b2) ${fmt(b2.throughput)}/s, p50 ${fmt(b2.p50, 2)} ms, p99 ${fmt(b2.p99, 2)} ms — ${fmt(b2.throughput / b1.throughput, 2)} of (b1)`);
     sampleMemory();
 
-    const figures = { ceiling, admission: admission.result, tracingOff, status, drain, mlAlone, mlAlonePaced, estimate, batch, admissionAgain: again.result, v1Admission: v1.result, streaming, runSeconds: (performance.now() - runStarted) / 1000 };
+    const figures = { ceiling, admission: admission.result, tracingOff, status, drain, mlAlone, mlAloneBefore, mlAlonePaced, estimate, estimateShallow, batch, admissionAgain: again.result, v1Admission: v1.result, streaming, runSeconds: (performance.now() - runStarted) / 1000 };
     process.stdout.write(renderReport(figures));
     if (process.env.BENCH_JSON) writeFileSync(process.env.BENCH_JSON, benchJson(figures));
     return (drain && !drain.checks.every((ch) => ch.ok)) || (batch && !batch.exactlyOnce) ? 1 : 0;

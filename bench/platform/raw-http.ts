@@ -82,12 +82,12 @@ export function httpRequest(method: string, path: string, headers: Record<string
   return Buffer.from(`${lines.join("\r\n")}\r\n\r\n${body ?? ""}`);
 }
 
-/** Polls GET /api/v1/status/{id} on `api` every 20 ms until the request is final (a client waiting by polling). */
-export async function pollUntilFinal(api: RawConnection, requestId: string, authorization: string): Promise<void> {
+/** Polls GET /api/v1/status/{id} on `api` every `intervalMs` until the request is final (a client waiting by polling). */
+export async function pollUntilFinal(api: RawConnection, requestId: string, authorization: string, intervalMs = 20): Promise<void> {
   const status = httpRequest("GET", `/api/v1/status/${requestId}`, { authorization });
   for (;;) {
     const seen = JSON.parse((await api.request(status)).body.toString("utf8")) as { status: string };
     if (seen.status === "completed" || seen.status === "failed" || seen.status === "cancelled") return;
-    await new Promise((resolve) => setTimeout(resolve, 20));
+    await new Promise((resolve) => setTimeout(resolve, intervalMs));
   }
 }

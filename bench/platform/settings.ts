@@ -39,8 +39,15 @@ export const STREAM_TOKENS = Math.max(1, Math.round(num("BENCH_STREAM_TOKENS", 6
 export const STREAM_CONCURRENCY = Math.max(1, Math.round(num("BENCH_STREAM_CONCURRENCY", 16)));
 export const STREAM_SECONDS = num("BENCH_STREAM_SECONDS", SECONDS);
 export const STREAM_MIN_STREAMS = Math.round(num("BENCH_STREAM_MIN_STREAMS", 100));
-// Phase (h), the queue estimate: clients at once, each waiting for its request before the next (more than the worker's call slots, so a backlog waits).
-export const ESTIMATE_CLIENTS = Math.max(1, Math.round(num("BENCH_ESTIMATE_CLIENTS", 96)));
+// Phase (h), the queue estimate: clients at once, each waiting for its request (polling its status)
+// before the next, more than the worker's call slots, so a backlog waits. Two loads: a deep backlog
+// (waits of some 0.4 s, what an estimate is for: deadlines are in seconds), whose error is
+// `queue_estimate_median_error`, and a shallow one (waits of some 0.1 s, the model's batch steps a
+// large part of each) as h2.
+export const ESTIMATE_CLIENTS = Math.max(1, Math.round(num("BENCH_ESTIMATE_CLIENTS", 256)));
+export const ESTIMATE_POLL_MS = Math.max(1, num("BENCH_ESTIMATE_POLL_MS", 50));
+export const ESTIMATE_SHALLOW_CLIENTS = Math.max(0, Math.round(num("BENCH_ESTIMATE_SHALLOW_CLIENTS", 96)));
+export const ESTIMATE_SHALLOW_POLL_MS = Math.max(1, num("BENCH_ESTIMATE_SHALLOW_POLL_MS", 20));
 export const ESTIMATE_WARMUP_SECONDS = num("BENCH_ESTIMATE_WARMUP_S", 6);
 // Phase (i), batches: lines of the batch (and requests of its one-by-one twin), and the bound on each leg.
 export const BATCH_LINES = Math.max(1, Math.round(num("BENCH_BATCH_LINES", 10_000)));
