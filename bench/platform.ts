@@ -30,7 +30,7 @@
  *  i) batches: a BENCH_BATCH_LINES-line batch vs the same requests sent one by one through
  *     /api/v1/inference (`batch_vs_single_ratio`), and another tenant's interactive queue wait during
  *     a second batch of half the lines (`interactive_wait_p99_during_batch_ms`; its idle wait for
- *     comparison); the gateway runs with BATCH_DISPATCH_CONCURRENCY = twice the worker's prefetch
+ *     comparison); the gateway runs with BATCH_DISPATCH_CONCURRENCY = BENCH_BATCH_DISPATCH_CONCURRENCY (3 × BENCH_WORKER_PREFETCH)
  *     (see bench/platform/batch.ts);
  *     With it, what tracing costs an admission while it is off (bench/platform/tracing-off.ts):
  *     the calls admission makes into the tracing module, timed against none, ÷ the gateway's CPU
@@ -95,7 +95,7 @@
  */
 import { execFileSync } from "node:child_process";
 import { existsSync, writeFileSync } from "node:fs";
-import { CONNECTIONS, ESTIMATE_CLIENTS, ESTIMATE_POLL_MS, ESTIMATE_SHALLOW_CLIENTS, ESTIMATE_SHALLOW_POLL_MS, KEY_PREFIX, MAX_LENGTH, MODEL, QUEUES, RUN, SCHEMA, SECONDS, SKIP_BATCH, SKIP_DRAIN, SKIP_STREAMING, WARMUP_SECONDS, WORKER_PREFETCH, fmt, log } from "./platform/settings.js";
+import { BATCH_DISPATCH_CONCURRENCY, CONNECTIONS, ESTIMATE_CLIENTS, ESTIMATE_POLL_MS, ESTIMATE_SHALLOW_CLIENTS, ESTIMATE_SHALLOW_POLL_MS, KEY_PREFIX, MAX_LENGTH, MODEL, QUEUES, RUN, SCHEMA, SECONDS, SKIP_BATCH, SKIP_DRAIN, SKIP_STREAMING, WARMUP_SECONDS, WORKER_PREFETCH, fmt, log } from "./platform/settings.js";
 import { children, sampleMemory, startChild, stopChild } from "./platform/children.js";
 import { cleanup, setup } from "./platform/setup.js";
 import { summarize } from "./platform/load.js";
@@ -123,7 +123,7 @@ async function main(): Promise<number> {
     const [gateway, api, ml] = await Promise.all([
       // Batch lines in flight: as many as the worker holds (its prefetch), so that a batch keeps it as
       // busy as a deep queue does (phase i).
-      startChild("gateway", { BATCH_DISPATCH_CONCURRENCY: String(2 * WORKER_PREFETCH) }),
+      startChild("gateway", { BATCH_DISPATCH_CONCURRENCY: String(BATCH_DISPATCH_CONCURRENCY) }),
       startChild("api-service"),
       SKIP_DRAIN ? Promise.resolve(undefined) : startChild("ml-service", { MODEL, ML_BATCH_SEQUENCES: "16", ML_QUEUE_LIMIT: "256", ML_CONTEXT_SIZE: "2048" }, "/health"),
     ]);
