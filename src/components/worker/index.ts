@@ -9,6 +9,7 @@
  * permanent ones (or attempts used up) become a `failed` outcome with an error code. The worker
  * touches no database.
  */
+import { setMaxListeners } from "node:events";
 import type { WorkerConfig } from "../../config.js";
 import { encodeMessage, parseRequestMessage, storableText, type OutcomeMessage, type RequestMessage } from "../../domain/contracts.js";
 import type { Consumer, HandlerVerdict, MessageQueue, RequestStreams, RunStates } from "../../domain/ports.js";
@@ -76,6 +77,8 @@ export function createWorker(config: WorkerConfig, deps: WorkerDeps): Worker {
     help: "Duration of model server calls",
     buckets: [0.01, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 120]});
   const abort = new AbortController();
+  // Every running call listens for the worker's stop: WORKER_CONCURRENCY listeners, not a leak.
+  setMaxListeners(0, abort.signal);
   let consumer: Consumer | undefined;
   const mlServiceUrl = config.mlServiceUrl;
   if (!mlServiceUrl) throw new Error("worker needs ML_SERVICE_URL");
