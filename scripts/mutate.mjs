@@ -20,9 +20,10 @@ const GROUPS = {
     testFiles: ["src/adapters/memory/quota-store.test.ts", "test/contract/quota-store.test.ts"],
   },
   // The Lua scripts run inside Redis, out of Stryker's reach: the contract suite is what holds them.
+  // The lazy rebuild from the ledger after Redis lost its data is held by quota-redis-loss.test.ts.
   "redis-quota": {
     mutate: ["src/adapters/redis/quota-store.ts"],
-    testFiles: ["test/contract/quota-store.test.ts"],
+    testFiles: ["test/contract/quota-store.test.ts", "test/platform/quota-redis-loss.test.ts"],
   },
   collector: {
     mutate: ["src/components/collector/**/*.ts", "!src/components/collector/**/*.test.ts"],
