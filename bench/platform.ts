@@ -30,7 +30,7 @@
  *  i) batches: a BENCH_BATCH_LINES-line batch vs the same requests sent one by one through
  *     /api/v1/inference (`batch_vs_single_ratio`), and another tenant's interactive queue wait during
  *     a second batch of half the lines (`interactive_wait_p99_during_batch_ms`; its idle wait for
- *     comparison); the gateway runs with BATCH_DISPATCH_CONCURRENCY = BENCH_BATCH_DISPATCH_CONCURRENCY (3 × BENCH_WORKER_PREFETCH)
+ *     comparison); the gateway runs with BATCH_DISPATCH_CONCURRENCY = BENCH_BATCH_DISPATCH_CONCURRENCY (2 × BENCH_WORKER_PREFETCH)
  *     (see bench/platform/batch.ts);
  *     With it, what tracing costs an admission while it is off (bench/platform/tracing-off.ts):
  *     the calls admission makes into the tracing module, timed against none, ÷ the gateway's CPU
@@ -76,6 +76,7 @@
  *   BENCH_ESTIMATE_WARMUP_S their load before each measures (default 6)
  *   BENCH_BATCH_LINES      lines of the batch in (i), and requests of its one-by-one twin (default 10000)
  *   BENCH_BATCH_TIMEOUT_S  bound on each leg of (i) (default 240)
+ *   BENCH_BATCH_DISPATCH_CONCURRENCY  the gateway's BATCH_DISPATCH_CONCURRENCY (default 2 × BENCH_WORKER_PREFETCH)
  *   BENCH_SKIP_BATCH=1     leave out (i)
  *   BENCH_CPU_PROF=gateway,api-service,...   run those children with --cpu-prof (profiles in
  *                          BENCH_CPU_PROF_DIR, default ./data/bench-profiles)
