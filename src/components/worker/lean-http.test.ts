@@ -33,6 +33,15 @@ describe("LeanHttpPool against a node:http server", () => {
   const nextServerClose = () => new Promise<void>((r) => closedResolvers.push(r));
   let url: URL;
   const signal = () => new AbortController().signal;
+  /** Runs `test` with a fresh pool, destroyed after it whatever happens. */
+  const withPool = async (test: (pool: LeanHttpPool) => Promise<void>, idleMs?: number) => {
+    const pool = new LeanHttpPool(idleMs);
+    try {
+      await test(pool);
+    } finally {
+      pool.destroy();
+    }
+  };
 
   before(async () => {
     await new Promise<void>((r) => server.listen(0, "127.0.0.1", r));
@@ -45,28 +54,22 @@ describe("LeanHttpPool against a node:http server", () => {
   });
 
   it("posts the JSON with its headers, and reuses the connection for the next call", async () => {
-    const pool = new LeanHttpPool();
-    try {
-      const first = await pool.post(url, '{"prompt":"ünï"}', { authorization: "Bearer t" }, signal());
-      assert.equal(first.status, 200);
-      assert.deepEqual(JSON.parse(first.text), { url: "/inference?x=1", method: "POST", type: "application/json", auth: "Bearer t", body: '{"prompt":"ünï"}' });
-      await pool.post(url, "{}", {}, signal());
-      await pool.post(url, "{}", {}, signal());
-      assert.equal(opened, 1);
-    } finally {
-      pool.destroy();
-    }
+    await withPool(async (pool) => {
+    const first = await pool.post(url, '{"prompt":"ünï"}', { authorization: "Bearer t" }, signal());
+    assert.equal(first.status, 200);
+    assert.deepEqual(JSON.parse(first.text), { url: "/inference?x=1", method: "POST", type: "application/json", auth: "Bearer t", body: '{"prompt":"ünï"}' });
+    await pool.post(url, "{}", {}, signal());
+    await pool.post(url, "{}", {}, signal());
+    assert.equal(opened, 1);
+    });
   });
 
   it("opens one connection per concurrent call and keeps them all", async () => {
-    const pool = new LeanHttpPool();
-    try {
-      await Promise.all([1, 2, 3].map(() => pool.post(url, "{}", {}, signal())));
-      await Promise.all([1, 2, 3].map(() => pool.post(url, "{}", {}, signal())));
-      assert.equal(opened, 3);
-    } finally {
-      pool.destroy();
-    }
+    await withPool(async (pool) => {
+    await Promise.all([1, 2, 3].map(() => pool.post(url, "{}", {}, signal())));
+    await Promise.all([1, 2, 3].map(() => pool.post(url, "{}", {}, signal())));
+    assert.equal(opened, 3);
+    });
   });
 
   it("answers a non-2xx status with its Retry-After, and reads a chunked body", async () => {
@@ -75,13 +78,10 @@ describe("LeanHttpPool against a node:http server", () => {
       res.write('{"error":');
       res.end('{"code":"overloaded"}}');
     };
-    const pool = new LeanHttpPool();
-    try {
-      const answer = await pool.post(url, "{}", {}, signal());
-      assert.deepEqual(answer, { status: 503, retryAfter: "7", text: '{"error":{"code":"overloaded"}}' });
-    } finally {
-      pool.destroy();
-    }
+    await withPool(async (pool) => {
+    const answer = await pool.post(url, "{}", {}, signal());
+    assert.deepEqual(answer, { status: 503, retryAfter: "7", text: '{"error":{"code":"overloaded"}}' });
+    });
   });
 
   it("does not reuse a connection the server closes", async () => {
@@ -89,46 +89,37 @@ describe("LeanHttpPool against a node:http server", () => {
       res.setHeader("connection", "close");
       res.end("{}");
     };
-    const pool = new LeanHttpPool();
-    try {
-      await pool.post(url, "{}", {}, signal());
-      await pool.post(url, "{}", {}, signal());
-      assert.equal(opened, 2);
-    } finally {
-      pool.destroy();
-    }
+    await withPool(async (pool) => {
+    await pool.post(url, "{}", {}, signal());
+    await pool.post(url, "{}", {}, signal());
+    assert.equal(opened, 2);
+    });
   });
 
   it("closes a connection left idle for idleMs", async () => {
-    const pool = new LeanHttpPool(30);
-    try {
-      const closed = nextServerClose();
-      await pool.post(url, "{}", {}, signal());
-      await closed; // closed by the client's idle timer: the server keeps connections for 60 s
-      await pool.post(url, "{}", {}, signal());
-      assert.equal(opened, 2);
-    } finally {
-      pool.destroy();
-    }
+    await withPool(async (pool) => {
+    const closed = nextServerClose();
+    await pool.post(url, "{}", {}, signal());
+    await closed; // closed by the client's idle timer: the server keeps connections for 60 s
+    await pool.post(url, "{}", {}, signal());
+    assert.equal(opened, 2);
+    }, 30);
   });
 
   it("an abort rejects at once with an AbortError, closes that connection, and the next call works", async () => {
     let answerLater: (() => void) | undefined;
     handler = (_req, _body, res) => (answerLater = () => res.end("{}"));
-    const pool = new LeanHttpPool();
-    try {
-      const controller = new AbortController();
-      const call = pool.post(url, "{}", {}, controller.signal);
-      while (!answerLater) await new Promise((r) => setImmediate(r));
-      const closed = nextServerClose();
-      controller.abort();
-      await assert.rejects(call, { name: "AbortError" });
-      await closed;
-      handler = (_req, _body, res) => res.end('{"ok":true}');
-      assert.equal((await pool.post(url, "{}", {}, signal())).text, '{"ok":true}');
-    } finally {
-      pool.destroy();
-    }
+    await withPool(async (pool) => {
+    const controller = new AbortController();
+    const call = pool.post(url, "{}", {}, controller.signal);
+    while (!answerLater) await new Promise((r) => setImmediate(r));
+    const closed = nextServerClose();
+    controller.abort();
+    await assert.rejects(call, { name: "AbortError" });
+    await closed;
+    handler = (_req, _body, res) => res.end('{"ok":true}');
+    assert.equal((await pool.post(url, "{}", {}, signal())).text, '{"ok":true}');
+    });
   });
 
   it("an aborted signal sends nothing", async () => {
@@ -145,12 +136,9 @@ describe("LeanHttpPool against a node:http server", () => {
       res.writeHead(200, { "content-length": "100" });
       res.write("partial", () => res.socket?.destroy());
     };
-    const pool = new LeanHttpPool();
-    try {
-      await assert.rejects(pool.post(url, "{}", {}, signal()), /closed before the answer ended/);
-    } finally {
-      pool.destroy();
-    }
+    await withPool(async (pool) => {
+    await assert.rejects(pool.post(url, "{}", {}, signal()), /closed before the answer ended/);
+    });
   });
 
   it("a server that is not there rejects with the connection error", async () => {
