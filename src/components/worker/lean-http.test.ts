@@ -55,20 +55,20 @@ describe("LeanHttpPool against a node:http server", () => {
 
   it("posts the JSON with its headers, and reuses the connection for the next call", async () => {
     await withPool(async (pool) => {
-    const first = await pool.post(url, '{"prompt":"ünï"}', { authorization: "Bearer t" }, signal());
-    assert.equal(first.status, 200);
-    assert.deepEqual(JSON.parse(first.text), { url: "/inference?x=1", method: "POST", type: "application/json", auth: "Bearer t", body: '{"prompt":"ünï"}' });
-    await pool.post(url, "{}", {}, signal());
-    await pool.post(url, "{}", {}, signal());
-    assert.equal(opened, 1);
+      const first = await pool.post(url, '{"prompt":"ünï"}', { authorization: "Bearer t" }, signal());
+      assert.equal(first.status, 200);
+      assert.deepEqual(JSON.parse(first.text), { url: "/inference?x=1", method: "POST", type: "application/json", auth: "Bearer t", body: '{"prompt":"ünï"}' });
+      await pool.post(url, "{}", {}, signal());
+      await pool.post(url, "{}", {}, signal());
+      assert.equal(opened, 1);
     });
   });
 
   it("opens one connection per concurrent call and keeps them all", async () => {
     await withPool(async (pool) => {
-    await Promise.all([1, 2, 3].map(() => pool.post(url, "{}", {}, signal())));
-    await Promise.all([1, 2, 3].map(() => pool.post(url, "{}", {}, signal())));
-    assert.equal(opened, 3);
+      await Promise.all([1, 2, 3].map(() => pool.post(url, "{}", {}, signal())));
+      await Promise.all([1, 2, 3].map(() => pool.post(url, "{}", {}, signal())));
+      assert.equal(opened, 3);
     });
   });
 
@@ -79,8 +79,8 @@ describe("LeanHttpPool against a node:http server", () => {
       res.end('{"code":"overloaded"}}');
     };
     await withPool(async (pool) => {
-    const answer = await pool.post(url, "{}", {}, signal());
-    assert.deepEqual(answer, { status: 503, retryAfter: "7", text: '{"error":{"code":"overloaded"}}' });
+      const answer = await pool.post(url, "{}", {}, signal());
+      assert.deepEqual(answer, { status: 503, retryAfter: "7", text: '{"error":{"code":"overloaded"}}' });
     });
   });
 
@@ -90,19 +90,19 @@ describe("LeanHttpPool against a node:http server", () => {
       res.end("{}");
     };
     await withPool(async (pool) => {
-    await pool.post(url, "{}", {}, signal());
-    await pool.post(url, "{}", {}, signal());
-    assert.equal(opened, 2);
+      await pool.post(url, "{}", {}, signal());
+      await pool.post(url, "{}", {}, signal());
+      assert.equal(opened, 2);
     });
   });
 
   it("closes a connection left idle for idleMs", async () => {
     await withPool(async (pool) => {
-    const closed = nextServerClose();
-    await pool.post(url, "{}", {}, signal());
-    await closed; // closed by the client's idle timer: the server keeps connections for 60 s
-    await pool.post(url, "{}", {}, signal());
-    assert.equal(opened, 2);
+      const closed = nextServerClose();
+      await pool.post(url, "{}", {}, signal());
+      await closed; // closed by the client's idle timer: the server keeps connections for 60 s
+      await pool.post(url, "{}", {}, signal());
+      assert.equal(opened, 2);
     }, 30);
   });
 
@@ -110,15 +110,15 @@ describe("LeanHttpPool against a node:http server", () => {
     let answerLater: (() => void) | undefined;
     handler = (_req, _body, res) => (answerLater = () => res.end("{}"));
     await withPool(async (pool) => {
-    const controller = new AbortController();
-    const call = pool.post(url, "{}", {}, controller.signal);
-    while (!answerLater) await new Promise((r) => setImmediate(r));
-    const closed = nextServerClose();
-    controller.abort();
-    await assert.rejects(call, { name: "AbortError" });
-    await closed;
-    handler = (_req, _body, res) => res.end('{"ok":true}');
-    assert.equal((await pool.post(url, "{}", {}, signal())).text, '{"ok":true}');
+      const controller = new AbortController();
+      const call = pool.post(url, "{}", {}, controller.signal);
+      while (!answerLater) await new Promise((r) => setImmediate(r));
+      const closed = nextServerClose();
+      controller.abort();
+      await assert.rejects(call, { name: "AbortError" });
+      await closed;
+      handler = (_req, _body, res) => res.end('{"ok":true}');
+      assert.equal((await pool.post(url, "{}", {}, signal())).text, '{"ok":true}');
     });
   });
 
@@ -137,7 +137,7 @@ describe("LeanHttpPool against a node:http server", () => {
       res.write("partial", () => res.socket?.destroy());
     };
     await withPool(async (pool) => {
-    await assert.rejects(pool.post(url, "{}", {}, signal()), /closed before the answer ended/);
+      await assert.rejects(pool.post(url, "{}", {}, signal()), /closed before the answer ended/);
     });
   });
 
